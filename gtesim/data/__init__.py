@@ -1,0 +1,1 @@
+"""Data: KuaiRand files, columnar cache, synthetic data, feature encoding, device packing."""

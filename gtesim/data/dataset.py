@@ -1,0 +1,166 @@
+"""Loads a KuaiRand version (real or synthetic) into index arrays and encoded features."""
+
+import dataclasses
+import pathlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gtesim.data import features as features_lib
+from gtesim.data import files as files_lib
+from gtesim.data import synthetic
+from gtesim.data import tables
+from gtesim.errors import InputError
+from gtesim.logs import get_logger
+
+log = get_logger("data")
+
+CLICK_COLUMN, PLAY_TIME_COLUMN, RAND_COLUMN = "is_click", "play_time_ms", "is_rand"
+
+
+@dataclasses.dataclass
+class Dataset:
+  """All loaded log rows as dense indices plus the users' and videos' raw encoded features."""
+  folder: pathlib.Path
+  label_names: list
+  user: np.ndarray  # [N] int32 dense user index of each interaction.
+  video: np.ndarray  # [N] int32 dense video index.
+  labels: np.ndarray  # [N, L] float32, in label_names order.
+  is_rand: np.ndarray  # [N] bool: random-exposure row.
+  user_ids: np.ndarray  # [U] raw user ids (index -> id).
+  video_ids: np.ndarray  # [V] raw video ids.
+  users: features_lib.EntityFeatures
+  videos: features_lib.EntityFeatures
+  overview: dict
+
+
+def _log_columns(config):
+  label_columns = [config.labels[name].column for name in config.labels]
+  extra = [c for c in (CLICK_COLUMN, PLAY_TIME_COLUMN) if c not in label_columns]
+  return label_columns, extra
+
+
+def _read_logs(config, kuai, cache_dir):
+  label_columns, extra = _log_columns(config)
+  columns = {config.data.user_id: pa.int64(), config.data.video_id: pa.int64()}
+  columns.update({c: pa.float32() for c in label_columns + extra})
+  parts, per_file = [], {}
+  for role in config.data.logs:
+    present = tables.header(kuai[role][0])
+    cols = dict(columns)
+    if RAND_COLUMN in present:
+      cols[RAND_COLUMN] = pa.int8()
+    table, counts = tables.read_table(role, kuai[role], cols, cache_dir)
+    if RAND_COLUMN not in cols:
+      table = table.append_column(RAND_COLUMN, pa.array(
+          np.full(table.num_rows, role == "random", np.int8)))
+    _check_labels(table, label_columns + extra, kuai[role], counts)
+    parts.append(table.select(list(columns) + [RAND_COLUMN]))
+    per_file.update({f.name: c for f, c in zip(kuai[role], counts)})
+  return pa.concat_tables(parts), per_file
+
+
+def _check_labels(table, columns, files, counts):
+  bounds = np.cumsum(counts)
+  for column in columns:
+    values = table[column]
+    bad = pc.or_kleene(pc.is_null(values), pc.invert(pc.is_finite(values)))
+    n_bad = pc.sum(bad).as_py() or 0
+    if n_bad:
+      first = int(pc.index(bad, True).as_py())
+      k = int(np.searchsorted(bounds, first, side="right"))
+      row = first - (bounds[k - 1] if k else 0)
+      raise InputError(
+          f"{files[k]}: label column '{column}' has {n_bad} missing, NaN or inf value(s) "
+          f"(first at data row {row}). Labels must be finite numbers; fix or drop those rows.")
+
+
+def _index(ids: np.ndarray, known: np.ndarray, path) -> np.ndarray:
+  """Entity index of each feature-table id (-1: not in the logs); ids must be unique."""
+  uniq, counts = np.unique(ids, return_counts=True)
+  if np.any(counts > 1):
+    raise InputError(f"{path}: id {uniq[counts > 1][0]} has {counts.max()} rows; ids in a "
+                     "feature table must be unique.")
+  pos = np.clip(np.searchsorted(known, ids), 0, max(len(known) - 1, 0))
+  return np.where((len(known) > 0) & (known[pos] == ids), pos, -1).astype(np.int64)
+
+
+def _read_entity(config, kuai, cache_dir, feats, entity, id_column, known):
+  feature_tables, rows, n_rows = {}, {}, {}
+  for table in [t for t, e in features_lib.TABLES.items() if e == entity]:
+    columns = features_lib.arrow_types(feats, table)
+    if not columns:
+      continue
+    for path in kuai[table]:
+      tables.check_columns(path, [id_column], what="id column")
+    data, _ = tables.read_table(table, kuai[table], {id_column: pa.int64(), **columns},
+                                cache_dir)
+    ids = data[id_column].to_numpy()
+    rows[table] = _index(ids, known, kuai[table][0])
+    feature_tables[table] = data
+    n_rows[table] = (len(ids), int((rows[table] >= 0).sum()))
+  own = [f for f in feats if features_lib.TABLES[f.table] == entity]
+  return features_lib.extract(own, feature_tables, rows, len(known),
+                              config.data.missing_codes), n_rows
+
+
+def resolve_root(config) -> pathlib.Path:
+  """The folder of CSVs the config names, generating the synthetic dataset if needed."""
+  if config.data.name == "synthetic":
+    return synthetic.ensure(config.data)
+  if config.data.name != "kuairand":
+    raise InputError(f"config key data.name = '{config.data.name}': use 'synthetic' or "
+                     "'kuairand'.")
+  if not config.data.root:
+    raise InputError("data.name = 'kuairand' needs --config.data.root=DIR, the folder of the "
+                     "KuaiRand CSVs (see data/README.md).")
+  return pathlib.Path(config.data.root)
+
+
+def load(config) -> Dataset:
+  """Loads (through the cache) the logs and declared features the config names."""
+  for role in config.data.logs:
+    if role not in files_lib.LOG_ROLES:
+      raise InputError(f"config key data.logs holds '{role}'; use 'standard' and/or 'random'.")
+  feats = features_lib.declared_features(
+      config.data.features, id_columns=(config.data.user_id, config.data.video_id))
+  root = resolve_root(config)
+  needed = [t for t in features_lib.TABLES if features_lib.arrow_types(feats, t)]
+  kuai = files_lib.find_files(root, tuple(config.data.logs) + tuple(needed))
+  cache_dir = pathlib.Path(config.data.cache_dir or kuai.folder / ".gtesim_cache")
+
+  logs, per_file = _read_logs(config, kuai, cache_dir)
+  raw_users = logs[config.data.user_id].to_numpy()
+  raw_videos = logs[config.data.video_id].to_numpy()
+  user_ids, user = np.unique(raw_users, return_inverse=True)
+  video_ids, video = np.unique(raw_videos, return_inverse=True)
+  users, user_rows = _read_entity(config, kuai, cache_dir, feats, "user", config.data.user_id,
+                                  user_ids)
+  videos, video_rows = _read_entity(config, kuai, cache_dir, feats, "video",
+                                    config.data.video_id, video_ids)
+
+  label_names = list(config.labels)
+  labels = np.stack([logs[config.labels[n].column].to_numpy() for n in label_names], 1)
+  is_rand = logs[RAND_COLUMN].to_numpy().astype(bool)
+  n = logs.num_rows
+  n_groups = logs.group_by(logs.column_names).aggregate([]).num_rows
+  overview = {
+      "folder": str(kuai.folder),
+      "n_users": int(len(user_ids)),
+      "n_videos": int(len(video_ids)),
+      "n_interactions": int(n),
+      "n_random_exposure": int(is_rand.sum()),
+      "n_rows_repeating_an_earlier_row": int(n - n_groups),
+      "click_rate": float(pc.mean(logs[CLICK_COLUMN]).as_py()),
+      "mean_play_time_ms": float(pc.mean(logs[PLAY_TIME_COLUMN].cast(pa.float64())).as_py()),
+      "rows_per_file": per_file,
+      "feature_tables": {
+          t: {"rows": a, "rows_in_logs": b,
+              "entities_without_row": (len(user_ids) if t == "user" else len(video_ids)) - b}
+          for t, (a, b) in {**user_rows, **video_rows}.items()},
+  }
+  return Dataset(kuai.folder, label_names, user.astype(np.int32), video.astype(np.int32),
+                 labels.astype(np.float32), is_rand, user_ids, video_ids, users, videos,
+                 overview)
+

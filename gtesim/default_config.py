@@ -1,0 +1,117 @@
+"""The default configuration: every number the simulator uses lives here or in a config file.
+
+Config files in `configs/` import `get_config()` and override a few fields.
+"""
+
+import ml_collections
+
+# Synthetic dataset sizes (the `data.synthetic.size` knob). Interaction counts follow the real
+# KuaiRand versions: Pure 1.44M standard + 1.19M random rows over 27,285 users and 7,583 videos;
+# 1K 11.7M rows over 1,000 users and ~4.4M videos; 27K 322M rows over 27,285 users and ~32M videos.
+SYNTHETIC_SIZES = {
+    "tiny": dict(n_users=64, n_videos=150, n_interactions=6_000, random_fraction=0.3),
+    "small": dict(n_users=2_000, n_videos=3_000, n_interactions=200_000, random_fraction=0.45),
+    "pure": dict(n_users=27_285, n_videos=7_583, n_interactions=2_622_668,
+                 random_fraction=0.452),
+    "1k": dict(n_users=1_000, n_videos=400_000, n_interactions=11_713_045,
+               random_fraction=0.04),
+    "27k": dict(n_users=27_285, n_videos=32_038_725, n_interactions=322_278_385,
+                random_fraction=0.0037),
+}
+
+
+def _label(column, kind, loss, alpha_t, alpha_c):
+  label = ml_collections.ConfigDict()
+  label.column = column  # Log column holding the label.
+  label.type = kind  # "binary" (BCE on logits) or "numerical" (head predicts log1p(y)).
+  label.loss = loss  # binary: "bce"; numerical: "logmae", "mse" or "mae".
+  label.alpha_T = alpha_t  # Weight of this label's prediction in the treatment ranking score.
+  label.alpha_C = alpha_c  # Weight of this label's prediction in the control ranking score.
+  label.hidden = (128, 64)  # MLP hidden layer widths.
+  label.dropout = 0.0  # Dropout rate on hidden layers while training.
+  label.learning_rate = 1e-3  # AdamW learning rate.
+  label.weight_decay = 1e-4  # AdamW decoupled weight decay.
+  return label
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the base configuration (global mode, synthetic Pure-like data)."""
+  config = ml_collections.ConfigDict()
+  config.mode = "global"  # "global" (GT and GC worlds: the true GTE).
+  config.seed = 0  # Root seed; repetition b uses (seed, rep_offset + b).
+  config.repetitions = 8  # B: repetitions run in parallel (a vmap axis).
+  config.rep_offset = 0  # Index of the first repetition (SLURM array jobs shift it).
+  config.checkpoint_every = 100  # Steps between orbax checkpoints (multiple of validate_every).
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = "synthetic"  # "synthetic" (embedded, generated) or "kuairand" (CSVs in data.root).
+  data.root = ""  # Folder of a KuaiRand version's CSVs; synthetic: where to write them.
+  data.cache_dir = ""  # Columnar cache folder; "" = <root>/.gtesim_cache.
+  data.logs = ("standard", "random")  # Which logs are the environment.
+  data.user_id = "user_id"  # Log/user-table id column.
+  data.video_id = "video_id"  # Log/video-table id column.
+  data.missing_codes = (-124.0,)  # Values meaning "missing" in feature columns (KuaiRand: -124).
+  data.max_history = 4096  # Interactions kept per user; longer histories are subsampled.
+  data.page_slots = 32  # Slots per page of the packed layout (padding < this per user).
+  data.pack_seed = 0  # Seed of the (logged) subsampling of histories over max_history.
+  data.user_p_val = 0.1  # Fraction of users held out for validation (per repetition).
+  data.video_p_test = 0.1  # Fraction of videos held out for testing (0 disables).
+
+  data.synthetic = syn = ml_collections.ConfigDict()
+  syn.size = "pure"  # One of SYNTHETIC_SIZES: tiny, small, pure, 1k, 27k.
+  syn.seed = 0  # Generator seed (the dataset is a pure function of size and seed).
+  syn.latent_dim = 8  # Dimension of latent user taste / video topic vectors.
+  syn.click_rate = 0.33  # Target click rate over all logs.
+  syn.feature_signal = 0.75  # Share of latent variance the observable features explain.
+  syn.duplicate_rate = 0.002  # Fraction of log rows written twice (a real-data quirk).
+  syn.rows_per_part = 5_000_000  # Logs longer than this are written as _partN files.
+
+  # Declared features per source table; undeclared columns are never read.
+  data.features = feats = ml_collections.ConfigDict()
+  feats.user = ml_collections.ConfigDict(dict(
+      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      categorical=("user_active_degree", "is_live_streamer", "is_video_author",
+                   "onehot_feat0", "onehot_feat1", "onehot_feat2", "onehot_feat4",
+                   "onehot_feat5", "onehot_feat6", "onehot_feat9", "onehot_feat10",
+                   "onehot_feat11", "onehot_feat12", "onehot_feat13", "onehot_feat14",
+                   "onehot_feat15", "onehot_feat16", "onehot_feat17"),
+      multi_hot=(),
+  ))
+  feats.video_basic = ml_collections.ConfigDict(dict(
+      numerical=("video_duration", "server_width", "server_height"),
+      log1p=("video_duration",),
+      categorical=("video_type", "upload_type", "music_type"),
+      multi_hot=("tag",),
+  ))
+  feats.video_statistic = ml_collections.ConfigDict(dict(
+      numerical=("show_cnt", "play_cnt", "complete_play_cnt", "play_progress", "like_cnt",
+                 "share_cnt", "follow_user_num"),
+      log1p=("show_cnt", "play_cnt", "complete_play_cnt", "like_cnt", "share_cnt",
+             "follow_user_num"),
+      categorical=(),
+      multi_hot=(),
+  ))
+
+  # Labels keyed by name; treatment ranks by play time, control by click probability.
+  config.labels = ml_collections.ConfigDict()
+  config.labels.click = _label("is_click", "binary", "bce", alpha_t=0.0, alpha_c=1.0)
+  config.labels.play_time = _label("play_time_ms", "numerical", "logmae",
+                                   alpha_t=1e-4, alpha_c=0.0)
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.grad_clip = 1.0  # Global-norm gradient clipping of each model's update.
+
+  config.pretrain = pre = ml_collections.ConfigDict()
+  pre.n_interactions = 100_000  # Logged train-user x train-video interactions to pretrain on.
+  pre.epochs = 3  # Passes over them.
+  pre.batch_size = 1024  # Minibatch size.
+
+  config.sim = sim = ml_collections.ConfigDict()
+  sim.n_steps = 200  # Simulation steps.
+  sim.batch_size = 256  # Train users sampled per step.
+  sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).
+  sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
+  sim.validate_every = 20  # Steps between validations (and the scan chunk length).
+  sim.eval_rows = 2048  # Fixed validation/train-side evaluation rows per repetition.
+  return config

@@ -1,0 +1,28 @@
+"""Atomic writes: a file appears whole or not at all (SPEC §7)."""
+
+import contextlib
+import json
+import os
+import pathlib
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  os.close(fd)
+  try:
+    yield pathlib.Path(tmp)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+def write_json(path, obj) -> None:
+  """Writes `obj` as indented JSON, atomically."""
+  with atomic_path(path) as tmp:
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")

@@ -1,0 +1,38 @@
+"""Logging where every line is tagged `[module]`, to the terminal and optionally `run.log`."""
+
+import logging
+import sys
+
+_ROOT = "gtesim"
+_FORMAT = "%(asctime)s [%(tag)s] %(message)s"
+_DATEFMT = "%H:%M:%S"
+
+
+class _TagFilter(logging.Filter):
+
+  def filter(self, record):
+    name = record.name
+    record.tag = name.split(".", 1)[1] if name.startswith(_ROOT + ".") else name
+    return True
+
+
+def get_logger(tag: str) -> logging.Logger:
+  """Returns the logger whose lines are tagged `[tag]`."""
+  return logging.getLogger(f"{_ROOT}.{tag}")
+
+
+def setup(log_file=None, level=logging.INFO) -> None:
+  """Sends tagged lines to stderr and, if given, appends them to `log_file`."""
+  root = logging.getLogger(_ROOT)
+  root.setLevel(level)
+  root.propagate = False
+  for handler in list(root.handlers):
+    root.removeHandler(handler)
+    handler.close()
+  handlers = [logging.StreamHandler(sys.stderr)]
+  if log_file is not None:
+    handlers.append(logging.FileHandler(log_file, mode="a"))
+  for handler in handlers:
+    handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+    handler.addFilter(_TagFilter())
+    root.addHandler(handler)
