@@ -26,7 +26,7 @@ log = get_logger("data")
 CACHE_VERSION = 1
 _BLOCK_BYTES = 64 << 20
 _CONVERSION = re.compile(
-    r"In CSV column #(\d+): Row #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
+    r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
 def header(path: pathlib.Path) -> list:
@@ -59,10 +59,10 @@ def cache_key(role, files, columns) -> str:
 def _stream_csv(path, columns, names, writer):
   options = pa_csv.ConvertOptions(include_columns=list(columns), column_types=columns,
                                   strings_can_be_null=True)
-  reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
-                           convert_options=options)
   rows = 0
   try:
+    reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
+                             convert_options=options)
     for batch in reader:
       writer.write_batch(batch)
       rows += batch.num_rows
@@ -77,9 +77,10 @@ def _conversion_error(path, names, err, rows_before):
     return InputError(f"{path}: cannot be parsed as CSV ({err}). Check the file.")
   col, row, kind, value = match.groups()
   name = names[int(col)] if int(col) < len(names) else f"#{col}"
+  where = f" (data row {rows_before + int(row)})" if row else f" (after data row {rows_before})"
   return InputError(
-      f"{path}: column '{name}' must be numeric ({kind}) but holds '{value}' (data row "
-      f"{rows_before + int(row)}). Fix the value or declare the column categorical.")
+      f"{path}: column '{name}' must be numeric ({kind}) but holds '{value}'{where}. Fix the "
+      "value or declare the column categorical.")
 
 
 def read_table(role, files, columns: dict, cache_dir: pathlib.Path):

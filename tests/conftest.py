@@ -1,0 +1,99 @@
+"""Shared test helpers: tiny KuaiRand-format folders and configs."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from gtesim import default_config
+
+LOG_HEADER = "user_id,video_id,date,is_click,is_like,long_view,play_time_ms,duration_ms,is_rand,tab"
+
+
+def write(path: pathlib.Path, text: str) -> pathlib.Path:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(text)
+  return path
+
+
+def kuairand_folder(root: pathlib.Path, version="pure", parts=False) -> pathlib.Path:
+  """A tiny KuaiRand version with the real files' quirks.
+
+  4 users (ids 10, 11, 12, 13) and 4 videos (100..103) in the logs; user 13 and video 103
+  have no feature rows; user 99 and video 999 have features but no logs. The last standard
+  row is an exact duplicate of the one before it.
+  """
+  std1 = [LOG_HEADER, "10,100,20220408,1,0,1,12000,20000,0,1", "10,101,20220409,0,0,0,0,8000,0,1",
+          "11,100,20220410,1,1,1,30000,20000,0,2"]
+  std2 = [LOG_HEADER, "11,102,20220422,0,0,0,500,9000,0,1", "12,101,20220423,1,0,0,4000,8000,0,1",
+          "13,103,20220424,0,0,0,0,7000,0,1", "13,103,20220424,0,0,0,0,7000,0,1"]
+  rand = [LOG_HEADER, "10,102,20220425,0,0,0,0,9000,1,1", "12,100,20220426,1,0,1,19000,20000,1,1",
+          "13,101,20220427,1,0,0,2000,8000,1,1"]
+  users = ["user_id,user_active_degree,is_live_streamer,follow_user_num,onehot_feat4,"
+           "register_days",
+           "10,full_active,-124,514,1.0,799", "11,high_active,1,457,,1474",
+           "12,UNKNOWN,-124,8,4.0,231", "99,full_active,0,3,2.0,10"]
+  basic = ["video_id,author_id,video_type,upload_dt,upload_type,visible_status,video_duration,"
+           "server_width,music_type,tag",
+           "100,7,NORMAL,2022-04-10,LongImport,0.0,87433.0,720.0,9.0,39",
+           '101,8,AD,2022-04-10,Kmovie,0.0,,720.0,,"20,43"',
+           "102,9,UNKNOWN,2022-04-09,ShortImport,0.0,9233.0,1080.0,4.0,",
+           "999,9,NORMAL,2022-04-09,Web,0.0,100.0,720.0,4.0,5"]
+  stats = ["video_id,show_cnt,play_cnt,follow_user_num", "100,1000,400,3", "101,50,,0",
+           "102,7,2,1", "999,1,1,0"]
+  folder = root / f"KuaiRand-{version}" / "data"
+  if parts:
+    write(folder / f"log_standard_4_08_to_4_21_{version}_part1.csv", "\n".join(std1) + "\n")
+    write(folder / f"log_standard_4_08_to_4_21_{version}_part2.csv",
+          "\n".join([LOG_HEADER] + std2[1:]) + "\n")
+  else:
+    write(folder / f"log_standard_4_08_to_4_21_{version}.csv", "\n".join(std1) + "\n")
+    write(folder / f"log_standard_4_22_to_5_08_{version}.csv", "\n".join(std2) + "\n")
+  write(folder / f"log_random_4_22_to_5_08_{version}.csv", "\n".join(rand) + "\n")
+  write(folder / f"user_features_{version}.csv", "\n".join(users) + "\n")
+  write(folder / f"video_features_basic_{version}.csv", "\n".join(basic) + "\n")
+  if parts:
+    write(folder / f"video_features_statistic_{version}_part1.csv", "\n".join(stats[:3]) + "\n")
+    write(folder / f"video_features_statistic_{version}_part2.csv",
+          "\n".join(stats[:1] + stats[3:]) + "\n")
+  else:
+    write(folder / f"video_features_statistic_{version}.csv", "\n".join(stats) + "\n")
+  return folder.parent
+
+
+def fixture_config(root):
+  """A config reading kuairand_folder(root), declaring features its tables have."""
+  config = default_config.get_config()
+  config.data.name = "kuairand"
+  config.data.root = str(root)
+  config.data.user_p_val = 0.25
+  config.data.video_p_test = 0.0
+  f = config.data.features
+  f.user.numerical = ("follow_user_num", "register_days")
+  f.user.log1p = ("follow_user_num",)
+  f.user.categorical = ("user_active_degree", "is_live_streamer", "onehot_feat4")
+  f.video_basic.numerical = ("video_duration", "server_width")
+  f.video_basic.log1p = ("video_duration",)
+  f.video_basic.categorical = ("video_type", "music_type")
+  f.video_statistic.numerical = ("show_cnt", "play_cnt", "follow_user_num")
+  f.video_statistic.log1p = ("show_cnt", "play_cnt")
+  return config
+
+
+def tiny_synthetic_config(root):
+  """The default config on the tiny synthetic dataset written under `root`."""
+  config = default_config.get_config()
+  config.data.root = str(root)
+  config.data.synthetic.size = "tiny"
+  return config
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+  """A folder holding the tiny synthetic dataset, generated once per session."""
+  return tmp_path_factory.mktemp("synthetic")
+
+
+@pytest.fixture
+def rng():
+  return np.random.default_rng(0)

@@ -1,0 +1,86 @@
+"""Entry points: overview JSON and one clear line for bad input (SPEC §7)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import kuairand_folder
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIXTURE_FLAGS = [
+    "--config.data.name=kuairand", "--config.data.video_p_test=0.0",
+    "--config.data.features.user.numerical=('follow_user_num',)",
+    "--config.data.features.user.log1p=()",
+    "--config.data.features.user.categorical=('user_active_degree',)",
+    "--config.data.features.video_basic.numerical=('video_duration',)",
+    "--config.data.features.video_basic.log1p=()",
+    "--config.data.features.video_basic.categorical=('video_type',)",
+    "--config.data.features.video_basic.multi_hot=('tag',)",
+    "--config.data.features.video_statistic.numerical=('show_cnt',)",
+    "--config.data.features.video_statistic.log1p=()",
+]
+
+
+def prepare(*args):
+  return subprocess.run([sys.executable, str(REPO / "scripts" / "prepare_data.py"),
+                         "--config", str(REPO / "configs" / "global.py"), *args],
+                        capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_prepare_prints_overview_json(tmp_path):
+  root = kuairand_folder(tmp_path)
+  out = prepare(f"--config.data.root={root}", *FIXTURE_FLAGS)
+  assert out.returncode == 0, out.stderr
+  summary = json.loads(out.stdout.strip().splitlines()[-1])
+  assert summary["n_interactions"] == 10 and summary["n_users"] == 4
+  assert summary["n_videos"] == 4 and summary["click_rate"] == pytest.approx(0.5)
+  assert "[prepare] 4 users, 4 videos, 10 interactions" in out.stderr
+
+
+def _one_clear_line(out, *fragments):
+  assert out.returncode == 2
+  assert "Traceback" not in out.stderr
+  lines = [l for l in out.stderr.strip().splitlines() if "error:" in l]
+  assert len(lines) == 1, out.stderr
+  for fragment in fragments:
+    assert fragment in lines[0], lines[0]
+
+
+def test_unknown_config_key():
+  _one_clear_line(prepare("--config.sim.n_step=3"), "[config] error:", "'sim.n_step' does not "
+                  "exist", "did you mean 'sim.n_steps'")
+
+
+def test_bad_config_value():
+  _one_clear_line(prepare("--config.sim.n_steps=abc"), "[config] error:", "n_steps")
+
+
+def test_missing_folder(tmp_path):
+  _one_clear_line(prepare(f"--config.data.root={tmp_path / 'nope'}", *FIXTURE_FLAGS),
+                  "[prepare] error:", "is not a folder")
+
+
+def test_missing_file(tmp_path):
+  root = kuairand_folder(tmp_path)
+  (root / "data" / "user_features_pure.csv").unlink()
+  _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS),
+                  "no user file (user_features_*.csv)")
+
+
+def test_missing_column(tmp_path):
+  root = kuairand_folder(tmp_path)
+  _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS,
+                          "--config.data.features.video_basic.categorical=('vido_type',)"),
+                  "video_features_basic_pure.csv: column 'vido_type' is not in the file")
+
+
+def test_non_numeric_value(tmp_path):
+  root = kuairand_folder(tmp_path)
+  path = root / "data" / "video_features_statistic_pure.csv"
+  path.write_text(path.read_text().replace("100,1000", "100,many"))
+  _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS),
+                  "video_features_statistic_pure.csv: column 'show_cnt' must be numeric",
+                  "'many'")
