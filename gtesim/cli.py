@@ -11,7 +11,8 @@ import sys
 from absl import app
 from absl import flags
 
-from gtesim.errors import InputError
+from gtesim.errors import InputError  # Re-exported for scripts.
+
 
 
 def _config_file(argv):

@@ -3,6 +3,8 @@
 import logging
 import sys
 
+from absl import logging as absl_logging
+
 _ROOT = "gtesim"
 _FORMAT = "%(asctime)s [%(tag)s] %(message)s"
 _DATEFMT = "%H:%M:%S"
@@ -22,7 +24,11 @@ def get_logger(tag: str) -> logging.Logger:
 
 
 def setup(log_file=None, level=logging.INFO) -> None:
-  """Sends tagged lines to stderr and, if given, appends them to `log_file`."""
+  """Sends tagged lines to stderr and, if given, appends them to `log_file`.
+
+  Libraries' own INFO chatter (orbax, absl) is silenced to warnings.
+  """
+  absl_logging.set_verbosity(absl_logging.WARNING)
   root = logging.getLogger(_ROOT)
   root.setLevel(level)
   root.propagate = False

@@ -97,3 +97,27 @@ def tiny_root(tmp_path_factory):
 @pytest.fixture
 def rng():
   return np.random.default_rng(0)
+
+
+def small_sim_config(root, **overrides):
+  """Tiny synthetic data and a few-second simulation."""
+  config = tiny_synthetic_config(root)
+  config.repetitions = 2
+  config.checkpoint_every = 10
+  config.pretrain.n_interactions = 512
+  config.pretrain.epochs = 1
+  config.pretrain.batch_size = 128
+  config.sim.n_steps = 20
+  config.sim.batch_size = 8
+  config.sim.n_candidate = 4
+  config.sim.validate_every = 10
+  config.sim.eval_rows = 256
+  for label in config.labels.values():
+    label.hidden = (16,)
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split(".")
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config

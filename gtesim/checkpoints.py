@@ -1,0 +1,32 @@
+"""Orbax checkpoints of a run: the world states and the host-side history so far."""
+
+import pathlib
+
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+  """Saves and restores {"state": pytree, "history": dict of arrays} by step."""
+
+  def __init__(self, directory, max_to_keep=2):
+    self._manager = ocp.CheckpointManager(
+        pathlib.Path(directory).absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                             enable_async_checkpointing=False))
+
+  def latest_step(self):
+    return self._manager.latest_step()
+
+  def save(self, step: int, state, history: dict) -> None:
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), history=ocp.args.StandardSave(history)))
+    self._manager.wait_until_finished()
+
+  def restore(self, step: int, state_template):
+    """Returns (state shaped like `state_template`, history dict)."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(state_template), history=ocp.args.StandardRestore()))
+    return restored.state, restored.history
+
+  def close(self):
+    self._manager.close()

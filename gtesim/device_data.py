@@ -1,0 +1,147 @@
+"""What the compiled step reads: the shared environment and each repetition's set-up.
+
+`Env` holds the packed logs and raw feature tables, shared by every world and repetition.
+`RepData` holds what differs per repetition (its split, fitted encoding, evaluation rows and
+key); it is stacked along a leading repetition axis and vmapped over.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtesim import rng
+from gtesim.data import encoding
+from gtesim.data import splits as splits_lib
+
+
+class Env(NamedTuple):
+  page_video: jax.Array  # [P, C] int32, -1 empty.
+  page_labels: jax.Array  # [P, C, L] float32.
+  first_page: jax.Array  # [U] int32.
+  n_pages: jax.Array  # [U] int32.
+  user_num: jax.Array
+  user_cat: jax.Array
+  user_multi: tuple
+  video_num: jax.Array
+  video_cat: jax.Array
+  video_multi: tuple
+
+
+class EvalRows(NamedTuple):
+  user: jax.Array  # [E] int32.
+  page: jax.Array  # [E] int32.
+  col: jax.Array  # [E] int32.
+  mask: jax.Array  # [E] bool: a real row (sets smaller than E are padded).
+
+
+class RepData(NamedTuple):
+  key: jax.Array  # The repetition's root key.
+  train_users: jax.Array  # [n_train] int32 user indices the simulation samples from.
+  train_video: jax.Array  # [V] bool.
+  user_enc: dict  # encoding.fit(...) of the users.
+  video_enc: dict
+  val_rows: EvalRows  # Validation users x test videos.
+  train_rows: EvalRows  # Train users x train videos (train-side metrics).
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+  """Shapes and sizes the compiled functions are specialized on."""
+  user_layout: encoding.Layout
+  video_layout: encoding.Layout
+  page_slots: int
+  window_pages: int
+  n_labels: int
+
+  @property
+  def width(self):
+    return self.user_layout.width + self.video_layout.width
+
+
+def make_env(ds, packed) -> Env:
+  return Env(jnp.asarray(packed.video), jnp.asarray(packed.labels),
+             jnp.asarray(packed.first_page), jnp.asarray(packed.n_pages),
+             jnp.asarray(ds.users.num), jnp.asarray(ds.users.cat),
+             tuple(jnp.asarray(m) for m in ds.users.multi), jnp.asarray(ds.videos.num),
+             jnp.asarray(ds.videos.cat), tuple(jnp.asarray(m) for m in ds.videos.multi))
+
+
+def make_static(ds, packed) -> Static:
+  return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
+                packed.page_slots, packed.window_pages, ds.labels.shape[1])
+
+
+def user_features(static: Static, env: Env, enc, users):
+  return encoding.dense(static.user_layout, enc, env.user_num[users], env.user_cat[users],
+                        [m[users] for m in env.user_multi])
+
+
+def video_features(static: Static, env: Env, enc, videos):
+  return encoding.dense(static.video_layout, enc, env.video_num[videos], env.video_cat[videos],
+                        [m[videos] for m in env.video_multi])
+
+
+def pair_features(static: Static, env: Env, rep: RepData, users, videos):
+  """Feature vectors [..., d] of (user, video) pairs; `users` broadcasts against `videos`."""
+  xu = user_features(static, env, rep.user_enc, users)
+  xv = video_features(static, env, rep.video_enc, videos)
+  xu = jnp.broadcast_to(xu[..., None, :], xv.shape[:-1] + xu.shape[-1:]) \
+      if xv.ndim > xu.ndim else xu
+  return jnp.concatenate([xu, xv], axis=-1)
+
+
+def slot_owner(packed) -> np.ndarray:
+  """[P] user of each page."""
+  return np.repeat(np.arange(len(packed.n_pages)), packed.n_pages)
+
+
+def _sample_rows(gen, slots, size):
+  """`size` slots drawn without replacement (all of them, padded, when fewer)."""
+  pick = slots if len(slots) <= size else gen.choice(slots, size, replace=False)
+  mask = np.zeros(size, bool)
+  mask[:len(pick)] = True
+  return np.concatenate([pick, np.zeros(size - len(pick), pick.dtype)]), mask
+
+
+def _eval_rows(gen, packed, owner, user_ok, video_ok, size) -> EvalRows:
+  video = packed.video
+  ok = (video >= 0) & user_ok[owner][:, None] & video_ok[np.maximum(video, 0)]
+  flat, mask = _sample_rows(gen, np.flatnonzero(ok.ravel()), size)
+  page, col = np.divmod(flat, packed.page_slots)
+  return EvalRows(owner[page].astype(np.int32), page.astype(np.int32), col.astype(np.int32),
+                  mask)
+
+
+def make_rep(config, ds, packed, rep_index: int):
+  """One repetition's RepData and its pretraining rows (page, col), on the host."""
+  key = rng.rep_key(config.seed, rep_index)
+  split = splits_lib.split(key, len(ds.user_ids), len(ds.video_ids), config.data.user_p_val,
+                           config.data.video_p_test)
+  owner = slot_owner(packed)
+  gen = rng.numpy_rng(rng.stream(key, "eval"))
+  val_rows = _eval_rows(gen, packed, owner, split.val_user, split.test_video,
+                        config.sim.eval_rows)
+  train_rows = _eval_rows(gen, packed, owner, split.train_user, split.train_video,
+                          config.sim.eval_rows)
+  video = packed.video
+  eligible = (video >= 0) & split.train_user[owner][:, None] & split.train_video[
+      np.maximum(video, 0)]
+  slots = np.flatnonzero(eligible.ravel())
+  gen = rng.numpy_rng(rng.stream(key, "pretrain_data"))
+  n = config.pretrain.n_interactions
+  pre = gen.choice(slots, n, replace=len(slots) < n) if len(slots) else np.zeros(0, np.int64)
+  pre_page, pre_col = np.divmod(pre, packed.page_slots)
+  rep = RepData(key, np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
+                encoding.fit(ds.users, split.train_user),
+                encoding.fit(ds.videos, split.train_video), val_rows, train_rows)
+  pretrain_rows = EvalRows(owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
+                           pre_col.astype(np.int32), np.ones(len(pre), bool))
+  return rep, pretrain_rows
+
+
+def stack(items):
+  """Stacks pytrees along a new leading (repetition) axis."""
+  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *items)

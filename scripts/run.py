@@ -1,0 +1,37 @@
+"""The main job: runs the configured mode and writes results to the workdir.
+
+  python scripts/run.py --config configs/global.py [--config.KEY=VALUE ...] [--workdir DIR]
+  python scripts/run.py --config configs/global.py --workdir DIR --resume
+"""
+
+import datetime
+import pathlib
+
+from absl import flags
+from ml_collections import config_flags
+
+from gtesim import cli
+from gtesim import simulation
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Output folder; default results/<config>-<timestamp>.")
+_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its last "
+                            "checkpoint up to the config's sim.n_steps.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  del argv
+  workdir = _WORKDIR.value
+  if workdir is None:
+    if _RESUME.value:
+      raise cli.InputError("--resume needs --workdir, the folder of the run to continue.")
+    name = pathlib.Path(flags.FLAGS["config"].config_filename).stem
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = pathlib.Path("results") / f"{name}-{stamp}"
+  simulation.run(_CONFIG.value, workdir, resume=_RESUME.value)
+
+
+if __name__ == "__main__":
+  cli.run(main, tag="run")
