@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+
 from conftest import kuairand_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -84,3 +85,22 @@ def test_non_numeric_value(tmp_path):
   _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS),
                   "video_features_statistic_pure.csv: column 'show_cnt' must be numeric",
                   "'many'")
+
+
+def test_run_end_to_end_with_overrides(tiny_root, tmp_path):
+  """The main job, shrunk: label overrides by name reach the worlds."""
+  out = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "run.py"), "--config",
+       str(REPO / "configs" / "global.py"), f"--workdir={tmp_path / 'run'}",
+       f"--config.data.root={tiny_root}", "--config.data.synthetic.size=tiny",
+       "--config.repetitions=1", "--config.sim.n_steps=10", "--config.sim.validate_every=5",
+       "--config.checkpoint_every=5", "--config.sim.batch_size=8",
+       "--config.pretrain.n_interactions=256", "--config.pretrain.batch_size=128",
+       "--config.pretrain.epochs=1", "--config.labels.click.hidden=(8,)",
+       "--config.labels.play_time.hidden=(8,)", "--config.labels.click.alpha_T=1.0",
+       "--config.labels.play_time.alpha_T=0.0"],
+      capture_output=True, text=True, cwd=REPO, timeout=600)
+  assert out.returncode == 0, out.stderr
+  result = json.loads((tmp_path / "run" / "result.json").read_text())
+  assert result["gte"]["click"]["per_rep"] == [0.0]  # alpha_T now equals alpha_C.
+  assert "[train] step 10/10" in out.stderr
