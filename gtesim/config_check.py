@@ -3,7 +3,7 @@
 from gtesim.default_config import SYNTHETIC_SIZES
 from gtesim.errors import InputError
 
-MODES = ("global",)
+MODES = ("global", "pooling", "splitting", "snapshot", "weighting")
 LOSSES = {"binary": ("bce",), "numerical": ("logmae", "mse", "mae")}
 
 
@@ -36,6 +36,15 @@ def check(config) -> None:
     _require(all(h >= 1 for h in label.hidden), f"labels.{name}.hidden",
              "widths must be positive.")
     _require(0 <= label.dropout < 1, f"labels.{name}.dropout", "must be in [0, 1).")
+  exp = config.experiment
+  _require(0 < exp.p_treatment < 1, "experiment.p_treatment", "must be in (0, 1).")
+  _require(exp.assignment in ("user", "step"), "experiment.assignment",
+           f"'{exp.assignment}': use 'user' or 'step'.")
+  _require(exp.g_update in ("after", "before"), "experiment.g_update",
+           f"'{exp.g_update}': use 'after' or 'before'.")
+  _require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")
+  _require(config.mode != "snapshot" or config.sim.train_models, "sim.train_models",
+           "the snapshot design already freezes the models; leave it True.")
   sim = config.get("sim")
   if sim is not None:
     for key in ("n_steps", "batch_size", "n_candidate", "validate_every", "updates_per_step",

@@ -27,17 +27,35 @@ def _label(column, kind, loss, alpha_t, alpha_c):
   label.loss = loss  # binary: "bce"; numerical: "logmae", "mse" or "mae".
   label.alpha_T = alpha_t  # Weight of this label's prediction in the treatment ranking score.
   label.alpha_C = alpha_c  # Weight of this label's prediction in the control ranking score.
-  label.hidden = (128, 64)  # MLP hidden layer widths.
-  label.dropout = 0.0  # Dropout rate on hidden layers while training.
-  label.learning_rate = 1e-3  # AdamW learning rate.
-  label.weight_decay = 1e-4  # AdamW decoupled weight decay.
+  label.update(_mlp())
   return label
+
+
+def _mlp():
+  mlp = ml_collections.ConfigDict()
+  mlp.hidden = (128, 64)  # MLP hidden layer widths.
+  mlp.dropout = 0.0  # Dropout rate on hidden layers while training.
+  mlp.learning_rate = 1e-3  # AdamW learning rate.
+  mlp.weight_decay = 1e-4  # AdamW decoupled weight decay.
+  return mlp
+
+
+def study_section() -> ml_collections.ConfigDict:
+  """The `study` section of a study config (scripts/study.py)."""
+  study = ml_collections.ConfigDict()
+  study.name = "study"  # Folder under experiments/.
+  study.designs = ("pooling", "splitting", "snapshot", "weighting")  # A/B designs to compare.
+  study.p_values = (0.1, 0.2, 0.5)  # p_treatment sweep; the config's p is the main one.
+  study.aa = True  # Also run every design with alpha_T = alpha_C (type-I error).
+  study.frozen_truth = True  # Also run the global truth with frozen models.
+  return study
 
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the base configuration (global mode, synthetic Pure-like data)."""
   config = ml_collections.ConfigDict()
-  config.mode = "global"  # "global" (GT and GC worlds: the true GTE).
+  config.mode = "global"  # global (GT/GC worlds), or an A/B design: pooling, splitting,
+  # snapshot, weighting.
   config.seed = 0  # Root seed; repetition b uses (seed, rep_offset + b).
   config.repetitions = 8  # B: repetitions run in parallel (a vmap axis).
   config.rep_offset = 0  # Index of the first repetition (SLURM array jobs shift it).
@@ -107,6 +125,14 @@ def get_config() -> ml_collections.ConfigDict:
   pre.epochs = 3  # Passes over them.
   pre.batch_size = 1024  # Minibatch size.
 
+  config.experiment = exp = ml_collections.ConfigDict()
+  exp.p_treatment = 0.5  # P(user is treated) in A/B designs.
+  exp.assignment = "user"  # "user": drawn once per user and repetition; "step": every step.
+  exp.weight_clip = 0.0  # Weighting: clip G/p and (1-G)/(1-p) at this value; 0 = no clip.
+  exp.g_update = "after"  # Weighting: update G "after" (weights from a G that has not yet
+  # seen the step's items) or "before" the label models within a step.
+  exp.weight_model = _mlp()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
+
   config.sim = sim = ml_collections.ConfigDict()
   sim.n_steps = 200  # Simulation steps.
   sim.batch_size = 256  # Train users sampled per step.
@@ -114,4 +140,5 @@ def get_config() -> ml_collections.ConfigDict:
   sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
   sim.validate_every = 20  # Steps between validations (and the scan chunk length).
   sim.eval_rows = 2048  # Fixed validation/train-side evaluation rows per repetition.
+  sim.train_models = True  # False: models stay pretrained (the "frozen" global truth).
   return config

@@ -53,16 +53,21 @@ class LabelModel:
     return jnp.abs(jnp.expm1(out) - y)
 
 
+def _model(config, name, kind, loss, mlp) -> LabelModel:
+  optimizer = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip),
+                          optax.adamw(mlp.learning_rate, weight_decay=mlp.weight_decay))
+  return LabelModel(name, kind, loss, MLP(tuple(mlp.hidden), mlp.dropout), optimizer)
+
+
 def label_models(config) -> tuple:
   """LabelModels in config.labels order."""
-  out = []
-  for name, label in config.labels.items():
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(config.optim.grad_clip),
-        optax.adamw(label.learning_rate, weight_decay=label.weight_decay))
-    out.append(LabelModel(name, label.type, label.loss, MLP(tuple(label.hidden), label.dropout),
-                          optimizer))
-  return tuple(out)
+  return tuple(_model(config, name, label.type, label.loss, label)
+               for name, label in config.labels.items())
+
+
+def weight_model(config) -> LabelModel:
+  """G(x) ~ P(Z=1 | x): a binary model on the same features."""
+  return _model(config, "weight", "binary", "bce", config.experiment.weight_model)
 
 
 def weighted_loss(model: LabelModel, params, x, y, weight, n, key=None):

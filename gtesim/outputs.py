@@ -46,19 +46,58 @@ def global_result(labels, world_names, outcome_sum, n_recs) -> dict:
   return out
 
 
+def ab_result(labels, outcome_sum, outcome_sq, n_recs) -> dict:
+  """The naive A/B estimate per label and repetition with its standard error and 95% CI.
+
+  estimate = mean_T - mean_C of the outcome per recommendation; se = sqrt(s_T^2 / n_T +
+  s_C^2 / n_C) with s^2 the sample variance of the arm's per-recommendation outcomes (Welch);
+  CI = estimate +- 1.96 se.
+
+  Args:
+    outcome_sum, outcome_sq: [B, 2, L] float64 sums and sums of squares (arm 0 = T, 1 = C).
+    n_recs: [B, 2] recommendations per arm.
+  """
+  n = np.maximum(n_recs, 1)[..., None].astype(np.float64)
+  mean = outcome_sum / n
+  var = np.maximum(outcome_sq - n * mean * mean, 0.0) / np.maximum(n - 1, 1)
+  out = {"gte": {}, "arms": {"T": {}, "C": {}}}
+  for l, name in enumerate(labels):
+    est = mean[:, 0, l] - mean[:, 1, l]
+    se = np.sqrt(var[:, 0, l] / n[:, 0, 0] + var[:, 1, l] / n[:, 1, 0])
+    out["gte"][name] = _summary(
+        est, se_per_rep=se.tolist(),
+        ci95_per_rep=np.stack([est - 1.96 * se, est + 1.96 * se], 1).tolist())
+    out["arms"]["T"][name] = _summary(mean[:, 0, l])
+    out["arms"]["C"][name] = _summary(mean[:, 1, l])
+  return out
+
+
+def concat_columns(parts: list) -> dict:
+  """Concatenates column dicts; a column absent from a part is NaN there."""
+  names = list(dict.fromkeys(k for p in parts for k in p))
+  out = {}
+  for name in names:
+    pieces = []
+    for p in parts:
+      n = len(next(iter(p.values())))
+      pieces.append(np.asarray(p[name]) if name in p else np.full(n, np.nan))
+    out[name] = np.concatenate(pieces)
+  return out
+
+
 def write_table(path, columns: dict) -> None:
   """Writes equal-length numpy columns as Parquet, atomically."""
   with io.atomic_path(path) as tmp:
     pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), tmp)
 
 
-def long_table(history: dict, steps, reps, world_names, prefix=""):
-  """Flattens {name: [T, B, W, ...]} into columns with step, rep and world."""
-  t, b, w = len(steps), len(reps), len(world_names)
-  cols = {"step": np.repeat(np.asarray(steps), b * w), "rep": np.tile(np.repeat(reps, w), t),
-          "world": np.tile(np.asarray(world_names), t * b)}
+def long_table(history: dict, steps, reps, groups):
+  """Flattens {name: [T, B, G]} into columns with step, rep and world (the group's name)."""
+  t, b, g = len(steps), len(reps), len(groups)
+  cols = {"step": np.repeat(np.asarray(steps), b * g), "rep": np.tile(np.repeat(reps, g), t),
+          "world": np.tile(np.asarray(groups), t * b)}
   for name, values in history.items():
-    cols[prefix + name] = np.asarray(values).reshape(t * b * w)
+    cols[name] = np.asarray(values).reshape(t * b * g)
   return cols
 
 
@@ -74,7 +113,8 @@ def figure(path_stem, metrics_table: dict, world_labels: dict) -> None:
 
   Args:
     path_stem: output path without suffix.
-    metrics_table: columns step, world, split and one per metric (rows per rep).
+    metrics_table: columns step, world, split and one per metric (rows per rep); a metric is
+      drawn for every (world, split) where it has values.
     world_labels: world name -> legend label (e.g. "GT (treatment)").
   """
   fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
@@ -89,8 +129,8 @@ def figure(path_stem, metrics_table: dict, world_labels: dict) -> None:
         continue
       values = np.asarray(metrics_table[key], np.float64)
       for world, label in world_labels.items():
-        for part, style in (("train", "--"), ("val", "-")):
-          rows = (worlds == world) & (split == part)
+        for part, style in (("train", "--"), ("val", "-"), ("new", "-")):
+          rows = (worlds == world) & (split == part) & ~np.isnan(values)
           if not rows.any():
             continue
           xs = np.unique(steps[rows])
@@ -98,8 +138,9 @@ def figure(path_stem, metrics_table: dict, world_labels: dict) -> None:
           mean = np.array([np.nanmean(p) for p in per])
           sd = np.array([np.nanstd(p) for p in per])
           name = key.split("/")[-1]
-          line, = ax.plot(xs, mean, style, label=f"{label} {part}" +
-                          (f" {name}" if len(keys) > 1 else ""))
+          text = label if part == "new" else f"{label} {part}"
+          line, = ax.plot(xs, mean, style,
+                          label=text + (f": {name}" if len(keys) > 1 else ""))
           ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
           drawn = True
     ax.set_title(title)

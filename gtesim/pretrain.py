@@ -28,16 +28,35 @@ def init_params(spec: SimSpec, env: Env, rep: RepData, rows: EvalRows):
   return tuple(out)
 
 
-def init_opt_state(spec: SimSpec, params):
-  return tuple(m.optimizer.init(p) for m, p in zip(spec.models, params))
+def init_weight_model(spec: SimSpec, rep: RepData):
+  """(G's parameters,) under the weighting design, else ()."""
+  if spec.weight_model is None:
+    return ()
+  key = jax.random.fold_in(rng.stream(rep.key, "init"), len(spec.models))
+  return (spec.weight_model.init(key, spec.static.width),)
 
 
-def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows, params,
-          opt_state, index):
+def init_opt_state(models, params):
+  return tuple(m.optimizer.init(p) for m, p in zip(models, params))
+
+
+def weight_models(spec: SimSpec):
+  return () if spec.weight_model is None else (spec.weight_model,)
+
+
+def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows, state,
+          index):
   """One pass over the repetition's pretraining rows in shuffled minibatches.
 
+  The weight model G (weighting design) learns Z ~ Bernoulli(p) drawn independently of x, as
+  in production before the experiment. Its randomness is separate, so the label models come
+  out the same under every design.
+
+  Args:
+    state: (label params, label opt states, G params, G opt states).
+
   Returns:
-    (params, opt_state, [L] mean training loss over the epoch).
+    (state, [L] mean training loss of the label models over the epoch).
   """
   n = rows.user.shape[0]
   n_batches = n // batch_size
@@ -45,16 +64,24 @@ def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows
   order = jax.random.permutation(jax.random.fold_in(key, 0), n)
   batches = order[:n_batches * batch_size].reshape(n_batches, batch_size)
 
+  g_models = weight_models(spec)
+  g_key = jax.random.fold_in(rng.stream(rep.key, "pretrain"), 1_000_003 + index)
+
   def body(carry, item):
     i, batch = item
-    p, o = carry
+    p, o, gp, go = carry
     video = env.page_video[rows.page[batch], rows.col[batch]]
     x = pair_features(spec.static, env, rep, rows.user[batch], video)
     y = env.page_labels[rows.page[batch], rows.col[batch]]
-    p, o, loss = train_update(spec, p, o, x, y, jnp.ones(batch_size), batch_size,
+    ones = jnp.ones(batch_size)
+    p, o, loss = train_update(spec.models, p, o, x, y, ones, batch_size,
                               jax.random.fold_in(key, 1 + i), n_updates=1)
-    return (p, o), loss
+    if g_models:
+      k = jax.random.fold_in(g_key, i)
+      z = jax.random.bernoulli(jax.random.fold_in(k, 0), spec.design.p_treatment, (batch_size,))
+      gp, go, _ = train_update(g_models, gp, go, x, z.astype(jnp.float32)[:, None], ones,
+                               batch_size, jax.random.fold_in(k, 1), n_updates=1)
+    return (p, o, gp, go), loss
 
-  (params, opt_state), losses = lax.scan(body, (params, opt_state),
-                                         (jnp.arange(n_batches), batches))
-  return params, opt_state, jnp.mean(losses, axis=0)
+  state, losses = lax.scan(body, tuple(state), (jnp.arange(n_batches), batches))
+  return state, jnp.mean(losses, axis=0)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 # One independent stream per purpose, so adding a use of randomness never shifts another.
-_STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval")
+_STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign")
 
 
 def rep_key(seed: int, rep: int) -> jax.Array:

@@ -1,0 +1,12 @@
+"""A/B experiment, pooling design: one world, users treated with probability p (SPEC §5).
+
+Run:  python scripts/run.py --config configs/pooling.py
+"""
+
+from gtesim import default_config
+
+
+def get_config():
+  config = default_config.get_config()
+  config.mode = "pooling"
+  return config
