@@ -315,18 +315,28 @@ def run(config, workdir, resume=False) -> dict:
   timing = {"wall_s": time.perf_counter() - t_start, "first_chunk_s": compile_s,
             "steady_rec_per_s": recs_per_step * steps_timed / time_timed if time_timed else None,
             "chunk_traces": fns.chunk_traces}
-  return _write_outputs(config, setup, history, workdir, timing, groups)
+  dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+  return write_outputs(config, dataset_info, history, setup.rep_indices, workdir, timing)
 
 
-def _write_outputs(config, setup: Setup, history, workdir, timing, groups) -> dict:
-  labels = [m.name for m in setup.spec.models]
+def write_outputs(config, dataset_info, history, rep_indices, workdir, timing) -> dict:
+  """result.json, steps.parquet, metrics.parquet and the figure of a run's history.
+
+  Args:
+    dataset_info: result.json's `dataset` entry.
+    history: {"step|<StepOut field>": [T, B, G, ...], "<split>|<metric>": [E, B, G'],
+      "eval_step": [E]}, G the run's groups (worlds x arms), G' = 1 for split "new".
+    rep_indices: [B] absolute repetition indices.
+  """
+  labels = list(config.labels)
+  groups = groups_of(design_of(config))
   outcome = history["step|outcome_sum"].astype(np.float64).sum(0)  # [B, G, L]
   outcome_sq = history["step|outcome_sq"].astype(np.float64).sum(0)
   n_recs = history["step|n_recs"].astype(np.int64).sum(0)  # [B, G]
   result = {"mode": config.mode, "repetitions": config.repetitions,
             "rep_offset": config.rep_offset, "seed": config.seed,
             "n_steps": config.sim.n_steps,
-            "dataset": {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}}
+            "dataset": dataset_info}
   if config.mode == "global":
     result.update(outputs.global_result(labels, list(groups), outcome, n_recs))
   else:
@@ -348,7 +358,7 @@ def _write_outputs(config, setup: Setup, history, workdir, timing, groups) -> di
         final[group][metric + "@0"] = _finite_mean(values[0][:, i])
   result["metrics_final_and_at_step_0"] = final
   result["timing"] = {k: v for k, v in timing.items() if v is not None}
-  _write_tables(setup, history, workdir, labels, groups)
+  _write_tables(rep_indices, history, workdir, labels, groups)
   io.write_json(workdir / "result.json", result)
   for name in labels:
     g = result["gte"][name]
@@ -370,8 +380,7 @@ def _finite_mean(values):
   return float(values.mean()) if len(values) else None
 
 
-def _write_tables(setup: Setup, history, workdir, labels, groups):
-  reps = setup.rep_indices
+def _write_tables(reps, history, workdir, labels, groups):
   flat = {}
   for key, v in history.items():
     if not key.startswith("step|"):
