@@ -38,7 +38,7 @@ class EvalRows(NamedTuple):
 
 
 class RepData(NamedTuple):
-  key: jax.Array  # The repetition's root key.
+  key: jax.Array  # The repetition's root key as raw key data (uint32), see rng.stream.
   train_users: jax.Array  # [n_train] int32 user indices the simulation samples from.
   train_video: jax.Array  # [V] bool.
   user_enc: dict  # encoding.fit(...) of the users.
@@ -62,11 +62,10 @@ class Static:
 
 
 def make_env(ds, packed) -> Env:
-  return Env(jnp.asarray(packed.video), jnp.asarray(packed.labels),
-             jnp.asarray(packed.first_page), jnp.asarray(packed.n_pages),
-             jnp.asarray(ds.users.num), jnp.asarray(ds.users.cat),
-             tuple(jnp.asarray(m) for m in ds.users.multi), jnp.asarray(ds.videos.num),
-             jnp.asarray(ds.videos.cat), tuple(jnp.asarray(m) for m in ds.videos.multi))
+  """The shared environment as host arrays (placed on devices by `parallel.replicate`)."""
+  return Env(packed.video, packed.labels, packed.first_page, packed.n_pages, ds.users.num,
+             ds.users.cat, tuple(ds.users.multi), ds.videos.num, ds.videos.cat,
+             tuple(ds.videos.multi))
 
 
 def make_static(ds, packed) -> Static:
@@ -134,7 +133,7 @@ def make_rep(config, ds, packed, rep_index: int):
   n = config.pretrain.n_interactions
   pre = gen.choice(slots, n, replace=len(slots) < n) if len(slots) else np.zeros(0, np.int64)
   pre_page, pre_col = np.divmod(pre, packed.page_slots)
-  rep = RepData(key, np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
+  rep = RepData(np.asarray(jax.random.key_data(key)), np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
                 encoding.fit(ds.users, split.train_user),
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows)
   pretrain_rows = EvalRows(owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
@@ -143,5 +142,5 @@ def make_rep(config, ds, packed, rep_index: int):
 
 
 def stack(items):
-  """Stacks pytrees along a new leading (repetition) axis."""
-  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *items)
+  """Stacks host pytrees along a new leading (repetition) axis."""
+  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)

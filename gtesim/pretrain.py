@@ -65,7 +65,7 @@ def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows
   batches = order[:n_batches * batch_size].reshape(n_batches, batch_size)
 
   g_models = weight_models(spec)
-  g_key = jax.random.fold_in(rng.stream(rep.key, "pretrain"), 1_000_003 + index)
+  g_key = jax.random.fold_in(rng.stream(rep.key, "pretrain_weight"), index)
 
   def body(carry, item):
     i, batch = item

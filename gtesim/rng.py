@@ -1,10 +1,12 @@
 """Explicit random keys: everything of repetition b derives from (seed, rep_offset + b)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 # One independent stream per purpose, so adding a use of randomness never shifts another.
-_STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign")
+_STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign",
+            "pretrain_weight")
 
 
 def rep_key(seed: int, rep: int) -> jax.Array:
@@ -13,7 +15,9 @@ def rep_key(seed: int, rep: int) -> jax.Array:
 
 
 def stream(key: jax.Array, purpose: str) -> jax.Array:
-  """The key of one purpose (see _STREAMS) within a repetition."""
+  """The key of one purpose (see _STREAMS) within a repetition; `key` may be raw key data."""
+  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)
   return jax.random.fold_in(key, _STREAMS.index(purpose))
 
 

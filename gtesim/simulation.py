@@ -26,6 +26,7 @@ from gtesim import io
 from gtesim import logs
 from gtesim import models as models_lib
 from gtesim import outputs
+from gtesim import parallel
 from gtesim import pretrain
 from gtesim import step as step_lib
 from gtesim.data import dataset
@@ -73,9 +74,10 @@ class Setup:
   """Everything loaded and built before the first step."""
   ds: dataset.Dataset
   packed: packing.Packed
-  env: device_data.Env
-  reps: device_data.RepData  # Stacked over repetitions.
-  pretrain_rows: device_data.EvalRows  # Stacked over repetitions.
+  env: device_data.Env  # Replicated on the mesh.
+  reps: device_data.RepData  # Stacked over repetitions, split over the mesh.
+  reps_host: device_data.RepData  # The same on the host.
+  pretrain_rows: device_data.EvalRows  # Stacked over repetitions, split over the mesh.
   spec: step_lib.SimSpec
   rep_indices: np.ndarray
 
@@ -92,8 +94,8 @@ def build(config) -> Setup:
                f"{ov['n_interactions']:,}", ov["click_rate"], ov["mean_play_time_ms"])
   rep_indices = config.rep_offset + np.arange(config.repetitions)
   made = [device_data.make_rep(config, ds, packed, int(r)) for r in rep_indices]
-  reps = device_data.stack([m[0] for m in made])
-  n_train = int(reps.train_users.shape[1])
+  reps_host = device_data.stack([m[0] for m in made])
+  n_train = int(reps_host.train_users.shape[1])
   if config.sim.batch_size > n_train:
     raise InputError(f"config key sim.batch_size ({config.sim.batch_size}) exceeds the "
                      f"{n_train} train users; lower it or data.user_p_val.")
@@ -107,8 +109,13 @@ def build(config) -> Setup:
   log_run.info("features: user %d + video %d = %d wide; window %d slots per user; %d train "
                "users per repetition", static.user_layout.width, static.video_layout.width,
                static.width, packed.window, n_train)
-  return Setup(ds, packed, device_data.make_env(ds, packed), reps,
-               device_data.stack([m[1] for m in made]), spec, rep_indices)
+  mesh = parallel.rep_mesh(config.repetitions)
+  log_run.info("%d repetitions on %d device(s) (%s)", config.repetitions,
+               parallel.devices_used(mesh), jax.devices()[0].platform)
+  return Setup(ds, packed, parallel.replicate(device_data.make_env(ds, packed), mesh),
+               parallel.shard_reps(reps_host, mesh), reps_host,
+               parallel.shard_reps(device_data.stack([m[1] for m in made]), mesh), spec,
+               rep_indices)
 
 
 class Compiled:
@@ -174,7 +181,7 @@ def _pretrain(config, setup: Setup, fns: Compiled):
   names = [m.name for m in setup.spec.models]
   for e in range(config.pretrain.epochs):
     state, loss = fns.pretrain_epoch(state, setup.reps, setup.pretrain_rows, setup.env, e)
-    loss = np.asarray(loss).mean(0)
+    loss = parallel.to_host(loss).mean(0)
     log_pre.info("epoch %d/%d: %s (mean over %d repetitions)", e + 1, config.pretrain.epochs,
                  ", ".join(f"{n} loss {v:.4f}" for n, v in zip(names, loss)),
                  config.repetitions)
@@ -188,7 +195,7 @@ def _fresh_states(setup: Setup, fns: Compiled, pretrained, n_worlds):
 def _metric_rows(evaluated):
   """{split: {name: [B, W, A]}} -> {"split|name": [1, B, G]} (G = W x A groups)."""
   out = {}
-  for split, d in evaluated.items():
+  for split, d in parallel.to_host(evaluated).items():
     for name, v in d.items():
       v = np.asarray(v)
       out[f"{split}|{name}"] = v.reshape(v.shape[0], -1)[None]
@@ -227,7 +234,7 @@ def run(config, workdir, resume=False) -> dict:
   """Runs the configured study into `workdir` and returns result.json's content."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  logs.setup(workdir / "run.log")
+  logs.setup(workdir / "run.log" if parallel.is_primary() else None)
   config_check.check(config)
   if resume and not (workdir / "config.json").exists():
     raise InputError(f"--resume: {workdir} holds no run (no config.json).")
@@ -237,12 +244,13 @@ def run(config, workdir, resume=False) -> dict:
                config.repetitions, config.rep_offset, config.seed, config.sim.n_steps, workdir)
   t_start = time.perf_counter()
   setup = build(config)
-  io.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
-  def per_rep(enc):
-    return [{k: np.asarray(v[b]) for k, v in enc.items()} for b in range(config.repetitions)]
-  io.write_json(workdir / "encoding.json", {
-      "user": encoding.describe(setup.ds.users, per_rep(setup.reps.user_enc)),
-      "video": encoding.describe(setup.ds.videos, per_rep(setup.reps.video_enc))})
+  if parallel.is_primary():
+    io.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    def per_rep(enc):
+      return [{k: v[b] for k, v in enc.items()} for b in range(config.repetitions)]
+    io.write_json(workdir / "encoding.json", {
+        "user": encoding.describe(setup.ds.users, per_rep(setup.reps_host.user_enc)),
+        "video": encoding.describe(setup.ds.videos, per_rep(setup.reps_host.video_enc))})
   chunk_len = config.sim.validate_every
   fns = Compiled(setup.spec, chunk_len, config.pretrain.batch_size)
   alphas = jnp.asarray(world_alphas(config))
@@ -277,7 +285,7 @@ def run(config, workdir, resume=False) -> dict:
   for t in range(start, n_steps, chunk_len):
     tic = time.perf_counter()
     states, out = fns.chunk(states, setup.reps, setup.env, alphas, jnp.int32(t))
-    out = jax.tree.map(np.asarray, out)  # Blocks until the chunk is done.
+    out = parallel.to_host(out)  # Blocks until the chunk is done.
     elapsed = time.perf_counter() - tic
     if compile_s is None:
       compile_s = elapsed
@@ -316,6 +324,8 @@ def run(config, workdir, resume=False) -> dict:
             "steady_rec_per_s": recs_per_step * steps_timed / time_timed if time_timed else None,
             "chunk_traces": fns.chunk_traces}
   dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+  if not parallel.is_primary():
+    return None
   return write_outputs(config, dataset_info, history, setup.rep_indices, workdir, timing)
 
 

@@ -11,6 +11,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from gtesim import cli
+from gtesim import parallel
 from gtesim import simulation
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -23,6 +24,7 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
+  parallel.initialize()
   workdir = _WORKDIR.value
   if workdir is None:
     if _RESUME.value:
