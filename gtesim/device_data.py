@@ -54,7 +54,6 @@ class Static:
   video_layout: encoding.Layout
   page_slots: int
   window_pages: int
-  n_labels: int
 
   @property
   def width(self):
@@ -70,7 +69,7 @@ def make_env(ds, packed) -> Env:
 
 def make_static(ds, packed) -> Static:
   return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
-                packed.page_slots, packed.window_pages, ds.labels.shape[1])
+                packed.page_slots, packed.window_pages)
 
 
 def user_features(static: Static, env: Env, enc, users):

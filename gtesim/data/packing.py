@@ -47,12 +47,13 @@ class Packed:
   def window(self):
     return self.window_pages * self.page_slots
 
-  def bytes_per_slot(self, worlds_x_reps: int = 0) -> int:
-    """Device bytes per slot: video index + labels + one used flag per world x rep."""
-    return 4 + 4 * self.labels.shape[2] + worlds_x_reps
+  def bytes_per_slot(self) -> int:
+    """Shared device bytes per slot: video index + labels (each world x repetition adds a
+    one-byte used flag)."""
+    return 4 + 4 * self.labels.shape[2]
 
-  def nbytes(self, worlds_x_reps: int = 0) -> int:
-    return (self.video.size * self.bytes_per_slot(worlds_x_reps) + self.first_page.nbytes +
+  def nbytes(self) -> int:
+    return (self.video.size * self.bytes_per_slot() + self.first_page.nbytes +
             self.n_pages.nbytes + self.length.nbytes)
 
 
