@@ -129,6 +129,19 @@ def assign(design: Design, rep: RepData, users, step_key):
   return u < design.p_treatment
 
 
+def slot_noise(key, shape):
+  """Uniform [0, 1) float32 keys of a [b, S] window, ~4x cheaper than jax.random.uniform.
+
+  A keyed bijection of the slot position (two rounds of a 32-bit mixer around a random key
+  pair), so the keys of one step are distinct 32-bit values; their top 24 bits become the
+  float, the resolution of jax.random.uniform's float32.
+  """
+  seeds = jax.random.bits(key, (2,), jnp.uint32)
+  position = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+  bits = _mix32(_mix32(position ^ seeds[0]) + seeds[1])
+  return (bits >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+
+
 def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key):
   """Up to n_candidate slots per user, uniform among the eligible ones (train video, unused).
 
@@ -143,8 +156,8 @@ def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key):
               ~used[pages])
   b = users.shape[0]
   eligible = eligible.reshape(b, -1)
-  noise = jax.random.uniform(key, eligible.shape)
-  top, idx = lax.top_k(jnp.where(eligible, noise, -1.0), spec.n_candidate)
+  top, idx = lax.top_k(jnp.where(eligible, slot_noise(key, eligible.shape), -1.0),
+                       spec.n_candidate)
   rows = jnp.arange(b)[:, None]
   page = pages[rows, idx // static.page_slots]
   col = idx % static.page_slots

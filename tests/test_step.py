@@ -53,3 +53,25 @@ def test_numerical_losses():
   y = jnp.array([99.0, 0.0])
   np.testing.assert_allclose(model.loss(out, y), [np.log(100) - np.log(10), 0.0], rtol=1e-6)
   np.testing.assert_allclose(model.predict(out), [9.0, 0.0], rtol=1e-6)
+
+
+def test_candidates_are_uniform_among_eligible_slots():
+  """10 eligible slots of 40, 3 candidates: each eligible slot is drawn with prob 3/10."""
+  eligible = np.zeros((1, 40), bool)
+  eligible[0, [1, 4, 5, 9, 17, 20, 21, 30, 33, 39]] = True
+  trials = 3000
+  keys = jax.random.split(jax.random.key(0), trials)
+  def draw(key):
+    noise = step.slot_noise(key, eligible.shape)
+    top, idx = jax.lax.top_k(jnp.where(eligible, noise, -1.0), 3)
+    return idx[0], top[0] >= 0
+  idx, ok = jax.vmap(draw)(keys)
+  assert bool(ok.all())
+  counts = np.bincount(np.asarray(idx).ravel(), minlength=40)
+  assert counts[~eligible[0]].sum() == 0
+  assert all(len(set(row)) == 3 for row in np.asarray(idx))  # Without replacement.
+  expected = trials * 3 / 10
+  chi2 = ((counts[eligible[0]] - expected) ** 2 / expected).sum()
+  assert chi2 < 27.9  # 99.9% quantile of chi2 with 9 degrees of freedom.
+  noise = np.asarray(step.slot_noise(jax.random.key(1), (64, 512)))
+  assert noise.min() >= 0 and noise.max() < 1 and abs(noise.mean() - 0.5) < 0.01
