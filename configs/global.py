@@ -3,10 +3,11 @@
 Run:
   python scripts/run.py --config configs/global.py
 
-Synthetic Pure-like data, 8 repetitions, 200 steps x 256 users, 16 candidates. About 75 s on
-2 CPU cores (pretraining 14 s, ~21k recommendations/s). Expected result (seed 0):
-  click:     GT 0.504, GC 0.595, GTE -0.0909 +- 0.0017 (-15.3%)
-  play_time: GT 65,478 ms, GC 44,275 ms, GTE +21,203 +- 1,200 ms (+47.8%)
+Synthetic Pure-like data, 8 repetitions, 200 steps x 256 users, 16 candidates. About 60 s on
+2 CPU cores (pretraining 14 s, first chunk with compilation 8 s, ~25k recommendations/s).
+Expected result (seed 0; +- is the standard error over the 8 repetitions):
+  click:     GT 0.5038, GC 0.5948, GTE -0.0910 +- 0.0019 (-15.3%)
+  play_time: GT 66,528 ms, GC 44,476 ms, GTE +22,053 +- 910 ms (+49.6%)
 Treatment ranks by predicted play time, control by click probability.
 """
 

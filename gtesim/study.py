@@ -79,8 +79,10 @@ def run(config, out_dir) -> dict:
     results[name] = simulation.run(cfg, workdir)
     logs.setup(out_dir / "study.log")
   summary = summarize(config, results)
-  summary["wall_s_this_invocation"] = time.perf_counter() - t0
   summary["wall_s_runs"] = {n: r["timing"]["wall_s"] for n, r in results.items()}
+  summary["wall_s_runs_total"] = float(sum(summary["wall_s_runs"].values()))
+  log.info("%d runs, %.0f s of run time in all (%.0f s in this invocation)", len(runs),
+           summary["wall_s_runs_total"], time.perf_counter() - t0)
   io.write_json(out_dir / "study.json", summary)
   figures(config, results, summary, out_dir)
   report(config, summary, out_dir)
@@ -185,7 +187,8 @@ def report(config, summary, out_dir):
   labels = list(config.labels)
   lines = [f"# Study `{summary['name']}`", "",
            f"B = {summary['B']} repetitions per run, assignment `{summary['assignment']}`, "
-           f"main p_treatment = {summary['p_main']}. Command: "
+           f"main p_treatment = {summary['p_main']}; {len(summary['wall_s_runs'])} runs, "
+           f"{summary['wall_s_runs_total'] / 60:.0f} min of run time. Command: "
            "`python scripts/study.py --config configs/study.py`.", "",
            "## The truth (global mode)", "",
            "| label | true GTE (mean over B) | sd | se | frozen-model GTE (mean) | sd |",

@@ -1,11 +1,22 @@
 """Shared test helpers: tiny KuaiRand-format folders and configs."""
 
+import os
 import pathlib
+import tempfile
 
+import jax
 import numpy as np
 import pytest
 
 from gtesim import default_config
+
+# Many tests compile the same simulation: share compiled executables through JAX's persistent
+# cache (also with the subprocesses the tests start).
+_CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                               os.path.join(tempfile.gettempdir(), "gtesim-test-jax-cache"))
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 LOG_HEADER = "user_id,video_id,date,is_click,is_like,long_view,play_time_ms,duration_ms,is_rand,tab"
 
