@@ -104,10 +104,15 @@ def _sample_rows(gen, slots, size):
   return np.concatenate([pick, np.zeros(size - len(pick), pick.dtype)]), mask
 
 
-def _eval_rows(gen, packed, owner, user_ok, video_ok, size) -> EvalRows:
+def _slots(packed, owner, user_ok, video_ok) -> np.ndarray:
+  """Flat indices (page * C + col) of the filled slots of the given users and videos."""
   video = packed.video
   ok = (video >= 0) & user_ok[owner][:, None] & video_ok[np.maximum(video, 0)]
-  flat, mask = _sample_rows(gen, np.flatnonzero(ok.ravel()), size)
+  return np.flatnonzero(ok.ravel())
+
+
+def _eval_rows(gen, packed, owner, user_ok, video_ok, size) -> EvalRows:
+  flat, mask = _sample_rows(gen, _slots(packed, owner, user_ok, video_ok), size)
   page, col = np.divmod(flat, packed.page_slots)
   return EvalRows(owner[page].astype(np.int32), page.astype(np.int32), col.astype(np.int32),
                   mask)
@@ -124,10 +129,7 @@ def make_rep(config, ds, packed, rep_index: int):
                         config.sim.eval_rows)
   train_rows = _eval_rows(gen, packed, owner, split.train_user, split.train_video,
                           config.sim.eval_rows)
-  video = packed.video
-  eligible = (video >= 0) & split.train_user[owner][:, None] & split.train_video[
-      np.maximum(video, 0)]
-  slots = np.flatnonzero(eligible.ravel())
+  slots = _slots(packed, owner, split.train_user, split.train_video)
   gen = rng.numpy_rng(rng.stream(key, "pretrain_data"))
   n = config.pretrain.n_interactions
   pre = gen.choice(slots, n, replace=len(slots) < n) if len(slots) else np.zeros(0, np.int64)
