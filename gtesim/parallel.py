@@ -22,12 +22,13 @@ AXIS = "rep"
 
 
 def initialize() -> None:
-  """Joins a multi-process job when launched as one (SLURM ntasks > 1 or a coordinator set)."""
+  """Joins a multi-process job when launched as one (SLURM ntasks > 1 or a coordinator set).
+
+  On CPU the processes need `JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo`.
+  """
   ntasks = int(os.environ.get("SLURM_NTASKS", "1"))
   if ntasks > 1 or "JAX_COORDINATOR_ADDRESS" in os.environ:
     jax.distributed.initialize()
-    log.info("process %d of %d, %d local / %d global devices", jax.process_index(),
-             jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
 def is_primary() -> bool:
