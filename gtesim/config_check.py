@@ -55,3 +55,20 @@ def check(config) -> None:
     _require(config.checkpoint_every % sim.validate_every == 0, "checkpoint_every",
              f"{config.checkpoint_every} must be a multiple of sim.validate_every "
              f"({sim.validate_every}).")
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def first_difference(a: dict, b: dict, allowed=()):
+  """The first dotted key (sorted) where two JSON configs differ, outside `allowed`, as
+  (key, value in a, value in b); None if they agree."""
+  a, b = _flatten(a), _flatten(b)
+  for key in sorted(set(a) | set(b)):
+    if key not in allowed and a.get(key) != b.get(key):
+      return key, a.get(key), b.get(key)
+  return None

@@ -13,17 +13,11 @@ import ml_collections
 import numpy as np
 import pyarrow.parquet as pq
 
+from gtesim import config_check
 from gtesim import simulation
 from gtesim.errors import InputError
 
 PER_PIECE_KEYS = ("repetitions", "rep_offset")
-
-
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-  return out
 
 
 def _load_piece(run_dir: pathlib.Path):
@@ -79,14 +73,13 @@ def merge(run_dirs, out_dir) -> dict:
   pieces = [_load_piece(pathlib.Path(d)) for d in run_dirs]
   if not pieces:
     raise InputError("merge needs at least one run folder.")
-  base = _flat(pieces[0][0])
   for (config, _, _, _), run_dir in zip(pieces[1:], run_dirs[1:]):
-    flat = _flat(config)
-    for key in sorted(set(base) | set(flat)):
-      if key not in PER_PIECE_KEYS and base.get(key) != flat.get(key):
-        raise InputError(f"{run_dir}: config key {key} is {flat.get(key)!r} but "
-                         f"{run_dirs[0]} has {base.get(key)!r}; only {', '.join(PER_PIECE_KEYS)}"
-                         " may differ between the pieces of one run.")
+    diff = config_check.first_difference(pieces[0][0], config, PER_PIECE_KEYS)
+    if diff:
+      key, first, this = diff
+      raise InputError(f"{run_dir}: config key {key} is {this!r} but {run_dirs[0]} has "
+                       f"{first!r}; only {', '.join(PER_PIECE_KEYS)} may differ between the "
+                       "pieces of one run.")
   order = np.argsort([c["rep_offset"] for c, _, _, _ in pieces], kind="stable")
   pieces = [pieces[i] for i in order]
   reps = np.concatenate([np.arange(c["rep_offset"], c["rep_offset"] + c["repetitions"])

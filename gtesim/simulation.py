@@ -215,19 +215,14 @@ def _log_validation(step, rows, groups):
 
 
 def _check_resume_config(config, workdir):
-  saved = json.loads((workdir / "config.json").read_text())
-  now = json.loads(config.to_json_best_effort())
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-  saved, now = flat(saved), flat(now)
-  for key in sorted(set(saved) | set(now)):
-    if key not in RESUMABLE_KEYS and saved.get(key) != now.get(key):
-      raise InputError(f"--resume: config key {key} is {now.get(key)!r} but the run in "
-                       f"{workdir} used {saved.get(key)!r}; resume with the same config "
-                       f"(only {', '.join(RESUMABLE_KEYS)} may change).")
+  diff = config_check.first_difference(json.loads((workdir / "config.json").read_text()),
+                                       json.loads(config.to_json_best_effort()),
+                                       RESUMABLE_KEYS)
+  if diff:
+    key, saved, now = diff
+    raise InputError(f"--resume: config key {key} is {now!r} but the run in {workdir} used "
+                     f"{saved!r}; resume with the same config (only "
+                     f"{', '.join(RESUMABLE_KEYS)} may change).")
 
 
 def run(config, workdir, resume=False) -> dict:

@@ -267,14 +267,10 @@ def step(spec: SimSpec, env: Env, rep: RepData, alpha, state: WorldState, t):
   g_metrics = jnp.full((3,), jnp.nan)
   g = None
   if design.uses_weight_model:
-    g_key = jax.random.fold_in(dropout_key, design.arms)
-    if design.g_first:
-      g_params, g_opt, g_metrics = _weight_model_step(spec, state, x_rec, z, rec_ok, n_recs,
-                                                      g_key)
-    g = jax.nn.sigmoid(spec.weight_model.apply(g_params[0], x_rec))
-    if not design.g_first:
-      g_params, g_opt, g_metrics = _weight_model_step(spec, state, x_rec, z, rec_ok, n_recs,
-                                                      g_key)
+    g_params, g_opt, g_metrics = _weight_model_step(spec, state, x_rec, z, rec_ok, n_recs,
+                                                    jax.random.fold_in(dropout_key, design.arms))
+    weighting_g = g_params if design.g_first else state.g_params  # G before or after update.
+    g = jax.nn.sigmoid(spec.weight_model.apply(weighting_g[0], x_rec))
   mask, weight = design_weights(design, z.astype(jnp.float32), rec_ok, g)
   params, opt_state, losses = [], [], []
   for a in range(design.arms):
