@@ -1,9 +1,9 @@
 """Checks a config's values before any long work starts (SPEC §7)."""
 
 from gtesim.default_config import SYNTHETIC_SIZES
+from gtesim.designs import MODES
 from gtesim.errors import InputError
 
-MODES = ("global", "pooling", "splitting", "snapshot", "weighting")
 LOSSES = {"binary": ("bce",), "numerical": ("logmae", "mse", "mae")}
 
 
@@ -43,10 +43,36 @@ def check(config) -> None:
   _require(exp.g_update in ("after", "before"), "experiment.g_update",
            f"'{exp.g_update}': use 'after' or 'before'.")
   _require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")
+  _require(exp.weight_features in ("all", "video"), "experiment.weight_features",
+           f"'{exp.weight_features}': use 'all' or 'video'.")
+  sweep = config.sweep
+  _require(all(0 < p < 1 for p in sweep.p_treatment), "sweep.p_treatment",
+           "every p must be in (0, 1).")
+  _require(len(set(sweep.p_treatment)) == len(sweep.p_treatment), "sweep.p_treatment",
+           "holds a value twice.")
+  _require(all(g >= 0 for g in sweep.alpha_gap), "sweep.alpha_gap",
+           "every gap must be >= 0 (0 is the A/A).")
+  _require(len(set(sweep.alpha_gap)) == len(sweep.alpha_gap), "sweep.alpha_gap",
+           "holds a value twice.")
+  _require(config.mode != "global" or not sweep.p_treatment, "sweep.p_treatment",
+           "global mode has no treatment probability (every user of a world gets the same "
+           "policy); sweep alpha_gap, or run an A/B design.")
+  _require(not sweep.points or not (sweep.p_treatment or sweep.alpha_gap), "sweep.points",
+           "set either sweep.points or sweep.p_treatment / sweep.alpha_gap, not both.")
+  for point in sweep.points:
+    _require(len(point) == 2 and 0 < point[0] < 1 and point[1] >= 0, "sweep.points",
+             f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
+  _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
+  pre = config.pretrain
+  for key in ("n_interactions", "batch_size", "max_epochs", "patience"):
+    _require(pre[key] >= 1, f"pretrain.{key}", "must be at least 1.")
+  _require(pre.min_delta >= 0, "pretrain.min_delta", "must be >= 0.")
   _require(config.mode != "snapshot" or config.sim.train_models, "sim.train_models",
            "the snapshot design already freezes the models; leave it True.")
   sim = config.get("sim")
   if sim is not None:
+    _require(sim.vectorize in ("auto", "map", "vmap"), "sim.vectorize",
+             f"'{sim.vectorize}': use 'auto', 'map' or 'vmap'.")
     for key in ("n_steps", "batch_size", "n_candidate", "validate_every", "updates_per_step",
                 "eval_rows"):
       _require(sim[key] >= 1, f"sim.{key}", "must be at least 1.")

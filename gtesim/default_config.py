@@ -45,9 +45,12 @@ def study_section() -> ml_collections.ConfigDict:
   study = ml_collections.ConfigDict()
   study.name = "study"  # Folder under experiments/.
   study.designs = ("pooling", "splitting", "snapshot", "weighting")  # A/B designs to compare.
-  study.p_values = (0.1, 0.2, 0.5)  # p_treatment sweep; the config's p is the main one.
-  study.aa = True  # Also run every design with alpha_T = alpha_C (type-I error).
-  study.frozen_truth = True  # Also run the global truth with frozen models.
+  study.p_values = (0.1, 0.2, 0.5, 0.8, 0.9)  # p sweep at alpha gap 1 (experiment.p_treatment
+  # is the main point).
+  study.alpha_gaps = (0.0, 0.25, 0.5, 1.0)  # Gap sweep at the main p; 0 is the A/A.
+  study.frozen_truth = True  # Also the global truth with frozen models (policy effect at the
+  # pretrained model), against which snapshot is scored too.
+  study.weighting_video = True  # Also weighting with G on video features only.
   return study
 
 
@@ -121,9 +124,12 @@ def get_config() -> ml_collections.ConfigDict:
   optim.grad_clip = 1.0  # Global-norm gradient clipping of each model's update.
 
   config.pretrain = pre = ml_collections.ConfigDict()
-  pre.n_interactions = 100_000  # Logged train-user x train-video interactions to pretrain on.
-  pre.epochs = 3  # Passes over them.
+  pre.enabled = True  # False: the "production" models are untrained (a warning is logged).
+  pre.n_interactions = 200_000  # Logged train-user x train-video rows to pretrain on.
   pre.batch_size = 1024  # Minibatch size.
+  pre.max_epochs = 40  # Upper bound on passes over the rows.
+  pre.patience = 3  # Epochs without improvement of the validation loss before a model stops.
+  pre.min_delta = 1e-3  # Relative improvement of the validation loss that counts.
 
   config.experiment = exp = ml_collections.ConfigDict()
   exp.p_treatment = 0.5  # P(user is treated) in A/B designs.
@@ -131,7 +137,17 @@ def get_config() -> ml_collections.ConfigDict:
   exp.weight_clip = 0.0  # Weighting: clip G/p and (1-G)/(1-p) at this value; 0 = no clip.
   exp.g_update = "after"  # Weighting: update G "after" (weights from a G that has not yet
   # seen the step's items) or "before" the label models within a step.
+  exp.weight_features = "all"  # Weighting: G sees "all" features, or "video" features only.
   exp.weight_model = _mlp()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
+
+  config.sweep = sweep = ml_collections.ConfigDict()
+  sweep.p_treatment = ()  # p values to run as one vmapped axis; () = experiment.p_treatment.
+  sweep.alpha_gap = ()  # Gaps lambda: alpha_T(l) = (1-l) alpha_C + l alpha_T; () = (1.0,).
+  sweep.points = ()  # Explicit ((p, lambda), ...) pairs instead of the product of the two.
+  # The run's points are the product of the two (or the listed pairs); lambda = 0 is the A/A.
+
+  config.estimator = est = ml_collections.ConfigDict()
+  est.batch_blocks = 10  # Blocks of consecutive steps of the batch-means standard error.
 
   config.sim = sim = ml_collections.ConfigDict()
   sim.n_steps = 200  # Simulation steps.
@@ -139,6 +155,10 @@ def get_config() -> ml_collections.ConfigDict:
   sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).
   sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
   sim.validate_every = 20  # Steps between validations (and the scan chunk length).
-  sim.eval_rows = 2048  # Fixed validation/train-side evaluation rows per repetition.
+  sim.eval_rows = 8192  # Fixed validation/train-side evaluation rows per repetition (the
+  # validation rows also decide when pretraining stops).
   sim.train_models = True  # False: models stay pretrained (the "frozen" global truth).
+  sim.vectorize = "auto"  # Repetitions and worlds: "map" (lax.map: each repetition's program
+  # is the same whatever B, so results are exact across B and devices), "vmap", or "auto"
+  # (map on CPU, vmap on accelerators).
   return config

@@ -15,6 +15,7 @@ import numpy as np
 from gtesim import rng
 from gtesim.data import encoding
 from gtesim.data import splits as splits_lib
+from gtesim.errors import InputError
 
 
 class Env(NamedTuple):
@@ -54,6 +55,7 @@ class Static:
   video_layout: encoding.Layout
   page_slots: int
   window_pages: int
+  n_pages: int  # Pages of the packed logs (rows of a used mask).
 
   @property
   def width(self):
@@ -69,7 +71,7 @@ def make_env(ds, packed) -> Env:
 
 def make_static(ds, packed) -> Static:
   return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
-                packed.page_slots, packed.window_pages)
+                packed.page_slots, packed.window_pages, int(packed.video.shape[0]))
 
 
 def user_features(static: Static, env: Env, enc, users):
@@ -132,9 +134,14 @@ def make_rep(config, ds, packed, rep_index: int):
   slots = _slots(packed, owner, split.train_user, split.train_video)
   gen = rng.numpy_rng(rng.stream(key, "pretrain_data"))
   n = config.pretrain.n_interactions
-  pre = gen.choice(slots, n, replace=len(slots) < n) if len(slots) else np.zeros(0, np.int64)
+  if len(slots) < n:
+    raise InputError(f"config key pretrain.n_interactions ({n:,}) exceeds the {len(slots):,} "
+                     f"logged train-user x train-video rows of repetition {rep_index}; lower "
+                     "it.")
+  pre = gen.choice(slots, n, replace=False)
   pre_page, pre_col = np.divmod(pre, packed.page_slots)
-  rep = RepData(np.asarray(jax.random.key_data(key)), np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
+  rep = RepData(np.asarray(jax.random.key_data(key)),
+                np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
                 encoding.fit(ds.users, split.train_user),
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows)
   pretrain_rows = EvalRows(owner[pre_page].astype(np.int32), pre_page.astype(np.int32),

@@ -1,9 +1,10 @@
 """Merges runs that split one run's repetitions (SLURM array tasks) into a single run's outputs.
 
 The pieces must have the same config but for `repetitions` and `rep_offset`, and together
-cover a contiguous range of repetitions once. Their per-step and per-validation tables are
-concatenated along the repetition axis and go through the same code that writes a run's
-outputs, so the merged result.json equals that of one run with all the repetitions.
+cover a contiguous range of repetitions once. Each piece's tables are read back into its
+History (`history.from_tables`), the histories are joined along the repetition axis, and the
+result goes through the same writer as a run, so the merged outputs equal those of one run
+with all the repetitions.
 """
 
 import json
@@ -14,7 +15,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gtesim import config_check
-from gtesim import simulation
+from gtesim import designs
+from gtesim import history as history_lib
+from gtesim import io
+from gtesim import outputs
 from gtesim.errors import InputError
 
 PER_PIECE_KEYS = ("repetitions", "rep_offset")
@@ -24,48 +28,42 @@ def _load_piece(run_dir: pathlib.Path):
   for name in ("config.json", "result.json", "steps.parquet", "metrics.parquet"):
     if not (run_dir / name).exists():
       raise InputError(f"{run_dir} has no {name}: pass finished run folders to merge.")
-  config = json.loads((run_dir / "config.json").read_text())
-  return (config, json.loads((run_dir / "result.json").read_text()),
+  return (json.loads((run_dir / "config.json").read_text()),
+          json.loads((run_dir / "result.json").read_text()),
           pq.read_table(run_dir / "steps.parquet").to_pydict(),
           pq.read_table(run_dir / "metrics.parquet").to_pydict())
 
 
-def _unflatten_rows(table, columns, n_reps, n_groups, rows=None):
-  """Long-table columns -> {column: [T, B, G]} (rows in step, rep, group order)."""
-  out = {}
-  for column in columns:
-    values = np.asarray(table[column])
-    if rows is not None:
-      values = values[rows]
-    out[column] = values.reshape(-1, n_reps, n_groups)
+def _pad_epochs(per_epoch: list, n: int, fill_last: bool) -> np.ndarray:
+  """[E, B] -> [n, B]: a piece that stopped pretraining earlier keeps its stopped models, so
+  its validation metrics repeat the last epoch's and its training losses are NaN."""
+  a = np.asarray(per_epoch, np.float64).reshape(len(per_epoch), -1)
+  extra = np.repeat(a[-1:], n - len(a), 0) if fill_last else np.full((n - len(a),
+                                                                      a.shape[1]), np.nan)
+  return np.concatenate([a, extra])
+
+
+def merge_pretrain(reports: list) -> dict:
+  """The pretraining report of the joined repetitions."""
+  first = reports[0]
+  n = max(r["epochs_run"] for r in reports)
+  out = {k: first[k] for k in ("enabled", "rows", "batch_size", "max_epochs", "patience",
+                               "min_delta")}
+  out["epochs_run"] = n
+  out["wall_s"] = float(sum(r["wall_s"] for r in reports))
+  for key in ("best_epoch", "best_val_loss", "converged"):
+    out[key] = {l: sum((r[key][l] for r in reports), []) for l in first[key]}
+  out["converged_fraction"] = {l: float(np.mean(v)) for l, v in out["converged"].items()}
+  curve = {"train_loss": {}, "val": {}}
+  for part, fill_last in (("train_loss", False), ("val", True)):
+    for name in first["curve"][part]:
+      if n:
+        curve[part][name] = np.concatenate(
+            [_pad_epochs(r["curve"][part][name], n, fill_last) for r in reports], 1).tolist()
+      else:
+        curve[part][name] = []
+  out["curve"] = curve
   return out
-
-
-def _piece_history(config, steps, metrics):
-  design = simulation.design_of(config)
-  groups = simulation.groups_of(design)
-  labels = list(config.labels)
-  n_reps = config.repetitions
-  history = {}
-  for field in ("outcome_sum", "outcome_sq", "loss"):
-    per_label = _unflatten_rows(steps, [f"{field}/{l}" for l in labels], n_reps, len(groups))
-    history[f"step|{field}"] = np.stack([per_label[f"{field}/{l}"] for l in labels], axis=-1)
-  for field in ("n_recs", "n_exhausted", "n_short"):
-    history[f"step|{field}"] = _unflatten_rows(steps, [field], n_reps, len(groups))[field]
-  split = np.asarray(metrics["split"])
-  for part in ("train", "val"):
-    names = [f"{l}/loss" for l in labels] + [
-        f"{l}/auc" if config.labels[l].type == "binary" else f"{l}/rel_error" for l in labels]
-    rows = split == part
-    for name, value in _unflatten_rows(metrics, names, n_reps, len(groups), rows).items():
-      history[f"{part}|{name}"] = value
-  if design.uses_weight_model:
-    names = [f"weight/{m}" for m in simulation.WEIGHT_METRICS]
-    for name, value in _unflatten_rows(metrics, names, n_reps, 1, split == "new").items():
-      history[f"new|{name}"] = value
-  rows = split == "val"
-  history["eval_step"] = np.asarray(metrics["step"])[rows][::n_reps * len(groups)]
-  return history
 
 
 def merge(run_dirs, out_dir) -> dict:
@@ -87,16 +85,21 @@ def merge(run_dirs, out_dir) -> dict:
   if not np.array_equal(reps, np.arange(reps[0], reps[0] + len(reps))):
     raise InputError(f"the pieces cover repetitions {reps.tolist()}: they must cover a "
                      "contiguous range once (check the array tasks' rep_offset).")
-  histories = [_piece_history(ml_collections.ConfigDict(c), s, m) for c, _, s, m in pieces]
-  history = {k: (histories[0][k] if k == "eval_step" else
-                 np.concatenate([h[k] for h in histories], axis=1)) for k in histories[0]}
+  configs = [ml_collections.ConfigDict(c) for c, _, _, _ in pieces]
+  worlds = designs.worlds_of(configs[0])
+  labels = list(configs[0].labels)
+  history = history_lib.concat_reps([
+      history_lib.from_tables(s, m, worlds, labels, history_lib.model_metric_names(c),
+                              c.repetitions)
+      for c, (_, _, s, m) in zip(configs, pieces)])
   merged = ml_collections.ConfigDict(pieces[0][0])
   merged.repetitions = len(reps)
   merged.rep_offset = int(reps[0])
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "config.json").write_text(merged.to_json_best_effort(indent=1) + "\n")
+  io.write_json(out_dir / "config.json", json.loads(merged.to_json_best_effort()))
   timing = {"wall_s": float(sum(r["timing"]["wall_s"] for _, r, _, _ in pieces)),
             "merged_runs": len(pieces)}
-  return simulation.write_outputs(merged, pieces[0][1]["dataset"], history, reps, out_dir,
-                                  timing)
+  return outputs.write_run(merged, pieces[0][1]["dataset"],
+                           merge_pretrain([r["pretrain"] for _, r, _, _ in pieces]), history,
+                           worlds, reps, out_dir, timing)

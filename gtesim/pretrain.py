@@ -1,62 +1,71 @@
-"""Pretraining the production models (SPEC §3) on logged train-user x train-video rows."""
+"""Pretraining the production models (SPEC §3) until their validation loss stops improving.
+
+Each label model trains on the repetition's logged train-user x train-video rows in shuffled
+minibatches, one epoch per call; after each epoch its loss on the validation rows
+(validation users x test videos) decides whether it improved. A model that has not improved by
+more than `min_delta` (relative) for `patience` epochs stops; the production model is each
+label model at its best epoch, with that epoch's optimizer state.
+"""
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 from jax import lax
 
 from gtesim import rng
 from gtesim.device_data import Env, EvalRows, RepData, pair_features
-from gtesim.step import SimSpec, train_update
+from gtesim.step import SimSpec, evaluate_models, train_update
 
 
-def init_params(spec: SimSpec, env: Env, rep: RepData, rows: EvalRows):
-  """Fresh parameters of every label model for one repetition.
+@struct.dataclass
+class Production:
+  """Pretraining state of one repetition; `best_*` is the production model."""
+  params: tuple  # [L] parameters after the last epoch.
+  opt_state: tuple  # [L]
+  best_params: tuple  # [L] parameters at each label's best validation loss.
+  best_opt_state: tuple
+  best_loss: jax.Array  # [L] best validation loss so far.
+  best_epoch: jax.Array  # [L] int32 epoch (1-based) of the best loss; 0 = initial model.
+  bad_epochs: jax.Array  # [L] int32 epochs since the last improvement.
+  stopped: jax.Array  # [L] bool: the label's model has reached its plateau.
+
+
+def init(spec: SimSpec, env: Env, rep: RepData, rows: EvalRows) -> Production:
+  """Fresh label models of one repetition and their optimizer states.
 
   A numerical head starts with its output bias at the median of log1p(y) over the
   pretraining rows (the logMAE minimizer), so it need not first climb from 0 to ~10.
   """
   key = rng.stream(rep.key, "init")
   y = env.page_labels[rows.page, rows.col]
-  out = []
+  params = []
   for l, m in enumerate(spec.models):
-    params = m.init(jax.random.fold_in(key, l), spec.static.width)
+    p = m.init(jax.random.fold_in(key, l), spec.static.width)
     if m.kind == "numerical":
       last = f"Dense_{len(m.module.hidden)}"
-      bias = jnp.full_like(params["params"][last]["bias"], jnp.median(jnp.log1p(y[:, l])))
-      params = {"params": {**params["params"], last: {**params["params"][last], "bias": bias}}}
-    out.append(params)
-  return tuple(out)
+      bias = jnp.full_like(p["params"][last]["bias"], jnp.median(jnp.log1p(y[:, l])))
+      p = {"params": {**p["params"], last: {**p["params"][last], "bias": bias}}}
+    params.append(p)
+  params = tuple(params)
+  opt = tuple(m.optimizer.init(p) for m, p in zip(spec.models, params))
+  n = len(spec.models)
+  return Production(params, opt, params, opt, jnp.full((n,), jnp.inf), jnp.zeros(n, jnp.int32),
+                    jnp.zeros(n, jnp.int32), jnp.zeros(n, bool))
 
 
-def init_weight_model(spec: SimSpec, rep: RepData):
-  """(G's parameters,) under the weighting design, else ()."""
-  if spec.weight_model is None:
-    return ()
-  key = jax.random.fold_in(rng.stream(rep.key, "init"), len(spec.models))
-  return (spec.weight_model.init(key, spec.static.width),)
+def _select(flags, new, old):
+  """Per label: `new[l]` where flags[l], else `old[l]` (tuples of pytrees)."""
+  return tuple(jax.tree.map(lambda a, b, f=f: jnp.where(f, a, b), n, o)
+               for f, n, o in zip(flags, new, old))
 
 
-def init_opt_state(models, params):
-  return tuple(m.optimizer.init(p) for m, p in zip(models, params))
+def epoch(spec: SimSpec, batch_size: int, patience: int, min_delta: float, env: Env,
+          rep: RepData, rows: EvalRows, prod: Production, index):
+  """One pass over the pretraining rows, then the early-stopping bookkeeping.
 
-
-def weight_models(spec: SimSpec):
-  return () if spec.weight_model is None else (spec.weight_model,)
-
-
-def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows, state,
-          index):
-  """One pass over the repetition's pretraining rows in shuffled minibatches.
-
-  The weight model G (weighting design) learns Z ~ Bernoulli(p) drawn independently of x, as
-  in production before the experiment. Its randomness is separate, so the label models come
-  out the same under every design.
-
-  Args:
-    state: (label params, label opt states, G params, G opt states).
-
-  Returns:
-    (state, [L] mean training loss of the label models over the epoch).
+  Models that have stopped do not change. Returns (Production, metrics): metrics hold
+  `train_loss` [L] (mean over the epoch's minibatches) and the validation metrics of
+  `evaluate_models` (`<label>/loss`, `<label>/auc` or `<label>/rel_error`).
   """
   n = rows.user.shape[0]
   n_batches = n // batch_size
@@ -64,24 +73,31 @@ def epoch(spec: SimSpec, batch_size: int, env: Env, rep: RepData, rows: EvalRows
   order = jax.random.permutation(jax.random.fold_in(key, 0), n)
   batches = order[:n_batches * batch_size].reshape(n_batches, batch_size)
 
-  g_models = weight_models(spec)
-  g_key = jax.random.fold_in(rng.stream(rep.key, "pretrain_weight"), index)
-
   def body(carry, item):
     i, batch = item
-    p, o, gp, go = carry
+    p, o = carry
     video = env.page_video[rows.page[batch], rows.col[batch]]
     x = pair_features(spec.static, env, rep, rows.user[batch], video)
     y = env.page_labels[rows.page[batch], rows.col[batch]]
-    ones = jnp.ones(batch_size)
-    p, o, loss = train_update(spec.models, p, o, x, y, ones, batch_size,
+    p, o, loss = train_update(spec.models, p, o, x, y, jnp.ones(batch_size), batch_size,
                               jax.random.fold_in(key, 1 + i), n_updates=1)
-    if g_models:
-      k = jax.random.fold_in(g_key, i)
-      z = jax.random.bernoulli(jax.random.fold_in(k, 0), spec.design.p_treatment, (batch_size,))
-      gp, go, _ = train_update(g_models, gp, go, x, z.astype(jnp.float32)[:, None], ones,
-                               batch_size, jax.random.fold_in(k, 1), n_updates=1)
-    return (p, o, gp, go), loss
+    return (p, o), loss
 
-  state, losses = lax.scan(body, tuple(state), (jnp.arange(n_batches), batches))
-  return state, jnp.mean(losses, axis=0)
+  (params, opt), losses = lax.scan(body, (prod.params, prod.opt_state),
+                                   (jnp.arange(n_batches), batches))
+  active = ~prod.stopped
+  params = _select(active, params, prod.params)
+  opt = _select(active, opt, prod.opt_state)
+  val = evaluate_models(spec, env, rep, params, rep.val_rows)
+  val_loss = jnp.stack([val[f"{m.name}/loss"] for m in spec.models])
+  threshold = jnp.where(jnp.isfinite(prod.best_loss),
+                        prod.best_loss - min_delta * jnp.abs(prod.best_loss), jnp.inf)
+  improved = active & (val_loss < threshold)
+  bad = jnp.where(improved, 0, prod.bad_epochs + active.astype(jnp.int32))
+  prod = Production(params, opt, _select(improved, params, prod.best_params),
+                    _select(improved, opt, prod.best_opt_state),
+                    jnp.where(improved, val_loss, prod.best_loss),
+                    jnp.where(improved, index + 1, prod.best_epoch), bad,
+                    prod.stopped | (bad >= patience))
+  train_loss = jnp.where(active, jnp.mean(losses, axis=0), jnp.nan)  # NaN: already stopped.
+  return prod, {"train_loss": train_loss, **val}

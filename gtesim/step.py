@@ -1,36 +1,45 @@
-"""The simulation step (SPEC §4) and evaluation, as pure functions of device arrays.
+"""The simulation step (SPEC §4) and evaluation, as pure functions of one repetition's world.
 
 One step in one world: sample train users, draw candidates uniformly among each user's
-eligible slots, score them with the world's label models and alphas, recommend the argmax,
-read its logged labels, train every label model on the recommended items with per-item
-weights, and mark them used. Keys depend on (repetition, step) only, never on the world, so
-worlds of a repetition share user batches and candidate random numbers.
+eligible slots, score them with the models of each user's arm and that arm's alphas,
+recommend the argmax, read its logged labels, train the label models on the recommended items
+with the design's masks and weights, and mark the items used. Keys depend on (repetition,
+step) only, never on the world, so the worlds of a repetition (GT and GC, the points of a
+sweep) share user batches and candidate random numbers.
 """
 
 import dataclasses
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 from jax import lax
 
+from gtesim import designs
 from gtesim import metrics
 from gtesim import models as models_lib
 from gtesim import rng
-from gtesim.device_data import Env, EvalRows, RepData, Static, pair_features
 from gtesim.data.packing import window_index
+from gtesim.device_data import Env, EvalRows, RepData, Static, pair_features
 
 
-class WorldState(NamedTuple):
+@struct.dataclass
+class World:
+  """The state of one world of one repetition."""
   params: tuple  # [arm][label] model parameters.
   opt_state: tuple  # [arm][label] optimizer states.
   g_params: tuple  # (weight-model parameters,) under the weighting design, else ().
   g_opt: tuple
   used: jax.Array  # [P, C] bool: slots recommended in this world.
+  user_sum: jax.Array | None  # [n_train, A, L] float32: each train user's summed outcomes
+  # per arm (A/B designs; None in global mode).
+  user_n: jax.Array | None  # [n_train, A] float32: each train user's recommendations per arm.
 
 
-class StepOut(NamedTuple):
+@struct.dataclass
+class StepOut:
+  """What one step of one world reports (summed over the step's users)."""
   outcome_sum: jax.Array  # [A, L] sum of the recommended items' labels, per arm.
   outcome_sq: jax.Array  # [A, L] sum of their squares.
   n_recs: jax.Array  # [A] users who got a recommendation, per arm.
@@ -42,29 +51,6 @@ class StepOut(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Design:
-  """How a world's users map to arms and what each arm's models train on (SPEC §5).
-
-  global: one arm per world, all users in it. pooling / splitting / snapshot / weighting:
-  two arms (0 = treatment, 1 = control) in one world.
-  """
-  name: str = "global"
-  p_treatment: float = 0.5
-  assignment: str = "user"  # "user": Z drawn once per user; "step": redrawn every step.
-  train_models: bool = True  # False: models stay at the pretrained state.
-  weight_clip: float = 0.0  # Weighting: upper clip of G/p and (1-G)/(1-p); 0 = none.
-  g_first: bool = False  # Weighting: update G on the step's data before computing weights.
-
-  @property
-  def arms(self):
-    return 1 if self.name == "global" else 2
-
-  @property
-  def uses_weight_model(self):
-    return self.name == "weighting"
-
-
-@dataclasses.dataclass(frozen=True)
 class SimSpec:
   """Static description of the compiled simulation."""
   static: Static
@@ -73,12 +59,17 @@ class SimSpec:
   n_candidate: int
   updates_per_step: int
   n_train: int  # Train users per repetition.
-  design: Design = Design()
+  design: designs.Design = designs.Design()
   weight_model: object = None  # LabelModel of G under the weighting design.
 
   @property
-  def steps_per_epoch(self):
+  def steps_per_epoch(self) -> int:
     return self.n_train // self.batch_size
+
+  @property
+  def tracks_users(self) -> bool:
+    """A/B designs keep per-user sums for the user-clustered standard error."""
+    return self.design.arms == 2
 
 
 def _mix32(x):
@@ -106,27 +97,21 @@ def permute(index, n: int, key):
 
 
 def sample_users(spec: SimSpec, rep: RepData, t):
-  """`batch_size` distinct train users: step t's slice of its epoch's random permutation."""
+  """`batch_size` distinct train users: step t's slice of its epoch's random permutation.
+
+  Returns (user indices [b], their positions among the train users [b]).
+  """
   epoch, within = t // spec.steps_per_epoch, t % spec.steps_per_epoch
   pos = within * spec.batch_size + jnp.arange(spec.batch_size)
   key = jax.random.fold_in(jax.random.fold_in(rng.stream(rep.key, "sim"), 0), epoch)
-  return rep.train_users[permute(pos, spec.n_train, key)]
+  position = permute(pos, spec.n_train, key)
+  return rep.train_users[position], position
 
 
 def step_keys(rep: RepData, t):
   """(candidate, dropout, assignment) keys of step t, shared by all worlds of a repetition."""
   key = jax.random.fold_in(jax.random.fold_in(rng.stream(rep.key, "sim"), 1), t)
   return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
-
-
-def assign(design: Design, rep: RepData, users, step_key):
-  """Z [b] bool: treated users. "user": a per-(repetition, user) coin; "step": a new coin."""
-  if design.assignment == "user":
-    key = rng.stream(rep.key, "assign")
-    u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(users)
-  else:
-    u = jax.random.uniform(step_key, users.shape)
-  return u < design.p_treatment
 
 
 def slot_noise(key, shape):
@@ -198,88 +183,56 @@ def train_update(models, params, opt_state, x, y, weight, n, key, n_updates: int
   return tuple(new_params), tuple(new_opt), jnp.stack(losses)
 
 
-def design_weights(design: Design, z, rec_ok, g=None):
-  """Per-arm training masks and weights [A, b] of one step's items (SPEC §5).
-
-  An arm's loss is sum(mask * weight * loss) / sum(mask): splitting masks each arm to its own
-  users; weighting keeps every row and weights it by G/p (treatment) or (1-G)/(1-p) (control).
-  """
-  ok = rec_ok.astype(jnp.float32)
-  if design.name == "splitting":
-    mask = jnp.stack([ok * z, ok * (1 - z)])
-  else:
-    mask = jnp.broadcast_to(ok, (design.arms,) + ok.shape)
-  if design.name != "weighting":
-    return mask, jnp.ones_like(mask)
-  p = design.p_treatment
-  weight = jnp.stack([g / p, (1 - g) / (1 - p)])
-  if design.weight_clip > 0:
-    weight = jnp.minimum(weight, design.weight_clip)
-  return mask, weight
-
-
-def _weight_model_step(spec: SimSpec, state: WorldState, x, z, rec_ok, n, key):
+def _weight_model_step(spec: SimSpec, world: World, x, z, rec_ok, n, key):
   """Updates G on (x, Z) of the step's items; returns (g_params, g_opt, [3] metrics before)."""
   g_model = spec.weight_model
-  raw = g_model.apply(state.g_params[0], x)
+  raw = g_model.apply(world.g_params[0], x)
   zf = z.astype(jnp.float32)
   before = jnp.stack([metrics.masked_mean(g_model.loss(raw, zf), rec_ok),
                       metrics.auc(raw, zf, rec_ok),
                       metrics.masked_mean((raw > 0) == z, rec_ok)])
-  g_params, g_opt, _ = train_update((g_model,), state.g_params, state.g_opt, x, zf[:, None],
+  g_params, g_opt, _ = train_update((g_model,), world.g_params, world.g_opt, x, zf[:, None],
                                     rec_ok.astype(jnp.float32), n, key, spec.updates_per_step)
   return g_params, g_opt, before
 
 
-def step(spec: SimSpec, env: Env, rep: RepData, alpha, state: WorldState, t):
-  """One simulation step of one world.
-
-  Args:
-    alpha: [A, L] ranking weights of the world's arms (global: the world's alphas).
-    t: the step index (0-based).
-
-  Returns:
-    (new WorldState, StepOut).
-  """
+def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: World, t):
+  """One simulation step of one world; returns (new World, StepOut)."""
   design = spec.design
-  users = sample_users(spec, rep, t)
+  users, position = sample_users(spec, rep, t)
   cand_key, dropout_key, assign_key = step_keys(rep, t)
-  page, col, video, valid, n_eligible = candidates(spec, env, rep, state.used, users, cand_key)
-  if design.arms == 1:
-    z = jnp.ones(users.shape, bool)
-    arm = jnp.zeros(users.shape, jnp.int32)
-  else:
-    z = assign(design, rep, users, assign_key)
-    arm = jnp.where(z, 0, 1)
+  page, col, video, valid, n_eligible = candidates(spec, env, rep, world.used, users, cand_key)
+  z = designs.assign(design, rep.key, users, assign_key, point.p_treatment)
+  arm = designs.arm_of(z) if design.arms == 2 else jnp.zeros(users.shape, jnp.int32)
   x = pair_features(spec.static, env, rep, users, video)
-  scores = jnp.stack([jnp.einsum("l,lbk->bk", alpha[a], predictions(spec.models, p, x))
-                      for a, p in enumerate(state.params)])
+  scores = jnp.stack([jnp.einsum("l,lbk->bk", point.alpha[a], predictions(spec.models, p, x))
+                      for a, p in enumerate(world.params)])
   rows = jnp.arange(users.shape[0])
-  score = scores[arm, rows]
-  choice = jnp.argmax(jnp.where(valid, score, -jnp.inf), axis=1)
+  choice = jnp.argmax(jnp.where(valid, scores[arm, rows], -jnp.inf), axis=1)
   rec_ok = valid[:, 0]
   rec_page, rec_col = page[rows, choice], col[rows, choice]
   y = env.page_labels[rec_page, rec_col]
   x_rec = x[rows, choice]
   n_recs = jnp.sum(rec_ok)
 
-  g_params, g_opt = state.g_params, state.g_opt
+  g_params, g_opt = world.g_params, world.g_opt
   g_metrics = jnp.full((3,), jnp.nan)
   g = None
   if design.uses_weight_model:
-    g_params, g_opt, g_metrics = _weight_model_step(spec, state, x_rec, z, rec_ok, n_recs,
+    x_g = designs.weight_model_input(design, x_rec, spec.static.user_layout.width)
+    g_params, g_opt, g_metrics = _weight_model_step(spec, world, x_g, z, rec_ok, n_recs,
                                                     jax.random.fold_in(dropout_key, design.arms))
-    weighting_g = g_params if design.g_first else state.g_params  # G before or after update.
-    g = jax.nn.sigmoid(spec.weight_model.apply(weighting_g[0], x_rec))
-  mask, weight = design_weights(design, z.astype(jnp.float32), rec_ok, g)
+    weighting_g = g_params if design.g_first else world.g_params  # G after or before update.
+    g = jax.nn.sigmoid(spec.weight_model.apply(weighting_g[0], x_g))
+  mask, weight = designs.training_weights(design, z, rec_ok, point.p_treatment, g)
   params, opt_state, losses = [], [], []
   for a in range(design.arms):
     if design.train_models:
-      p, o, loss = train_update(spec.models, state.params[a], state.opt_state[a], x_rec, y,
+      p, o, loss = train_update(spec.models, world.params[a], world.opt_state[a], x_rec, y,
                                 mask[a] * weight[a], jnp.sum(mask[a]),
                                 jax.random.fold_in(dropout_key, a), spec.updates_per_step)
     else:
-      p, o = state.params[a], state.opt_state[a]
+      p, o = world.params[a], world.opt_state[a]
       loss = jnp.stack([models_lib.weighted_loss(m, pl, x_rec, y[:, l], mask[a] * weight[a],
                                                  jnp.sum(mask[a]))
                         for l, (m, pl) in enumerate(zip(spec.models, p))])
@@ -287,19 +240,23 @@ def step(spec: SimSpec, env: Env, rep: RepData, alpha, state: WorldState, t):
     opt_state.append(o)
     losses.append(loss)
 
-  n_pages = state.used.shape[0]
-  used = state.used.at[jnp.where(rec_ok, rec_page, n_pages), rec_col].set(True, mode="drop")
+  n_pages = world.used.shape[0]
+  used = world.used.at[jnp.where(rec_ok, rec_page, n_pages), rec_col].set(True, mode="drop")
   arm_of = arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
   in_arm = arm_of & rec_ok[None, :]
-  yw = jnp.where(in_arm[..., None], y[None], 0.0)
+  yw = jnp.where(in_arm[..., None], y[None], 0.0)  # [A, b, L]
+  user_sum, user_n = world.user_sum, world.user_n
+  if spec.tracks_users:
+    user_sum = user_sum.at[position].add(jnp.moveaxis(yw, 1, 0))
+    user_n = user_n.at[position].add(in_arm.T.astype(jnp.float32))
   out = StepOut(jnp.sum(yw, axis=1), jnp.sum(yw * yw, axis=1), jnp.sum(in_arm, axis=1),
                 jnp.sum(arm_of & (n_eligible == 0), axis=1),
                 jnp.sum(arm_of & (n_eligible < spec.n_candidate), axis=1),
                 jnp.stack(losses), g_metrics)
-  return WorldState(tuple(params), tuple(opt_state), g_params, g_opt, used), out
+  return World(tuple(params), tuple(opt_state), g_params, g_opt, used, user_sum, user_n), out
 
 
-def evaluate(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRows) -> dict:
+def evaluate_models(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRows) -> dict:
   """Loss per label, AUC of binary labels, relative error of numerical ones on y > 0."""
   video = env.page_video[rows.page, rows.col]
   x = pair_features(spec.static, env, rep, rows.user, video)
@@ -314,3 +271,22 @@ def evaluate(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRows) -> d
       out[f"{model.name}/rel_error"] = metrics.relative_error(model.predict(raw), y[:, l],
                                                               rows.mask)
   return out
+
+
+def user_clustered_variance(world: World):
+  """Variance [L] of the naive estimate treating users as independent clusters (CR1).
+
+  The estimate is m_T - m_C with m_a = sum_i S_ia / N_a over users i (S_ia: user i's summed
+  outcome in arm a, n_ia its recommendations, N_a = sum_i n_ia). Its linearisation is
+  sum_i psi_i with psi_i = (S_iT - n_iT m_T) / N_T - (S_iC - n_iC m_C) / N_C, so
+  var = G / (G - 1) sum_i psi_i^2 over the G users with a recommendation. NaN until both
+  arms have one.
+  """
+  n = world.user_n  # [U, 2]
+  big_n = jnp.sum(n, axis=0)  # [2]
+  mean = jnp.sum(world.user_sum, axis=0) / jnp.maximum(big_n, 1)[:, None]  # [2, L]
+  resid = (world.user_sum - n[..., None] * mean[None]) / jnp.maximum(big_n, 1)[None, :, None]
+  psi = resid[:, 0] - resid[:, 1]  # [U, L]
+  g = jnp.sum(jnp.sum(n, axis=1) > 0)
+  var = jnp.sum(psi * psi, axis=0) * g / jnp.maximum(g - 1, 1)
+  return jnp.where(jnp.all(big_n > 0) & (g > 1), var, jnp.nan)

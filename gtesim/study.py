@@ -1,233 +1,180 @@
-"""A study (SPEC §6): the global truth and the A/B designs on the same data and seeds.
+"""A study (SPEC §6): one production model per repetition, then every run from it.
 
-Every run is an ordinary workdir under `<study>/runs/`; a finished run (its result.json
-written for the same config) is reused, so an interrupted study continues where it stopped.
+The label models are pretrained once per repetition (saved under `<out>/production/`); the
+global truth (trained and frozen models), every design and every sweep point start from that
+same state, so each estimate is paired with its own repetition's truth by construction. A
+design's sweep points (p at alpha gap 1, then alpha gaps at the main p; gap 0 is the A/A)
+are one mapped axis of one compiled call. Every job writes an ordinary run folder under
+`<out>/runs/<job>/` (result.json, Parquet tables, figure); a finished job is reused when the
+study is run again, so an interrupted study continues where it stopped.
 """
 
+import dataclasses
 import json
 import pathlib
 import time
 
-import matplotlib
+import pyarrow.parquet as pq
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np
-
+from gtesim import checkpoints as ckpt_lib
+from gtesim import config_check
+from gtesim import core
+from gtesim import designs
+from gtesim import history as history_lib
+from gtesim import inputs
 from gtesim import io
 from gtesim import logs
+from gtesim import outputs
+from gtesim import parallel
 from gtesim import simulation
+from gtesim import study_report
 from gtesim.errors import InputError
 
 log = logs.get_logger("study")
 
 
-def _variant(config, mode, p=None, aa=False, frozen=False):
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One compiled call of the study: a mode, its points, its run config."""
+  name: str
+  config: object  # The run config (no `study` section).
+  worlds: designs.Worlds
+
+
+def _job_config(config, mode, points, frozen=False, weight_features=None):
   c = config.copy_and_resolve_references()
   with c.unlocked():
     del c["study"]
   c.mode = mode
-  if p is not None:
-    c.experiment.p_treatment = p
-  if aa:
-    for label in c.labels.values():
-      label.alpha_T = label.alpha_C
-  if frozen:
-    c.sim.train_models = False
+  c.sweep.points = tuple(points)
+  c.sweep.p_treatment = ()
+  c.sweep.alpha_gap = ()
+  c.sim.train_models = not frozen
+  if weight_features is not None:
+    c.experiment.weight_features = weight_features
   return c
 
 
-def plan(config) -> dict:
-  """Run name -> config of every run the study needs."""
+def design_points(config) -> list:
+  """The A/B points: the main one first, the other p at gap 1, the other gaps at the main p."""
+  study, p_main = config.study, config.experiment.p_treatment
+  return ([(p_main, 1.0)] + [(p, 1.0) for p in study.p_values if p != p_main] +
+          [(p_main, g) for g in study.alpha_gaps if g != 1.0])
+
+
+def truth_points(config) -> list:
+  """Global truth at every nonzero gap (at gap 0 GT is GC: the truth is exactly 0)."""
+  p_main = config.experiment.p_treatment
+  return [(p_main, 1.0)] + [(p_main, g) for g in config.study.alpha_gaps if g not in (0.0, 1.0)]
+
+
+def plan(config) -> list:
+  """Every job of the study, in run order."""
   study = config.study
   for design in study.designs:
-    if design not in ("pooling", "splitting", "snapshot", "weighting"):
-      raise InputError(f"config key study.designs holds '{design}'; use pooling, splitting, "
-                       "snapshot, weighting.")
-  runs = {"global": _variant(config, "global")}
+    if design not in designs.AB_DESIGNS:
+      raise InputError(f"config key study.designs holds '{design}'; use "
+                       f"{', '.join(designs.AB_DESIGNS)}.")
+  if not study.p_values or not study.alpha_gaps:
+    raise InputError("config keys study.p_values and study.alpha_gaps must not be empty.")
+  specs = [("truth", "global", truth_points(config), {})]
   if study.frozen_truth:
-    runs["global-frozen"] = _variant(config, "global", frozen=True)
-  main_p = config.experiment.p_treatment
-  for p in sorted(set(study.p_values) | {main_p}):
-    for design in study.designs:
-      runs[f"{design}-p{p:g}"] = _variant(config, design, p)
-  if study.aa:
-    for design in study.designs:
-      runs[f"aa-{design}-p{main_p:g}"] = _variant(config, design, main_p, aa=True)
-  return runs
+    specs.append(("truth-frozen", "global", truth_points(config), {"frozen": True}))
+  for design in study.designs:
+    specs.append((design, design, design_points(config), {}))
+  if study.weighting_video and "weighting" in study.designs:
+    specs.append(("weighting-video", "weighting", design_points(config),
+                  {"weight_features": "video"}))
+  jobs = []
+  for name, mode, points, extra in specs:
+    c = _job_config(config, mode, points, **extra)
+    jobs.append(Job(name, c, designs.worlds_of(c)))
+  return jobs
 
 
-def _finished(workdir: pathlib.Path, config) -> bool:
-  if not (workdir / "result.json").exists() or not (workdir / "config.json").exists():
-    return False
-  return json.loads((workdir / "config.json").read_text()) == json.loads(
+def _same_config(path: pathlib.Path, config) -> bool:
+  return path.exists() and json.loads(path.read_text()) == json.loads(
       config.to_json_best_effort())
 
 
+def _production(config, setup, out_dir: pathlib.Path):
+  """The pretrained production state (restored when this study already made it)."""
+  folder = out_dir / "production"
+  sim = core.make_simulation(config, setup)
+  fns = core.compile_simulation(sim, setup.mesh)
+  ckpts = ckpt_lib.Checkpoints(folder / "checkpoint", max_to_keep=1)
+  try:
+    if _same_config(folder / "config.json", config) and ckpts.latest_step() is not None:
+      template = fns.init(setup.env, setup.reps, setup.pretrain_rows)
+      prod, _ = ckpts.restore(ckpts.latest_step(), template)
+      log.info("production models restored from %s", folder)
+      return prod, json.loads((folder / "pretrain.json").read_text())
+    prod, report = simulation.pretrain_production(config, setup, fns)
+    ckpts.save(0, prod, {"rep_indices": setup.rep_indices})
+  finally:
+    ckpts.close()
+  if parallel.is_primary():
+    io.write_json(folder / "pretrain.json", outputs.jsonable(report))
+    io.write_json(folder / "config.json", json.loads(config.to_json_best_effort()))
+  return prod, report
+
+
+def _run_job(job: Job, setup, prod, pretrain_report, workdir: pathlib.Path):
+  t0 = time.perf_counter()
+  sim = core.make_simulation(job.config, setup)
+  fns = core.compile_simulation(sim, setup.mesh)
+  state = fns.start(setup.env, setup.reps, prod, simulation.point_inputs(job.config,
+                                                                         job.worlds))
+  history = simulation.start_history(job.config, setup, fns, state, job.worlds)
+  _, history, timing = simulation.run_experiment(job.config, setup, fns, state, job.worlds,
+                                                 history, 0, desc=job.name)
+  timing["wall_s"] = time.perf_counter() - t0
+  if parallel.is_primary():
+    io.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
+    dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+    outputs.write_run(job.config, dataset_info, pretrain_report, history, job.worlds,
+                      setup.rep_indices, workdir, timing)
+  return history, timing
+
+
+def _load_job(job: Job, workdir: pathlib.Path):
+  labels = list(job.config.labels)
+  history = history_lib.from_tables(
+      pq.read_table(workdir / "steps.parquet").to_pydict(),
+      pq.read_table(workdir / "metrics.parquet").to_pydict(), job.worlds, labels,
+      history_lib.model_metric_names(job.config), job.config.repetitions)
+  return history, json.loads((workdir / "result.json").read_text())["timing"]
+
+
 def run(config, out_dir) -> dict:
-  """Runs (or reuses) every run of the study and writes study.json, report.md, figures."""
+  """Runs (or reuses) every job of the study; writes study.json, report.md and figures."""
   out_dir = pathlib.Path(out_dir)
-  runs = plan(config)
-  results, t0 = {}, time.perf_counter()
-  for i, (name, cfg) in enumerate(runs.items()):
-    workdir = out_dir / "runs" / name
-    if _finished(workdir, cfg):
-      log.info("run %d/%d %s: already finished, reusing", i + 1, len(runs), name)
-      results[name] = json.loads((workdir / "result.json").read_text())
-      continue
-    log.info("run %d/%d %s", i + 1, len(runs), name)
-    results[name] = simulation.run(cfg, workdir)
-    logs.setup(out_dir / "study.log")
-  summary = summarize(config, results)
-  summary["wall_s_runs"] = {n: r["timing"]["wall_s"] for n, r in results.items()}
-  summary["wall_s_runs_total"] = float(sum(summary["wall_s_runs"].values()))
-  log.info("%d runs, %.0f s of run time in all (%.0f s in this invocation)", len(runs),
-           summary["wall_s_runs_total"], time.perf_counter() - t0)
+  config_check.check(config)
+  jobs = plan(config)
+  t0 = time.perf_counter()
+  setup = inputs.build(jobs[0].config)
+  prod, pretrain_report = _production(jobs[0].config, setup, out_dir)
+  histories, cost = {}, {"setup_and_pretrain_s": time.perf_counter() - t0}
+  for i, job in enumerate(jobs):
+    workdir = out_dir / "runs" / job.name
+    if _same_config(workdir / "config.json", job.config) and (workdir / "result.json").exists():
+      log.info("job %d/%d %s: already finished, reusing", i + 1, len(jobs), job.name)
+      histories[job.name], timing = _load_job(job, workdir)
+    else:
+      log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(jobs), job.name,
+               job.config.mode, len(job.worlds.points), job.config.repetitions)
+      histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir)
+    cost[job.name] = timing
+  if not parallel.is_primary():
+    return None
+  summary = study_report.summarize(config, jobs, histories, pretrain_report)
+  summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
+  summary["cost"] = cost
+  summary["cost"]["this_invocation_s"] = time.perf_counter() - t0
+  summary = outputs.jsonable(summary)
   io.write_json(out_dir / "study.json", summary)
-  figures(config, results, summary, out_dir)
-  report(config, summary, out_dir)
-  log.info("wrote %s", out_dir / "report.md")
+  study_report.figures(config, summary, out_dir)
+  study_report.report(config, summary, out_dir)
+  log.info("wrote %s (%.0f s in this invocation)", out_dir / "report.md",
+           time.perf_counter() - t0)
   return summary
-
-
-def _truth(result, label):
-  g = np.asarray(result["gte"][label]["per_rep"])
-  return {"mean": float(g.mean()), "sd": float(g.std(ddof=1)) if len(g) > 1 else 0.0,
-          "se": float(g.std(ddof=1) / np.sqrt(len(g))) if len(g) > 1 else 0.0, "B": len(g)}
-
-
-def _design_stats(result, truth):
-  est = np.asarray(result["per_rep"])
-  ci = np.asarray(result["ci95_per_rep"])
-  b = len(est)
-  sd = float(est.std(ddof=1)) if b > 1 else 0.0
-  return {"mean": float(est.mean()), "bias": float(est.mean() - truth["mean"]),
-          "bias_se": float(np.sqrt(sd ** 2 / b + truth["se"] ** 2)), "sd": sd,
-          "rmse": float(np.sqrt(np.mean((est - truth["mean"]) ** 2))),
-          "coverage": float(np.mean((ci[:, 0] <= truth["mean"]) & (truth["mean"] <= ci[:, 1]))),
-          "mean_ci_width": float(np.mean(ci[:, 1] - ci[:, 0])), "B": b}
-
-
-def summarize(config, results) -> dict:
-  labels = list(config.labels)
-  truth = {l: _truth(results["global"], l) for l in labels}
-  out = {"name": config.study.name, "B": config.repetitions,
-         "p_main": config.experiment.p_treatment, "assignment": config.experiment.assignment,
-         "truth": truth, "designs": {}, "aa": {}}
-  if "global-frozen" in results:
-    out["truth_frozen"] = {l: _truth(results["global-frozen"], l) for l in labels}
-  metrics = results["global"]["metrics_final_and_at_step_0"]
-  out["models"] = {
-      world: {k: v for k, v in m.items() if k.startswith("val/") and ("auc" in k or "rel" in k)}
-      for world, m in metrics.items()}
-  for name, result in results.items():
-    if name.startswith("global"):
-      continue
-    if name.startswith("aa-"):
-      design = result["mode"]
-      out["aa"][design] = {}
-      for l in labels:
-        ci = np.asarray(result["gte"][l]["ci95_per_rep"])
-        est = np.asarray(result["gte"][l]["per_rep"])
-        out["aa"][design][l] = {
-            "type_I_error": float(np.mean((ci[:, 0] > 0) | (ci[:, 1] < 0))),
-            "mean": float(est.mean()), "sd": float(est.std(ddof=1)), "B": len(est)}
-      continue
-    key = f"p={result['p_treatment']:g}"
-    out["designs"].setdefault(result["mode"], {})[key] = {
-        l: _design_stats(result["gte"][l], truth[l]) for l in labels}
-  return out
-
-
-def figures(config, results, summary, out_dir):
-  labels = list(config.labels)
-  main = f"p={config.experiment.p_treatment:g}"
-  designs = [d for d in config.study.designs if main in summary["designs"].get(d, {})]
-  fig, axes = plt.subplots(1, len(labels), figsize=(6 * len(labels), 4.5),
-                           constrained_layout=True, squeeze=False)
-  for ax, label in zip(axes[0], labels):
-    data = [results[f"{d}-p{config.experiment.p_treatment:g}"]["gte"][label]["per_rep"]
-            for d in designs]
-    truth = np.asarray(results["global"]["gte"][label]["per_rep"])
-    ax.boxplot([truth] + data, tick_labels=["global truth"] + designs)
-    ax.axhline(truth.mean(), color="red", ls="--", label="true GTE (mean over B)")
-    ax.axhline(0, color="gray", lw=0.5)
-    ax.set_title(f"{label}: estimates over B={summary['B']} repetitions ({main})")
-    ax.legend(fontsize=8)
-  _save(fig, out_dir / "boxplots")
-  fig, axes = plt.subplots(1, len(labels), figsize=(6 * len(labels), 4.5),
-                           constrained_layout=True, squeeze=False)
-  for ax, label in zip(axes[0], labels):
-    for d in designs:
-      ps = sorted(summary["designs"][d], key=lambda k: float(k[2:]))
-      xs = [float(k[2:]) for k in ps]
-      ys = [summary["designs"][d][k][label]["mean"] for k in ps]
-      es = [1.96 * summary["designs"][d][k][label]["sd"] / np.sqrt(summary["B"]) for k in ps]
-      ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=d)
-    ax.axhline(summary["truth"][label]["mean"], color="red", ls="--", label="true GTE")
-    ax.set_xlabel("p_treatment")
-    ax.set_title(f"{label}: mean estimate vs p (±1.96 se)")
-    ax.legend(fontsize=8)
-  _save(fig, out_dir / "p_sweep")
-
-
-def _save(fig, stem):
-  for suffix in (".png", ".svg"):
-    with io.atomic_path(f"{stem}{suffix}") as tmp:
-      fig.savefig(tmp, format=suffix[1:], dpi=110)
-  plt.close(fig)
-
-
-def _fmt(x):
-  return f"{x:.4g}"
-
-
-def report(config, summary, out_dir):
-  """report.md: the tables; `analysis.md` beside it (hand-written) is included verbatim."""
-  labels = list(config.labels)
-  lines = [f"# Study `{summary['name']}`", "",
-           f"B = {summary['B']} repetitions per run, assignment `{summary['assignment']}`, "
-           f"main p_treatment = {summary['p_main']}; {len(summary['wall_s_runs'])} runs, "
-           f"{summary['wall_s_runs_total'] / 60:.0f} min of run time. Command: "
-           "`python scripts/study.py --config configs/study.py`.", "",
-           "## The truth (global mode)", "",
-           "| label | true GTE (mean over B) | sd | se | frozen-model GTE (mean) | sd |",
-           "|---|---|---|---|---|---|"]
-  for l in labels:
-    t = summary["truth"][l]
-    f = summary.get("truth_frozen", {}).get(l, {"mean": float("nan"), "sd": float("nan")})
-    lines.append(f"| {l} | {_fmt(t['mean'])} | {_fmt(t['sd'])} | {_fmt(t['se'])} | "
-                 f"{_fmt(f['mean'])} | {_fmt(f['sd'])} |")
-  lines += ["", "Validation metrics of the global worlds' models (mean over B; `@0` = right "
-            "after pretraining):", ""]
-  for world, m in summary["models"].items():
-    lines.append(f"- {world}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()
-                                            if v is not None))
-  lines += ["", "## Designs against the truth", "",
-            "bias = mean estimate − true GTE (± its standard error), sd over repetitions, "
-            "RMSE against the true GTE, coverage of the 95% CI over the true GTE.", ""]
-  for l in labels:
-    lines += [f"### {l}", "", "| design | p | mean estimate | bias ± se | sd | RMSE | coverage |"
-              " mean CI width |", "|---|---|---|---|---|---|---|---|"]
-    for d, by_p in summary["designs"].items():
-      for key in sorted(by_p, key=lambda k: float(k[2:])):
-        s = by_p[key][l]
-        lines.append(f"| {d} | {key[2:]} | {_fmt(s['mean'])} | {_fmt(s['bias'])} ± "
-                     f"{_fmt(s['bias_se'])} | {_fmt(s['sd'])} | {_fmt(s['rmse'])} | "
-                     f"{s['coverage']:.2f} | {_fmt(s['mean_ci_width'])} |")
-    lines.append("")
-  if summary["aa"]:
-    lines += ["## A/A (alpha_T = alpha_C: the true GTE is exactly 0)", "",
-              "| design | label | type-I error (5% level) | mean estimate | sd |",
-              "|---|---|---|---|---|"]
-    for d, by_label in summary["aa"].items():
-      for l, s in by_label.items():
-        lines.append(f"| {d} | {l} | {s['type_I_error']:.2f} | {_fmt(s['mean'])} | "
-                     f"{_fmt(s['sd'])} |")
-    lines.append("")
-  lines += ["## Figures", "", "![box plots](boxplots.png)", "", "![p sweep](p_sweep.png)", ""]
-  analysis = out_dir / "analysis.md"
-  if analysis.exists():
-    lines += ["## Analysis", "", analysis.read_text().strip(), ""]
-  with io.atomic_path(out_dir / "report.md") as tmp:
-    tmp.write_text("\n".join(lines))

@@ -116,13 +116,14 @@ def small_sim_config(root, **overrides):
   config.repetitions = 2
   config.checkpoint_every = 10
   config.pretrain.n_interactions = 512
-  config.pretrain.epochs = 1
+  config.pretrain.max_epochs = 2
   config.pretrain.batch_size = 128
   config.sim.n_steps = 20
   config.sim.batch_size = 8
   config.sim.n_candidate = 4
   config.sim.validate_every = 10
   config.sim.eval_rows = 256
+  config.estimator.batch_blocks = 4
   for label in config.labels.values():
     label.hidden = (16,)
   for key, value in overrides.items():
@@ -132,3 +133,11 @@ def small_sim_config(root, **overrides):
       node = node[part]
     node[last] = value
   return config
+
+
+def compiled(config):
+  """(setup, simulation, compiled functions) of a config, through the public core."""
+  from gtesim import core, inputs  # pylint: disable=g-import-not-at-top
+  setup = inputs.build(config)
+  sim = core.make_simulation(config, setup)
+  return setup, sim, core.compile_simulation(sim, setup.mesh)

@@ -96,7 +96,7 @@ def test_run_end_to_end_with_overrides(tiny_root, tmp_path):
        "--config.repetitions=1", "--config.sim.n_steps=10", "--config.sim.validate_every=5",
        "--config.checkpoint_every=5", "--config.sim.batch_size=8",
        "--config.pretrain.n_interactions=256", "--config.pretrain.batch_size=128",
-       "--config.pretrain.epochs=1", "--config.labels.click.hidden=(8,)",
+       "--config.pretrain.max_epochs=1", "--config.labels.click.hidden=(8,)",
        "--config.labels.play_time.hidden=(8,)", "--config.labels.click.alpha_T=1.0",
        "--config.labels.play_time.alpha_T=0.0"],
       capture_output=True, text=True, cwd=REPO, timeout=600)

@@ -6,87 +6,107 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import small_sim_config
-from gtesim import models, rng, simulation, step
+from conftest import compiled, small_sim_config
+from gtesim import designs, models, rng, simulation, step
 
 
-def _setup(tiny_root, mode, **overrides):
+def _start(tiny_root, mode, **overrides):
   config = small_sim_config(tiny_root, mode=mode, **overrides)
-  setup = simulation.build(config)
-  fns = simulation.Compiled(setup.spec, config.sim.validate_every, config.pretrain.batch_size)
-  pretrained = simulation._pretrain(config, setup, fns)
-  alphas = jnp.asarray(simulation.world_alphas(config))
-  return config, setup, fns, pretrained, alphas
+  setup, _, fns = compiled(config)
+  prod, _ = simulation.pretrain_production(config, setup, fns)
+  points = simulation.point_inputs(config, designs.worlds_of(config))
+  return config, setup, fns, prod, points
 
 
-def _run_chunk(setup, fns, pretrained, alphas, env):
-  states = simulation._fresh_states(setup, fns, pretrained, alphas.shape[0])
-  states, _ = fns.chunk(states, setup.reps, env, alphas, jnp.int32(0))
-  return states
+def _chunk(setup, fns, prod, points, env):
+  worlds = fns.start(setup.env, setup.reps, prod, points)
+  worlds, _ = fns.chunk(env, setup.reps, points, worlds, jnp.int32(0))
+  return worlds
 
 
 def test_splitting_treatment_models_never_see_control_outcomes(tiny_root):
-  config, setup, fns, pretrained, alphas = _setup(tiny_root, "splitting")
-  base = _run_chunk(setup, fns, pretrained, alphas, setup.env)
-  # Control users (assignment "user") of repetition 0 and 1: perturb every label of their rows.
+  config, setup, fns, prod, points = _start(tiny_root, "splitting")
+  base = _chunk(setup, fns, prod, points, setup.env)
   owner = np.repeat(np.arange(len(setup.packed.n_pages)), setup.packed.n_pages)
   labels = np.asarray(setup.env.page_labels).copy()
-  perturbed = []
+  treated = []
   for b in range(config.repetitions):
     key = rng.stream(rng.rep_key(config.seed, config.rep_offset + b), "assign")
-    z = np.array([jax.random.uniform(jax.random.fold_in(key, int(u))) <
-                  config.experiment.p_treatment for u in range(len(setup.packed.n_pages))])
-    perturbed.append(z)
-  # Users control in every repetition get perturbed rows; others stay (both reps share env).
-  control_everywhere = ~np.logical_or.reduce(perturbed)
-  rows = control_everywhere[owner]
+    treated.append(np.array([jax.random.uniform(jax.random.fold_in(key, int(u))) <
+                             config.experiment.p_treatment
+                             for u in range(len(setup.packed.n_pages))]))
+  # Users in control in every repetition get perturbed rows (both repetitions share env).
+  rows = (~np.logical_or.reduce(treated))[owner]
   labels[rows] = labels[rows] * 3.0 + 1.0
-  env = setup.env._replace(page_labels=jnp.asarray(labels))
-  out = _run_chunk(setup, fns, pretrained, alphas, env)
-  t_base = jax.tree.leaves(base.params[0])
-  t_out = jax.tree.leaves(out.params[0])
-  for a, b in zip(t_base, t_out):
+  out = _chunk(setup, fns, prod, points, setup.env._replace(page_labels=jnp.asarray(labels)))
+  for a, b in zip(jax.tree.leaves(base.params[0]), jax.tree.leaves(out.params[0])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  # The control models did see the change.
   c_diff = [np.abs(np.asarray(a) - np.asarray(b)).max()
             for a, b in zip(jax.tree.leaves(base.params[1]), jax.tree.leaves(out.params[1]))]
-  assert max(c_diff) > 0
+  assert max(c_diff) > 0  # The control models did see the change.
 
 
 def test_snapshot_parameters_never_change(tiny_root):
-  config, setup, fns, pretrained, alphas = _setup(tiny_root, "snapshot")
-  states = _run_chunk(setup, fns, pretrained, alphas, setup.env)
+  _, setup, fns, prod, points = _start(tiny_root, "snapshot")
+  worlds = _chunk(setup, fns, prod, points, setup.env)
   for arm in range(2):
-    for a, b in zip(jax.tree.leaves(states.params[arm]), jax.tree.leaves(pretrained[0])):
+    for a, b in zip(jax.tree.leaves(worlds.params[arm]), jax.tree.leaves(prod.best_params)):
       np.testing.assert_array_equal(np.asarray(a)[:, 0], np.asarray(b))
 
 
+@pytest.mark.parametrize("features", ["all", "video"])
+def test_weight_model_starts_at_p_and_sees_the_declared_features(tiny_root, features):
+  config, setup, fns, prod, points = _start(
+      tiny_root, "weighting", **{"sweep.p_treatment": (0.2, 0.7),
+                                 "experiment.weight_features": features})
+  worlds = fns.start(setup.env, setup.reps, prod, points)
+  kernel = np.asarray(worlds.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
+  width = setup.static.width if features == "all" else setup.static.video_layout.width
+  assert kernel.shape[2] == width
+  last = worlds.g_params[0]["params"][f"Dense_{len(config.experiment.weight_model.hidden)}"]
+  np.testing.assert_array_equal(np.asarray(last["kernel"]), 0.0)
+  g = jax.nn.sigmoid(np.asarray(last["bias"]))[..., 0]  # [B, W]: G(x) for every x.
+  np.testing.assert_allclose(g, [[0.2, 0.7]] * config.repetitions, rtol=1e-6)
+
+
 def test_perfect_weight_model_gives_z_over_p():
-  design = step.Design("weighting", p_treatment=0.2)
-  z = jnp.array([1.0, 0.0, 1.0, 0.0])
-  mask, weight = step.design_weights(design, z, jnp.ones(4, bool), g=z)
-  np.testing.assert_allclose(weight[0], z / 0.2)
-  np.testing.assert_allclose(weight[1], (1 - z) / 0.8)
+  design = designs.Design("weighting")
+  z = jnp.array([True, False, True, False])
+  g = z.astype(jnp.float32)
+  mask, weight = designs.training_weights(design, z, jnp.ones(4, bool), 0.2, g=g)
+  np.testing.assert_allclose(weight[0], g / 0.2)
+  np.testing.assert_allclose(weight[1], (1 - g) / 0.8)
   np.testing.assert_array_equal(mask, 1.0)
-  clipped = step.design_weights(step.Design("weighting", 0.2, weight_clip=2.0), z,
-                                jnp.ones(4, bool), g=z)[1]
+  clipped = designs.training_weights(designs.Design("weighting", weight_clip=2.0), z,
+                                     jnp.ones(4, bool), 0.2, g=g)[1]
   assert float(clipped.max()) == 2.0
 
 
 def test_splitting_masks_each_arm_to_its_users():
-  z = jnp.array([1.0, 0.0, 1.0, 0.0])
+  z = jnp.array([True, False, True, False])
   rec_ok = jnp.array([True, True, False, True])
-  mask, weight = step.design_weights(step.Design("splitting"), z, rec_ok)
+  mask, weight = designs.training_weights(designs.Design("splitting"), z, rec_ok, 0.5)
   np.testing.assert_array_equal(mask, [[1, 0, 0, 0], [0, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)
+
+
+def test_assignment_is_monotone_in_p_and_has_the_right_rate():
+  """Every p of a sweep compares the same per-user uniforms with p: treated at p is a
+  subset of treated at any larger p, and the share treated is p."""
+  users = jnp.arange(20_000)
+  key = jax.random.key_data(rng.rep_key(0, 0))
+  z = {p: np.asarray(designs.assign(designs.Design("pooling"), key, users, None, p))
+       for p in (0.1, 0.5, 0.9)}
+  assert (z[0.1] <= z[0.5]).all() and (z[0.5] <= z[0.9]).all()
+  for p, zp in z.items():
+    assert abs(zp.mean() - p) < 4 * np.sqrt(p * (1 - p) / len(users))
 
 
 def test_trained_weight_model_reproduces_treatment_distribution():
   """x ~ N(+1, 1) under treatment, N(-1, 1) under control, p = 0.3: a G trained with BCE
   on pooled (x, Z) weights the pooled loss into the treatment-only loss."""
   p, n = 0.3, 20_000
-  key = jax.random.key(0)
-  kz, kx = jax.random.split(key)
+  kz, kx = jax.random.split(jax.random.key(0))
   z = jax.random.bernoulli(kz, p, (n,))
   x = (jnp.where(z, 1.0, -1.0) + jax.random.normal(kx, (n,)))[:, None]
   g_model = models.LabelModel("weight", "binary", "bce", models.MLP(hidden=(16,)),
@@ -102,8 +122,7 @@ def test_trained_weight_model_reproduces_treatment_distribution():
   true_g = p * jnp.exp(-0.5 * (x[:, 0] - 1) ** 2) / (
       p * jnp.exp(-0.5 * (x[:, 0] - 1) ** 2) + (1 - p) * jnp.exp(-0.5 * (x[:, 0] + 1) ** 2))
   assert float(jnp.abs(g - true_g).mean()) < 0.03
-  _, weight = step.design_weights(step.Design("weighting", p), z.astype(jnp.float32),
-                                  jnp.ones(n, bool), g=g)
+  _, weight = designs.training_weights(designs.Design("weighting"), z, jnp.ones(n, bool), p, g)
   loss = (x[:, 0] - 0.5) ** 2  # Any per-row loss: its treatment-only mean is known.
   treated_only = float(loss[z].mean())
   assert abs(float(jnp.mean(weight[0] * loss)) - treated_only) < 0.05 * treated_only
@@ -114,14 +133,15 @@ def test_trained_weight_model_reproduces_treatment_distribution():
 
 @pytest.mark.parametrize("mode", ["pooling", "splitting", "snapshot", "weighting"])
 def test_aa_estimates_are_centred_on_zero(tiny_root, tmp_path, mode):
-  config = small_sim_config(tiny_root, mode=mode, repetitions=8, **{"sim.n_steps": 20,
-                                                                    "sim.batch_size": 16})
+  config = small_sim_config(tiny_root, mode=mode, repetitions=8,
+                            **{"sim.n_steps": 20, "sim.batch_size": 16})
   for label in config.labels.values():
     label.alpha_T = label.alpha_C = 1.0 if label.type == "binary" else 1e-4
   result = simulation.run(config, tmp_path)
   for name in config.labels:
     est = np.array(result["gte"][name]["per_rep"])
     assert abs(est.mean()) < 3 * est.std(ddof=1) / np.sqrt(len(est)), (name, est)
-    ci = np.array(result["gte"][name]["ci95_per_rep"])
-    assert ci.shape == (8, 2) and (ci[:, 0] <= est).all() and (est <= ci[:, 1]).all()
+    for method in ("welch", "user", "batch"):
+      ci = np.array(result["gte"][name]["ci95_per_rep"][method])
+      assert ci.shape == (8, 2) and (ci[:, 0] <= est).all() and (est <= ci[:, 1]).all()
   assert result["mode"] == mode

@@ -2,12 +2,15 @@
 
 import json
 
+import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import small_sim_config
-from gtesim import simulation
+from gtesim import core, designs, inputs, simulation
 
 
 def _steps(workdir):
@@ -41,9 +44,25 @@ def test_repetition_k_equals_a_run_with_rep_offset_k(tiny_root, tmp_path):
     np.testing.assert_array_equal(np.array(s_both[column])[rep == 1], s_one[column])
 
 
-def test_resumed_run_equals_uninterrupted_run_and_traces_once(tiny_root, tmp_path):
+def test_chunk_is_traced_once(tiny_root):
+  """Three chunks of steps, one trace: nothing recompiles after the first step."""
+  config = small_sim_config(tiny_root, mode="weighting")
+  setup = inputs.build(config)
+  sim = core.make_simulation(config, setup)
+  traced = chex.assert_max_traces(sim.chunk, n=1)
+  fns = core.compile_simulation(sim, setup.mesh)
+  chunk = jax.jit(core.over_reps(traced, core.MAPPED_ARGS["chunk"], setup.mesh,
+                                 sim.vectorize))
+  prod, _ = simulation.pretrain_production(config, setup, fns)
+  points = simulation.point_inputs(config, designs.worlds_of(config))
+  worlds = fns.start(setup.env, setup.reps, prod, points)
+  for t in (0, 10, 20):
+    worlds, out = chunk(setup.env, setup.reps, points, worlds, jnp.int32(t))
+  assert np.asarray(out.n_recs).sum() > 0
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_root, tmp_path):
   full = simulation.run(small_sim_config(tiny_root, **{"sim.n_steps": 30}), tmp_path / "full")
-  assert full["timing"]["chunk_traces"] == 1  # Three chunks, one trace: no recompiles.
   simulation.run(small_sim_config(tiny_root), tmp_path / "cut")  # Stops at step 20.
   resumed = simulation.run(small_sim_config(tiny_root, **{"sim.n_steps": 30}), tmp_path / "cut",
                            resume=True)
@@ -92,7 +111,7 @@ def test_outputs(tiny_root, tmp_path):
   lines = (tmp_path / "run.log").read_text().strip().splitlines()
   assert all("[" in line.split(" ", 1)[1][:1] for line in lines)
   assert any("[train] step 20/20" in line for line in lines)
-  assert any("[pretrain] epoch 1/1" in line for line in lines)
+  assert any("[pretrain] epoch 1/2" in line for line in lines)
   assert any("[result] click: GT" in line for line in lines)
   assert json.loads((tmp_path / "encoding.json").read_text())["user"]["numerical"]
 

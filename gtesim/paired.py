@@ -1,0 +1,44 @@
+"""Paired statistics of a design's estimates against each repetition's own truth (SPEC §6).
+
+Repetition b's estimate est_b and its true GTE_b come from the same split, production model
+and random numbers, so the error d_b = est_b - GTE_b is what a design gets wrong in that
+repetition. Everything here is computed from the per-repetition arrays.
+"""
+
+import numpy as np
+
+from gtesim import estimators
+
+
+def _sd(x):
+  return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+
+
+def paired(est, truth, se: dict, ci: dict) -> dict:
+  """Bias, its paired SE, RMSE, coverage and variance inflation per method.
+
+  Args:
+    est, truth: [B] estimates and the repetitions' own true GTE.
+    se: {method: [B]} standard errors; ci: {method: [B, 2]} intervals.
+
+  Returns:
+    bias = mean(d), bias_se = sd(d)/sqrt(B), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
+    sd_error = sd(d), coverage[m] = share of intervals holding GTE_b, mean_se[m], and
+    vif[m] = sd(d) / mean(se_m): the factor by which method m's SE understates the error.
+    A method's entries are NaN where its SE is undefined.
+  """
+  est, truth = np.asarray(est, np.float64), np.asarray(truth, np.float64)
+  d = est - truth
+  b = len(d)
+  out = {"B": b, "mean": float(est.mean()), "truth_mean": float(truth.mean()),
+         "bias": float(d.mean()), "bias_se": _sd(d) / np.sqrt(b),
+         "rmse": float(np.sqrt(np.mean(d * d))), "sd": _sd(est), "sd_truth": _sd(truth),
+         "sd_error": _sd(d), "coverage": {}, "mean_se": {}, "vif": {}}
+  for m in estimators.METHODS:
+    s, c = np.asarray(se[m], np.float64), np.asarray(ci[m], np.float64)
+    defined = np.isfinite(s).all()
+    out["mean_se"][m] = float(s.mean()) if defined else float("nan")
+    out["coverage"][m] = (float(np.mean((c[:, 0] <= truth) & (truth <= c[:, 1])))
+                          if defined else float("nan"))
+    out["vif"][m] = out["sd_error"] / out["mean_se"][m] if defined else float("nan")
+  return out

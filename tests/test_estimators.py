@@ -1,0 +1,93 @@
+"""The estimator's standard errors against hand computations and known calibration."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gtesim import estimators, paired, step
+
+
+def _experiment(rng, n_users=200, recs=10, user_sd=0.0, effect=0.0, p=0.5, t=20):
+  """Per-step arm sums of an experiment: user i (arm Z_i) gets `recs` recommendations spread
+  over t steps, outcome = effect * Z_i + u_i + noise; returns sums and raw per-user data."""
+  z = rng.random(n_users) < p
+  u = rng.normal(0, user_sd, n_users)
+  user = np.repeat(np.arange(n_users), recs)
+  when = rng.integers(0, t, len(user))
+  y = effect * z[user] + u[user] + rng.normal(0, 1, len(user))
+  arm = np.where(z[user], 0, 1)
+  sums = np.zeros((t, 1, 2, 1))
+  sq = np.zeros((t, 1, 2, 1))
+  n = np.zeros((t, 1, 2))
+  np.add.at(sums, (when, 0, arm, 0), y)
+  np.add.at(sq, (when, 0, arm, 0), y * y)
+  np.add.at(n, (when, 0, arm), 1)
+  user_sum = np.zeros((n_users, 2, 1))
+  user_n = np.zeros((n_users, 2))
+  np.add.at(user_sum, (user, arm, 0), y)
+  np.add.at(user_n, (user, arm), 1)
+  return sums, sq, n, user_sum, user_n, y, arm, user
+
+
+def _user_var(user_sum, user_n):
+  world = step.World((), (), (), (), None, jnp.asarray(user_sum, jnp.float32),
+                     jnp.asarray(user_n, jnp.float32))
+  return np.asarray(step.user_clustered_variance(world), np.float64)
+
+
+def test_welch_and_user_clustered_variance_match_hand_computation(rng):
+  sums, sq, n, user_sum, user_n, y, arm, user = _experiment(rng, user_sd=0.5)
+  var = _user_var(user_sum, user_n)
+  e = estimators.ab_estimate(sums, sq, n, var[None], n_blocks=4, level=0.95)
+  yt, yc = y[arm == 0], y[arm == 1]
+  assert e["estimate"][0, 0] == pytest.approx(yt.mean() - yc.mean())
+  welch = np.sqrt(yt.var(ddof=1) / len(yt) + yc.var(ddof=1) / len(yc))
+  assert e["se"]["welch"][0, 0] == pytest.approx(welch)
+  psi = np.zeros(user.max() + 1)  # CR1 by hand: per-user influence of the difference.
+  for i in range(len(psi)):
+    mine = user == i
+    a = arm[mine][0]
+    resid = (y[mine] - (yt.mean() if a == 0 else yc.mean())).sum() / (mine & (arm == a)).sum()
+    psi[i] = resid * (mine & (arm == a)).sum() / (arm == a).sum() * (1 if a == 0 else -1)
+  g = len(psi)
+  assert var[0] == pytest.approx(g / (g - 1) * np.sum(psi ** 2), rel=1e-4)
+  blocks = [b for b in np.array_split(np.arange(20), 4)]
+  block_est = [sums[b, 0, 0, 0].sum() / n[b, 0, 0].sum() - sums[b, 0, 1, 0].sum() /
+               n[b, 0, 1].sum() for b in blocks]
+  assert e["se"]["batch"][0, 0] == pytest.approx(np.std(block_est, ddof=1) / 2)
+
+
+def test_coverage_is_calibrated_where_each_method_assumes(rng):
+  """iid outcomes: Welch, user and batch means cover 95%. A per-user random effect with
+  users recurring: Welch under-covers, the user-clustered SE stays calibrated."""
+  def coverage(user_sd, reps=600):
+    hits = {m: 0 for m in estimators.METHODS}
+    for _ in range(reps):
+      sums, sq, n, user_sum, user_n, *_ = _experiment(rng, user_sd=user_sd, effect=0.3)
+      e = estimators.ab_estimate(sums, sq, n, _user_var(user_sum, user_n)[None], 10, 0.95)
+      for m in estimators.METHODS:
+        lo, hi = e["ci"][m][0, 0]
+        hits[m] += lo <= 0.3 <= hi
+    return {m: h / reps for m, h in hits.items()}
+  tol = 3 * np.sqrt(0.05 * 0.95 / 600)
+  iid = coverage(0.0)
+  for m in estimators.METHODS:
+    assert abs(iid[m] - 0.95) < tol + 0.01, iid
+  clustered = coverage(1.0)
+  assert clustered["welch"] < 0.80, clustered  # SE too small by ~sqrt(1 + 9 * 0.5).
+  assert abs(clustered["user"] - 0.95) < tol + 0.01, clustered
+
+
+def test_paired_statistics_against_each_repetitions_own_truth():
+  est = np.array([1.5, 0.5, 2.0, 1.0])
+  truth = np.array([1.0, 0.0, 1.2, 1.6])  # Each repetition its own truth.
+  se = {m: np.full(4, 0.25) for m in estimators.METHODS}
+  ci = {m: np.stack([est - 0.5, est + 0.5], 1) for m in estimators.METHODS}
+  s = paired.paired(est, truth, se, ci)
+  d = est - truth
+  assert s["bias"] == pytest.approx(d.mean())
+  assert s["bias_se"] == pytest.approx(d.std(ddof=1) / 2)
+  assert s["rmse"] == pytest.approx(np.sqrt(np.mean(d ** 2)))
+  assert s["coverage"]["welch"] == pytest.approx(0.5)  # 2.0 ± 0.5 misses 1.2; 1.0 ± 0.5 misses 1.6.
+  assert s["vif"]["user"] == pytest.approx(d.std(ddof=1) / 0.25)
+  assert s["sd_truth"] == pytest.approx(truth.std(ddof=1))
