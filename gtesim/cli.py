@@ -1,38 +1,54 @@
-"""Entry-point plumbing: absl flags with an ml_collections config, and clean bad-input exits.
+"""Entry-point plumbing: absl flags with an ml_collections config, and clean exits.
 
-Bad input (an unknown config key, a bad flag value, an InputError raised anywhere before or
-during the run) prints one `[module] error: ...` line and exits with status 2, no traceback.
+Bad input (a config file that is missing, does not parse or fails, an unknown config key, a
+bad flag value, a GtesimError raised anywhere) prints one `[module] error: ...` line, adds it
+to run.log when there is one, and exits with status 2, no traceback.
 """
 
 import difflib
+import pathlib
 import runpy
 import sys
+import traceback
 
 from absl import app
 from absl import flags
 
-from gtesim.errors import InputError  # Re-exported for scripts.
+from gtesim import logs
+from gtesim.errors import GtesimError, InputError  # InputError re-exported for scripts.
 
+__all__ = ["InputError", "run"]
 
 
 def _config_file(argv):
   for i, arg in enumerate(argv):
     if arg.startswith("--config="):
-      return arg.split("=", 1)[1]
+      return arg.split("=", 1)[1].split(":", 1)[0]
     if arg == "--config" and i + 1 < len(argv):
-      return argv[i + 1]
+      return argv[i + 1].split(":", 1)[0]
   return None
 
 
-def _missing_key(argv):
-  """The first `--config.KEY` override whose KEY is not in the config, with a suggestion."""
-  path = _config_file(argv)
-  if path is None:
-    return None
+def _load_config_file(path: str):
+  """The file's get_config(), or one clear error naming the file and line."""
+  if not pathlib.Path(path).is_file():
+    raise InputError(f"config file '{path}' does not exist (run from the repository root, "
+                     "e.g. --config configs/global.py).")
   try:
-    config = runpy.run_path(path.split(":", 1)[0])["get_config"]()
-  except Exception:  # pylint: disable=broad-except
-    return None
+    return runpy.run_path(path)["get_config"]()
+  except SyntaxError as err:
+    raise InputError(f"{path}, line {err.lineno}: syntax error: {err.msg}.") from None
+  except KeyError:
+    raise InputError(f"{path} defines no get_config() function.") from None
+  except Exception as err:  # pylint: disable=broad-except
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if pathlib.Path(f.filename).resolve() == pathlib.Path(path).resolve()]
+    where = f", line {frames[-1].lineno}" if frames else ""
+    raise InputError(f"{path}{where}: {type(err).__name__}: {err}") from None
+
+
+def _missing_key(config, argv):
+  """The first `--config.KEY` override whose KEY is not in the config, with a suggestion."""
   for arg in argv:
     if not arg.startswith("--config."):
       continue
@@ -48,17 +64,27 @@ def _missing_key(argv):
 
 
 def _fail(tag, message):
-  sys.stderr.write(f"[{tag}] error: {message}\n")
+  line = f"[{tag}] error: {message}"
+  sys.stderr.write(line + "\n")
+  logs.to_files(line)
   sys.exit(2)
 
 
 def _parse(argv):
+  path = _config_file(argv)
+  config = None
+  if path is not None:
+    try:
+      config = _load_config_file(path)
+    except InputError as err:
+      _fail("config", str(err))
   try:
     return flags.FLAGS(argv)
   except flags.Error as err:
-    _fail("config", str(err))
+    _fail("config", (config is not None and _missing_key(config, argv)) or str(err))
   except (AttributeError, KeyError, TypeError, ValueError) as err:
-    _fail("config", _missing_key(argv) or f"bad config override: {err}")
+    _fail("config", (config is not None and _missing_key(config, argv)) or
+          f"bad config override: {err}")
 
 
 def run(main, tag="run"):
@@ -66,6 +92,6 @@ def run(main, tag="run"):
   def guarded(argv):
     try:
       main(argv)
-    except InputError as err:
+    except GtesimError as err:
       _fail(tag, str(err))
   app.run(guarded, flags_parser=_parse)

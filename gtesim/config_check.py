@@ -1,8 +1,17 @@
 """Checks a config's values before any long work starts (SPEC §7)."""
 
+import difflib
+import math
+
+import ml_collections
+
+from gtesim import default_config
 from gtesim.default_config import SYNTHETIC_SIZES
 from gtesim.designs import MODES
 from gtesim.errors import InputError
+
+# Sections whose keys other code checks: feature declarations (data.features.<table>).
+_FREE_SECTIONS = ("data.features",)
 
 LOSSES = {"binary": ("bce",), "numerical": ("logmae", "mse", "mae")}
 
@@ -12,8 +21,51 @@ def _require(ok, key, what):
     raise InputError(f"config key {key}: {what}")
 
 
+def _unknown(key, known, prefix):
+  close = difflib.get_close_matches(key, list(known), n=1)
+  hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+  raise InputError(f"config key '{prefix}{key}' does not exist{hint}. Keys are those of "
+                   "gtesim/default_config.py; fix the config file or the override.")
+
+
+def _check_keys(config, reference, prefix=""):
+  """Every key of `config` exists in `reference` (recursively); labels are checked against
+  the label schema, whatever their names."""
+  for key in config.keys():
+    if key not in reference:
+      _unknown(key, reference.keys(), prefix)
+    value, ref = config[key], reference[key]
+    path = f"{prefix}{key}"
+    if path in _FREE_SECTIONS:
+      continue
+    if path == "labels":
+      schema = next(iter(default_config.get_config().labels.values()))
+      for name, label in value.items():
+        if not isinstance(label, ml_collections.ConfigDict):
+          raise InputError(f"config key 'labels.{name}' must be a label section like "
+                           "labels.click in gtesim/default_config.py.")
+        _check_keys(label, schema, f"labels.{name}.")
+        missing = sorted(set(schema.keys()) - set(label.keys()))
+        if missing:
+          raise InputError(f"config key 'labels.{name}.{missing[0]}' is missing: every label "
+                           f"declares {', '.join(schema.keys())}.")
+    elif isinstance(ref, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise InputError(f"config key '{path}' must be a section, not {value!r}.")
+      _check_keys(value, ref, f"{path}.")
+
+
+def check_keys(config) -> None:
+  """The config's keys are the default schema's (plus `study` in study configs)."""
+  reference = default_config.get_config()
+  with reference.unlocked():
+    reference.study = default_config.study_section()
+  _check_keys(config, reference)
+
+
 def check(config) -> None:
   """Raises InputError naming the first bad key."""
+  check_keys(config)
   _require(config.mode in MODES, "mode", f"'{config.mode}' is not one of {', '.join(MODES)}.")
   _require(config.repetitions >= 1, "repetitions", "must be at least 1.")
   _require(config.rep_offset >= 0, "rep_offset", "must be non-negative.")
@@ -27,7 +79,19 @@ def check(config) -> None:
   _require(data.max_history >= 1, "data.max_history", "must be at least 1.")
   _require(data.page_slots >= 1, "data.page_slots", "must be at least 1.")
   _require(len(config.labels) >= 1, "labels", "declare at least one label.")
+  _require(config.checkpoint_every >= 1, "checkpoint_every", "must be at least 1.")
+  _require(config.optim.grad_clip > 0, "optim.grad_clip", "must be > 0.")
+  _require(data.user_p_val > 0, "data.user_p_val",
+           "must be > 0: validation users decide when pretraining stops and give the "
+           "validation metrics.")
+  mlps = [(f"labels.{n}", l) for n, l in config.labels.items()]
+  mlps.append(("experiment.weight_model", config.experiment.weight_model))
+  for where, mlp in mlps:
+    _require(mlp.learning_rate > 0, f"{where}.learning_rate", "must be > 0.")
+    _require(mlp.weight_decay >= 0, f"{where}.weight_decay", "must be >= 0.")
   for name, label in config.labels.items():
+    for arm in ("alpha_T", "alpha_C"):
+      _require(math.isfinite(label[arm]), f"labels.{name}.{arm}", "must be a finite number.")
     _require(label.type in LOSSES, f"labels.{name}.type",
              f"'{label.type}': use 'binary' or 'numerical'.")
     _require(label.loss in LOSSES[label.type], f"labels.{name}.loss",

@@ -1,10 +1,21 @@
-"""Atomic writes: a file appears whole or not at all (SPEC §7)."""
+"""Atomic writes: a file appears whole or not at all (SPEC §7).
+
+The content goes to a temporary file beside the target, is flushed to disk (fsync), gets the
+permissions a plain `open()` would give it (0666 minus the user's umask, so results and caches
+can be shared), and is renamed onto the target.
+"""
 
 import contextlib
 import json
 import os
 import pathlib
 import tempfile
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 @contextlib.contextmanager
@@ -16,6 +27,9 @@ def atomic_path(path):
   os.close(fd)
   try:
     yield pathlib.Path(tmp)
+    with open(tmp, "rb+") as f:
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -42,3 +42,11 @@ def setup(log_file=None, level=logging.INFO) -> None:
     handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
     handler.addFilter(_TagFilter())
     root.addHandler(handler)
+
+
+def to_files(line: str) -> None:
+  """Appends a line as it is to every log file the tagged loggers write (e.g. run.log)."""
+  for handler in logging.getLogger(_ROOT).handlers:
+    if isinstance(handler, logging.FileHandler):
+      handler.stream.write(line + "\n")
+      handler.flush()

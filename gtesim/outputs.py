@@ -18,7 +18,8 @@ from gtesim import logs
 
 log = logs.get_logger("result")
 
-DATASET_KEYS = ("n_users", "n_videos", "n_interactions", "click_rate", "mean_play_time_ms")
+DATASET_KEYS = ("n_users", "n_videos", "n_interactions", "click_rate", "mean_play_time_ms",
+                "fingerprint")
 GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment arm",
                 "C": "control arm", "G": "G on new items"}
 
@@ -183,16 +184,21 @@ def _log_result(config, result, points):
                f" at p={point['p_treatment']:g}, gap {point['alpha_gap']:g}")
     for name, g in point["gte"].items():
       if config.mode == "global":
-        log.info("%s%s: GT %.6g, GC %.6g, GTE %.6g +- %.2g (sd %.2g over %d repetitions, "
-                 "%s%%)", name, where, point["gt"][name]["mean"], point["gc"][name]["mean"],
-                 g["mean"], g["se"], g["std"], config.repetitions,
-                 "undefined " if g["pct_mean"] is None else f"{g['pct_mean']:.2f}")
+        log.info("%s%s: GT %s, GC %s, GTE %s +- %s (sd %s over %d repetitions, %s%%)", name,
+                 where, _g(point["gt"][name]["mean"], 6), _g(point["gc"][name]["mean"], 6),
+                 _g(g["mean"], 6), _g(g["se"]), _g(g["std"]), config.repetitions,
+                 _g(g["pct_mean"], 4))
       else:
-        half = {m: 1.96 * _finite_mean(v) if _finite_mean(v) is not None else float("nan")
-                for m, v in g["se_per_rep"].items()}
-        log.info("%s%s: %s estimate %.6g (sd %.2g over %d repetitions; mean 95%% CI "
-                 "half-width %s)", name, where, config.mode, g["mean"], g["std"],
-                 config.repetitions, ", ".join(f"{m} {v:.2g}" for m, v in half.items()))
+        half = {m: _finite_mean(v) for m, v in g["se_per_rep"].items()}
+        log.info("%s%s: %s estimate %s (sd %s over %d repetitions; mean 95%% CI half-width "
+                 "%s)", name, where, config.mode, _g(g["mean"], 6), _g(g["std"]),
+                 config.repetitions, ", ".join(
+                     f"{m} {_g(None if v is None else 1.96 * v)}" for m, v in half.items()))
+
+
+def _g(x, digits=2) -> str:
+  """A number for a log line; "undefined" for None/NaN (e.g. an sd over one repetition)."""
+  return "undefined" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
 _PANELS = (("click AUC", "click/auc"), ("click loss", "click/loss"),

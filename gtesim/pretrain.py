@@ -83,8 +83,17 @@ def epoch(spec: SimSpec, batch_size: int, patience: int, min_delta: float, env: 
                               jax.random.fold_in(key, 1 + i), n_updates=1)
     return (p, o), loss
 
-  (params, opt), losses = lax.scan(body, (prod.params, prod.opt_state),
-                                   (jnp.arange(n_batches), batches))
+  def train(carry):
+    return lax.scan(body, carry, (jnp.arange(n_batches), batches))
+
+  def skip(carry):  # Every model of this repetition has stopped: no work (under lax.map).
+    # NaN losses computed from per-repetition data, so that under shard_map they vary over
+    # repetitions like the other branch's.
+    nan = jnp.where(prod.stopped, jnp.nan, jnp.nan)
+    return carry, jnp.broadcast_to(nan, (n_batches, len(spec.models)))
+
+  (params, opt), losses = lax.cond(jnp.all(prod.stopped), skip, train,
+                                   (prod.params, prod.opt_state))
   active = ~prod.stopped
   params = _select(active, params, prod.params)
   opt = _select(active, opt, prod.opt_state)

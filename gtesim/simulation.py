@@ -25,17 +25,14 @@ from gtesim import io
 from gtesim import logs
 from gtesim import outputs
 from gtesim import parallel
+from gtesim import workdir as workdir_lib
 from gtesim.data import encoding
-from gtesim.errors import InputError, NumericalError
+from gtesim.errors import NumericalError
 
 log_run = logs.get_logger("run")
 log_pre = logs.get_logger("pretrain")
 log_train = logs.get_logger("train")
 log_val = logs.get_logger("validate")
-
-# Keys that may differ between a run and its resumption.
-RESUMABLE_KEYS = ("sim.n_steps", "checkpoint_every")
-
 
 def point_inputs(config, worlds: designs.Worlds) -> designs.Point:
   """The traced inputs of the run's worlds, as device arrays."""
@@ -45,14 +42,16 @@ def point_inputs(config, worlds: designs.Worlds) -> designs.Point:
   return designs.Point(jnp.asarray(point.p_treatment), jnp.asarray(point.alpha))
 
 
-def _check_finite(values, what, labels, t0, rep_indices, pos=None):
-  """Raises NumericalError naming the first non-finite value of [B, ..., L] arrays."""
+def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
+  """Raises NumericalError naming the first non-finite value of [B, ..., L] arrays (the
+  step is t0 + 1 + the index on axis `pos`)."""
   values = np.asarray(values)
   bad = ~np.isfinite(values)
   if not bad.any():
     return
   idx = np.argwhere(bad)[0]
-  where = f"step {t0 + idx[pos] + 1}, " if pos is not None else ""
+  if pos is not None:
+    where = f"step {t0 + idx[pos] + 1}, "
   raise NumericalError(f"non-finite {what} ({values[tuple(idx)]}) at {where}repetition "
                        f"{rep_indices[idx[0]]}, label '{labels[idx[-1]]}'. The run stops here; "
                        "its last checkpoint is kept. Check the labels' range, learning rates "
@@ -89,7 +88,7 @@ def pretrain_production(config, setup: inputs.Setup, fns: core.Compiled):
     m = parallel.to_host(m)
     stopped = parallel.to_host(prod.stopped)  # [B, L]
     _check_finite(np.where(stopped_before, 0.0, m["train_loss"]), "pretraining loss", labels,
-                  0, setup.rep_indices)
+                  0, setup.rep_indices, where=f"epoch {e + 1}, ")
     for i, l in enumerate(labels):
       curve["train_loss"][l].append(m["train_loss"][:, i].tolist())
     for k, v in m.items():
@@ -98,7 +97,8 @@ def pretrain_production(config, setup: inputs.Setup, fns: core.Compiled):
     bar.update(1)
     log_pre.info("epoch %d/%d: train loss %s; val %s; %d of %d models still improving "
                  "(%.0f s)", e + 1, epochs,
-                 ", ".join(f"{l} {v:.4f}" for l, v in zip(labels, _nanmean0(m["train_loss"]))),
+                 ", ".join(f"{l} " + ("stopped" if np.isnan(v) else f"{v:.4f}")
+                           for l, v in zip(labels, _nanmean0(m["train_loss"]))),
                  ", ".join(f"{k} {np.nanmean(v):.4f}" for k, v in m.items() if k != "train_loss"),
                  int((~stopped).sum()), stopped.size, time.perf_counter() - t0)
     if stopped.all():
@@ -188,35 +188,36 @@ def start_history(config, setup, fns, worlds_state, worlds: designs.Worlds):
                            len(config.labels))
 
 
-def _check_resume_config(config, workdir):
-  diff = config_check.first_difference(json.loads((workdir / "config.json").read_text()),
-                                       json.loads(config.to_json_best_effort()),
-                                       RESUMABLE_KEYS)
-  if diff:
-    key, saved, now = diff
-    raise InputError(f"--resume: config key {key} is {now!r} but the run in {workdir} used "
-                     f"{saved!r}; resume with the same config (only "
-                     f"{', '.join(RESUMABLE_KEYS)} may change).")
+def run(config, workdir, resume=False, overwrite=False) -> dict:
+  """Runs the configured mode into `workdir` and returns result.json's content.
 
-
-def run(config, workdir, resume=False) -> dict:
-  """Runs the configured mode into `workdir` and returns result.json's content."""
+  The workdir is locked for the run; one holding another run is refused unless `resume`
+  (continue it: same config but a larger sim.n_steps, same data) or `overwrite`.
+  """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  if not parallel.is_primary():
+    return _run(config, workdir, resume)
+  with workdir_lib.lock(workdir):
+    workdir_lib.prepare(workdir, resume, overwrite)
+    return _run(config, workdir, resume)
+
+
+def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
   logs.setup(workdir / "run.log" if parallel.is_primary() else None)
   config_check.check(config)
-  if resume and not (workdir / "config.json").exists():
-    raise InputError(f"--resume: {workdir} holds no run (no config.json).")
-  if resume:
-    _check_resume_config(config, workdir)
   worlds = designs.worlds_of(config)
   log_run.info("mode %s, %d repetitions from %d, seed %d, %d steps, %d sweep point(s), "
                "workdir %s", config.mode, config.repetitions, config.rep_offset, config.seed,
                config.sim.n_steps, len(worlds.points), workdir)
   t_start = time.perf_counter()
   setup = inputs.build(config)
+  dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+  if resume:
+    workdir_lib.check_resume(config, workdir, dataset_info["fingerprint"])
   if parallel.is_primary():
     io.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    io.write_json(workdir / "data.json", outputs.jsonable(setup.ds.overview))
     def per_rep(enc):
       return [{k: v[b] for k, v in enc.items()} for b in range(config.repetitions)]
     io.write_json(workdir / "encoding.json", {
@@ -236,18 +237,21 @@ def run(config, workdir, resume=False) -> dict:
     pretrain_report = json.loads((workdir / "pretrain.json").read_text())
     log_run.info("resumed from the checkpoint at step %d", start)
   else:
+    if resume:
+      log_run.info("no checkpoint yet in %s: starting the run from the beginning", workdir)
     prod, pretrain_report = pretrain_production(config, setup, fns)
     if parallel.is_primary():
       io.write_json(workdir / "pretrain.json", outputs.jsonable(pretrain_report))
     worlds_state = fns.start(setup.env, setup.reps, prod, points)
     history = start_history(config, setup, fns, worlds_state, worlds)
     start = 0
-  worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
-                                                 history, start, ckpts)
-  ckpts.close()
+  try:
+    worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
+                                                   history, start, ckpts)
+  finally:
+    ckpts.close()
   timing["wall_s"] = time.perf_counter() - t_start
   if not parallel.is_primary():
     return None
-  dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
   return outputs.write_run(config, dataset_info, pretrain_report, history, worlds,
                            setup.rep_indices, workdir, timing)

@@ -153,24 +153,27 @@ def run(config, out_dir) -> dict:
   jobs = plan(config)
   t0 = time.perf_counter()
   setup = inputs.build(jobs[0].config)
+  setup_s = time.perf_counter() - t0
   prod, pretrain_report = _production(jobs[0].config, setup, out_dir)
-  histories, cost = {}, {"setup_and_pretrain_s": time.perf_counter() - t0}
+  histories, cost = {}, {"setup_s": setup_s, "pretrain_s": pretrain_report["wall_s"]}
   for i, job in enumerate(jobs):
     workdir = out_dir / "runs" / job.name
-    if _same_config(workdir / "config.json", job.config) and (workdir / "result.json").exists():
+    if _same_config(workdir / "config.json", job.config) and all(
+        (workdir / f).exists() for f in ("result.json", "steps.parquet", "metrics.parquet")):
       log.info("job %d/%d %s: already finished, reusing", i + 1, len(jobs), job.name)
       histories[job.name], timing = _load_job(job, workdir)
     else:
       log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(jobs), job.name,
                job.config.mode, len(job.worlds.points), job.config.repetitions)
       histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir)
-    cost[job.name] = timing
+    cost[job.name] = timing["wall_s"]
   if not parallel.is_primary():
     return None
   summary = study_report.summarize(config, jobs, histories, pretrain_report)
   summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
+  cost["pretrain_and_jobs_s"] = cost["pretrain_s"] + sum(cost[j.name] for j in jobs)
+  cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost
-  summary["cost"]["this_invocation_s"] = time.perf_counter() - t0
   summary = outputs.jsonable(summary)
   io.write_json(out_dir / "study.json", summary)
   study_report.figures(config, summary, out_dir)

@@ -33,6 +33,19 @@ def _truth_by_gap(job, history, labels) -> dict:
   return out
 
 
+def _truth_noise(job, history, labels, n_blocks) -> dict:
+  """{gap: {label: mean over repetitions of the batch-means SE of GT - GC}}: how noisy one
+  repetition's truth is (its worlds see finitely many recommendations)."""
+  s, gc = history.steps, job.worlds.n_worlds - 1
+  out = {}
+  for w, (_, gap) in enumerate(job.worlds.points):
+    both = [w, gc]
+    e = estimators.ab_estimate(s.outcome_sum[:, :, both, 0], s.outcome_sq[:, :, both, 0],
+                               s.n_recs[:, :, both, 0], None, n_blocks, estimators.LEVEL)
+    out[gap] = {l: float(np.mean(e["se"]["batch"][:, i])) for i, l in enumerate(labels)}
+  return out
+
+
 def _truth_upto(history, worlds, point, t, labels):
   """[B, L] true GTE over the first t steps at a global job's point."""
   s = history.steps
@@ -66,11 +79,13 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
   frozen = (_truth_by_gap(by_name["truth-frozen"], histories["truth-frozen"], labels)
             if "truth-frozen" in histories else None)
   truth_hist = histories["truth"]
+  noise = _truth_noise(by_name["truth"], truth_hist, labels, n_blocks)
   out = {"name": config.study.name, "B": config.repetitions,
          "p_main": config.experiment.p_treatment, "assignment": config.experiment.assignment,
          "n_steps": config.sim.n_steps, "batch_size": config.sim.batch_size,
          "pretrain": pretrain_report,
-         "truth": {f"gap={g:g}": {l: outputs.summary(v[l]) for l in labels}
+         "truth": {f"gap={g:g}": {l: outputs.summary(
+             v[l], within_rep_se=noise.get(g, {}).get(l, 0.0)) for l in labels}
                    for g, v in sorted(truth.items())},
          "designs": {}, "aa": {}, "horizon": {}, "weight_model": {}}
   if frozen is not None:
@@ -129,6 +144,14 @@ def _horizon(job, history, truth_job, truth_hist, labels, n_blocks) -> dict:
 
 
 # ---------------------------------------------------------------------------- figures
+
+
+def _finite_mean(per_epoch):
+  """[E, B] -> [E] mean of the finite values (NaN where a row has none: all stopped)."""
+  a = np.asarray(per_epoch, np.float64)
+  ok = np.isfinite(a)
+  with np.errstate(invalid="ignore"):
+    return np.where(ok, a, 0).sum(1) / ok.sum(1)
 
 
 def _axes(n_labels, rows=1):
@@ -199,19 +222,17 @@ def figures(config, summary, out_dir):
 
   curve = summary["pretrain"]["curve"]
   if curve["train_loss"][labels[0]]:
-    fig, axes = _axes(2)
+    fig, axes = _axes(len(labels) + 1)
     epochs = np.arange(1, len(curve["train_loss"][labels[0]]) + 1)
+    for ax, l in zip(axes[0], labels):
+      ax.plot(epochs, _finite_mean(curve["val"][f"{l}/loss"]), marker=".", label="validation")
+      ax.plot(epochs, _finite_mean(curve["train_loss"][l]), ls="--",
+              label="training (models still training)")
+      ax.set_title(f"pretraining: {l} loss per epoch (mean over repetitions)")
     for key, per_epoch in curve["val"].items():
-      ax = axes[0, 0] if key.endswith("/loss") else axes[0, 1]
-      ax.plot(epochs, np.nanmean(np.asarray(per_epoch, np.float64), axis=1), marker=".",
-              label=f"val {key}")
-    for l in labels:
-      train = np.asarray(curve["train_loss"][l], np.float64)
-      with np.errstate(invalid="ignore"):
-        axes[0, 0].plot(epochs, np.nanmean(train, axis=1), ls="--", label=f"train {l}/loss")
-    axes[0, 0].set_title("pretraining: loss per epoch (mean over repetitions still training "
-                         "for train)")
-    axes[0, 1].set_title("pretraining: validation AUC / relative error")
+      if not key.endswith("/loss"):
+        axes[0, -1].plot(epochs, _finite_mean(per_epoch), marker=".", label=f"val {key}")
+    axes[0, -1].set_title("pretraining: validation AUC / relative error")
     for ax in axes[0]:
       ax.set_xlabel("epoch")
       ax.legend(fontsize=7)
@@ -256,17 +277,20 @@ def report(config, summary, out_dir):
     lines.append(f"- {world}: " + ", ".join(f"{k} {_f(v)}" for k, v in m.items()
                                            if k.startswith("val/") and v is not None))
   lines += ["", "![pretraining](pretraining.png)", "", "## The truth", "",
-            "True GTE per recommendation (mean over B ± se; |mean|/se in brackets). "
-            f"Frozen: the same policies with models fixed at the production state, the "
-            f"{TRUTH_FROZEN_NAME}.", "",
-            "| gap | label | true GTE (trained) | sd | frozen models | sd |", "|---|---|---|---|---|---|"]
+            "True GTE per recommendation (mean over B ± se; |mean|/se in brackets); sd over "
+            "repetitions; within-rep se: the mean batch-means se of one repetition's GT − GC "
+            "(how noisy a single repetition's truth is). Frozen: the same policies with models "
+            f"fixed at the production state, the {TRUTH_FROZEN_NAME}.", "",
+            "| gap | label | true GTE (trained) | sd | within-rep se | frozen models | sd |",
+            "|---|---|---|---|---|---|---|"]
   for gap, by_label in summary["truth"].items():
     for l in labels:
       t = by_label[l]
       fz = summary.get("truth_frozen", {}).get(gap, {}).get(l)
       ratio = abs(t["mean"]) / t["se"] if t["se"] else float("nan")
       lines.append(f"| {gap[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} ({_f(ratio, 3)}) | "
-                   f"{_f(t['std'])} | {_f(fz['mean']) if fz else '—'} ± "
+                   f"{_f(t['std'])} | {_f(t['within_rep_se'], 3)} | "
+                   f"{_f(fz['mean']) if fz else '—'} ± "
                    f"{_f(fz['se'], 2) if fz else '—'} | {_f(fz['std']) if fz else '—'} |")
   lines += ["", f"## Designs at the main point ({main})", "",
             "bias = mean(est_b − GTE_b) ± its paired se; coverage and vif (sd of est_b − GTE_b "
@@ -327,12 +351,12 @@ def report(config, summary, out_dir):
         lines.append(f"| {job} | {key} | {_f(m['new/weight/auc'], 3)} | "
                      f"{_f(m['new/weight/accuracy'], 3)} | {_f(m['new/weight/loss'], 3)} |")
     lines.append("")
-  lines += ["## Cost (2 CPU cores unless stated)", "", "| part | wall s |", "|---|---|",
-            f"| data set-up and pretraining | {_f(cost['setup_and_pretrain_s'], 4)} |"]
-  for name, t in cost.items():
-    if isinstance(t, dict):
-      lines.append(f"| {name} | {_f(t.get('wall_s'), 4)} |")
-  lines += [f"| this invocation in all | {_f(cost['this_invocation_s'], 4)} |", ""]
+  lines += ["## Cost", "", "Wall time of each part when it ran (a reused part keeps the "
+            "time it took; `setup` and `this invocation` are of the latest invocation).", "",
+            "| part | wall s |", "|---|---|"]
+  for name, seconds in cost.items():
+    lines.append(f"| {name.removesuffix('_s').replace('_', ' ')} | {_f(seconds, 4)} |")
+  lines.append("")
   analysis = out_dir / "analysis.md"
   if analysis.exists():
     lines += ["## Analysis", "", analysis.read_text().strip(), ""]

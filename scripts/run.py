@@ -2,6 +2,7 @@
 
   python scripts/run.py --config configs/global.py [--config.KEY=VALUE ...] [--workdir DIR]
   python scripts/run.py --config configs/global.py --workdir DIR --resume
+  python scripts/run.py --config configs/global.py --workdir DIR --overwrite
 """
 
 import datetime
@@ -19,6 +20,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Output folder; default results/<config>-<timestamp>.")
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its last "
                             "checkpoint up to the config's sim.n_steps.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the run already in --workdir.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -32,7 +34,7 @@ def main(argv):
     name = pathlib.Path(flags.FLAGS["config"].config_filename).stem
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = pathlib.Path("results") / f"{name}-{stamp}"
-  simulation.run(_CONFIG.value, workdir, resume=_RESUME.value)
+  simulation.run(_CONFIG.value, workdir, resume=_RESUME.value, overwrite=_OVERWRITE.value)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Loads a KuaiRand version (real or synthetic) into index arrays and encoded features."""
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 
 import numpy as np
@@ -55,25 +57,37 @@ def _read_logs(config, kuai, cache_dir):
     if RAND_COLUMN not in cols:
       table = table.append_column(RAND_COLUMN, pa.array(
           np.full(table.num_rows, role == "random", np.int8)))
-    _check_labels(table, label_columns + extra, kuai[role], counts)
+    kinds = {config.labels[n].column: config.labels[n].type for n in config.labels}
+    _check_labels(table, {**kinds, **{c: "other" for c in extra}}, kuai[role], counts)
     parts.append(table.select(list(columns) + [RAND_COLUMN]))
     per_file.update({f.name: c for f, c in zip(kuai[role], counts)})
   return pa.concat_tables(parts), per_file
 
 
-def _check_labels(table, columns, files, counts):
+def _check_labels(table, kinds: dict, files, counts):
+  """Labels must be finite; binary labels 0 or 1; numerical labels >= 0 (their heads
+  predict log1p(y)). Errors name the file, column and 1-based line."""
   bounds = np.cumsum(counts)
-  for column in columns:
+  for column, kind in kinds.items():
     values = table[column]
-    bad = pc.or_kleene(pc.is_null(values), pc.invert(pc.is_finite(values)))
-    n_bad = pc.sum(bad).as_py() or 0
-    if n_bad:
-      first = int(pc.index(bad, True).as_py())
-      k = int(np.searchsorted(bounds, first, side="right"))
-      row = first - (bounds[k - 1] if k else 0)
-      raise InputError(
-          f"{files[k]}: label column '{column}' has {n_bad} missing, NaN or inf value(s) "
-          f"(first at data row {row}). Labels must be finite numbers; fix or drop those rows.")
+    checks = [(pc.or_kleene(pc.is_null(values), pc.invert(pc.is_finite(values))),
+               "missing, NaN or inf value(s)", "Labels must be finite numbers")]
+    if kind == "binary":
+      checks.append((pc.invert(pc.is_in(values, pa.array([0.0, 1.0], pa.float32()))),
+                     "value(s) other than 0 and 1", "A binary label must be 0 or 1"))
+    elif kind == "numerical":
+      checks.append((pc.less(values, 0), "negative value(s)",
+                     "A numerical label must be >= 0 (its model predicts log1p of it)"))
+    for bad, what, rule in checks:
+      n_bad = pc.sum(bad).as_py() or 0
+      if n_bad:
+        first = int(pc.index(bad, True).as_py())
+        k = int(np.searchsorted(bounds, first, side="right"))
+        line = first - (bounds[k - 1] if k else 0) + 2
+        value = values[first].as_py()
+        raise InputError(
+            f"{files[k]}: label column '{column}' has {n_bad} {what} (first at line {line}: "
+            f"{'blank or NaN' if value is None else value}). {rule}; fix or drop those rows.")
 
 
 def _index(ids: np.ndarray, known: np.ndarray, path) -> np.ndarray:
@@ -133,6 +147,17 @@ def _dense_index(raw: np.ndarray):
   return ids, index.astype(np.int32)
 
 
+def _fingerprint(config, kuai) -> str:
+  """Identity of the data a run reads: every file's name, size and mtime (as the cache keys)
+  and the declared columns and labels."""
+  files = [(role, f.name, f.stat().st_size, f.stat().st_mtime_ns)
+           for role, fs in sorted(kuai.by_role.items()) for f in fs]
+  declared = {"features": config.data.features.to_dict(), "logs": list(config.data.logs),
+              "labels": [config.labels[n].column for n in config.labels]}
+  text = json.dumps({"files": files, "declared": declared}, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def resolve_root(config) -> pathlib.Path:
   """The folder of CSVs the config names, generating the synthetic dataset if needed."""
   if config.data.name == "synthetic":
@@ -159,6 +184,9 @@ def load(config) -> Dataset:
   cache_dir = pathlib.Path(config.data.cache_dir or kuai.folder / ".gtesim_cache")
 
   logs, per_file = _read_logs(config, kuai, cache_dir)
+  if logs.num_rows == 0:
+    raise InputError(f"the logs in {kuai.folder} ({', '.join(per_file)}) hold no rows, only "
+                     "headers: there is nothing to simulate. Check the files.")
   raw_users = logs[config.data.user_id].to_numpy()
   raw_videos = logs[config.data.video_id].to_numpy()
   user_ids, user = _dense_index(raw_users)
@@ -174,6 +202,7 @@ def load(config) -> Dataset:
   n = logs.num_rows
   overview = {
       "folder": str(kuai.folder),
+      "fingerprint": _fingerprint(config, kuai),
       "n_users": int(len(user_ids)),
       "n_videos": int(len(video_ids)),
       "n_interactions": int(n),

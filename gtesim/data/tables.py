@@ -10,29 +10,35 @@ import csv
 import difflib
 import hashlib
 import json
-import os
 import pathlib
 import re
+import zlib
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gtesim.errors import InputError
-from gtesim.io import write_json
+from gtesim.io import atomic_path, write_json
 from gtesim.logs import get_logger
 
 log = get_logger("data")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _BLOCK_BYTES = 64 << 20
 _CONVERSION = re.compile(
     r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
 def header(path: pathlib.Path) -> list:
-  """Returns the column names of a CSV file (its first line)."""
-  with open(path, newline="") as f:
-    return next(csv.reader([f.readline()]), [])
+  """Returns the column names of a CSV file (its first line; a UTF-8 BOM is dropped)."""
+  try:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      return next(csv.reader([f.readline()]), [])
+  except UnicodeDecodeError as err:
+    raise InputError(f"{path}: the header line is not UTF-8 text (byte 0x"
+                     f"{err.object[err.start]:02x} at position {err.start}). Save the file as "
+                     "UTF-8 CSV.") from None
 
 
 def check_columns(path: pathlib.Path, names, what="column") -> list:
@@ -67,24 +73,76 @@ def _stream_csv(path, columns, names, writer):
       writer.write_batch(batch)
       rows += batch.num_rows
   except pa.ArrowInvalid as err:
-    raise _conversion_error(path, names, err, rows) from None
+    raise _conversion_error(path, names, err) from None
   return rows
 
 
-def _conversion_error(path, names, err, rows_before):
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|nan)\s*$"
+
+
+def first_non_numeric(path, column) -> tuple:
+  """(1-based file line, value) of the first non-empty value of `column` that is not a
+  number, reading that one column as text in batches."""
+  options = pa_csv.ConvertOptions(include_columns=[column], column_types={column: pa.string()},
+                                  strings_can_be_null=True)
+  rows = 0
+  for batch in pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
+                               convert_options=options):
+    values = batch.column(0)
+    ok = pc.or_kleene(pc.is_null(values),
+                      pc.match_substring_regex(values, _NUMBER, ignore_case=True))
+    bad = pc.invert(pc.fill_null(ok, True))
+    if pc.any(bad).as_py():
+      i = pc.index(bad, True).as_py()
+      return rows + i + 2, values[i].as_py()
+    rows += batch.num_rows
+  return None, None
+
+
+def _conversion_error(path, names, err):
   match = _CONVERSION.search(str(err))
   if not match:
     return InputError(f"{path}: cannot be parsed as CSV ({err}). Check the file.")
-  col, row, kind, value = match.groups()
+  col, _, kind, value = match.groups()
   name = names[int(col)] if int(col) < len(names) else f"#{col}"
-  where = f" (data row {rows_before + int(row)})" if row else f" (after data row {rows_before})"
+  line, found = first_non_numeric(path, name) if name in names else (None, None)
+  where = f" at line {line}" if line is not None else ""
   return InputError(
-      f"{path}: column '{name}' must be numeric ({kind}) but holds '{value}'{where}. Fix the "
-      "value or declare the column categorical.")
+      f"{path}: column '{name}' must be numeric ({kind}) but holds '{found or value}'{where}. "
+      "Fix the value or declare the column categorical.")
+
+
+def _checksum(path) -> str:
+  crc = 0
+  with open(path, "rb") as f:
+    while chunk := f.read(16 << 20):
+      crc = zlib.crc32(chunk, crc)
+  return f"{crc:08x}"
+
+
+def _load_cached(path: pathlib.Path, meta_path: pathlib.Path, schema: pa.Schema):
+  """(table, rows per file, None) of a whole cache entry, else (None, None, why not; None
+  when there is no entry)."""
+  if not (path.exists() and meta_path.exists()):
+    return None, None, None
+  try:
+    meta = json.loads(meta_path.read_text())
+    if path.stat().st_size != meta["bytes"] or _checksum(path) != meta["crc32"]:
+      return None, None, "its checksum does not match (it changed after it was written)"
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    if not table.schema.equals(schema):
+      return None, None, "its columns differ from the requested ones"
+    return table, meta["rows"], None
+  except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+    return None, None, f"it cannot be read ({type(err).__name__}: {err})"
 
 
 def read_table(role, files, columns: dict, cache_dir: pathlib.Path):
   """Reads `columns` (name -> Arrow type) of all `files` of a role, via the cache.
+
+  A cache entry is the Arrow IPC file and a sidecar with its size, CRC-32 and the rows of
+  each source file; an entry that cannot be read or fails its checksum is rebuilt (with a
+  warning).
 
   Args:
     role: the files' role, names the cache entry (e.g. "standard").
@@ -99,29 +157,32 @@ def read_table(role, files, columns: dict, cache_dir: pathlib.Path):
   cache_dir = pathlib.Path(cache_dir)
   key = cache_key(role, files, columns)
   path = cache_dir / f"{role}-{key}.arrow"
-  counts_path = path.with_suffix(".rows.json")
-  if not (path.exists() and counts_path.exists()):
-    try:
-      cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-      raise InputError(f"cannot create the cache folder {cache_dir} ({err}). Set "
-                       "--config.data.cache_dir to a writable folder.") from None
-    log.info("building the %s cache from %d file(s) (first load)", role, len(files))
-    schema = pa.schema([(n, t) for n, t in columns.items()])
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    counts = []
-    try:
-      with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for f, names in zip(files, headers):
-          counts.append(_stream_csv(f, columns, names, writer))
-          log.info("  %s: %s rows", f.name, f"{counts[-1]:,}")
-      os.replace(tmp, path)
-    finally:
-      if tmp.exists():
-        tmp.unlink()
-    for stale in cache_dir.glob(f"{role}-*"):
-      if stale not in (path, counts_path):
-        stale.unlink()
-    write_json(counts_path, counts)
-  table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-  return table.select(list(columns)), json.loads(counts_path.read_text())
+  meta_path = path.with_suffix(".meta.json")
+  schema = pa.schema([(n, t) for n, t in columns.items()])
+  table, counts, problem = _load_cached(path, meta_path, schema)
+  if table is not None:
+    return table, counts
+  if problem is not None:
+    log.warning("the %s cache %s is damaged: %s; rebuilding it", role, path, problem)
+  try:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as err:
+    raise InputError(f"cannot create the cache folder {cache_dir} ({err}). Set "
+                     "--config.data.cache_dir to a writable folder.") from None
+  log.info("building the %s cache from %d file(s) (first load)", role, len(files))
+  counts = []
+  with atomic_path(path) as tmp:
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+      for f, names in zip(files, headers):
+        counts.append(_stream_csv(f, columns, names, writer))
+        log.info("  %s: %s rows", f.name, f"{counts[-1]:,}")
+    meta = {"rows": counts, "bytes": tmp.stat().st_size, "crc32": _checksum(tmp)}
+  write_json(meta_path, meta)
+  for stale in cache_dir.glob(f"{role}-*"):
+    if stale not in (path, meta_path):
+      stale.unlink()
+  table, _, problem = _load_cached(path, meta_path, schema)
+  if table is None:
+    raise InputError(f"the cache file {path} was written but {problem}; check the disk or "
+                     "set --config.data.cache_dir elsewhere.")
+  return table, counts
