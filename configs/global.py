@@ -3,11 +3,12 @@
 Run:
   python scripts/run.py --config configs/global.py
 
-Synthetic Pure-like data, 8 repetitions, 200 steps x 256 users, 16 candidates. About 60 s on
-2 CPU cores (pretraining 14 s, first chunk with compilation 8 s, ~25k recommendations/s).
-Expected result (seed 0; +- is the standard error over the 8 repetitions):
-  click:     GT 0.5038, GC 0.5948, GTE -0.0910 +- 0.0019 (-15.3%)
-  play_time: GT 66,528 ms, GC 44,476 ms, GTE +22,053 +- 910 ms (+49.6%)
+Synthetic Pure-like data, 8 repetitions, production models pretrained until their validation
+loss plateaus, then 200 steps x 256 users, 16 candidates. About 2 minutes on 2 CPU cores
+(pretraining 85 s, then ~68k recommendations/s). Expected result (seed 0; +- is the standard
+error over the 8 repetitions):
+  click:     GT 0.5898, GC 0.6549, GTE -0.0651 +- 0.0006 (-9.9%)
+  play_time: GT 93,826 ms, GC 55,685 ms, GTE +38,141 +- 870 ms (+68.6%)
 Treatment ranks by predicted play time, control by click probability.
 """
 

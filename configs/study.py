@@ -9,7 +9,7 @@ recommended to 4 times) fits on 2 CPU cores: the production models are pretraine
 repetition until their validation loss plateaus, then the truth (trained and frozen models,
 3 alpha gaps), the four designs and weighting with G on video features only (8 points each:
 p in {0.1, 0.2, 0.5, 0.8, 0.9} at gap 1, gaps {0, 0.25, 0.5} at p = 0.5) run from it.
-About 30 minutes on 2 CPU cores (report.md lists what each part cost). Writes
+26 minutes on 2 CPU cores (report.md lists what each part cost). Writes
 experiments/<study.name>/: study.json, report.md, figures, production/ and runs/<job>/;
 an interrupted study reuses its production models and finished jobs.
 """
