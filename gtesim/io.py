@@ -36,7 +36,8 @@ def atomic_path(path):
       os.unlink(tmp)
 
 
-def write_json(path, obj) -> None:
-  """Writes `obj` as indented JSON, atomically."""
+def write_json(path, obj, indent=1) -> None:
+  """Writes `obj` as JSON (indented, or compact with indent=None), atomically."""
   with atomic_path(path) as tmp:
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(obj, indent=indent, allow_nan=False,
+                              separators=None if indent else (",", ":")) + "\n")

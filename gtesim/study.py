@@ -175,7 +175,7 @@ def run(config, out_dir) -> dict:
   cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost
   summary = outputs.jsonable(summary)
-  io.write_json(out_dir / "study.json", summary)
+  io.write_json(out_dir / "study.json", summary, indent=None)  # Compact: ~10^5 numbers.
   study_report.figures(config, summary, out_dir)
   study_report.report(config, summary, out_dir)
   log.info("wrote %s (%.0f s in this invocation)", out_dir / "report.md",

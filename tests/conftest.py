@@ -141,3 +141,23 @@ def compiled(config):
   setup = inputs.build(config)
   sim = core.make_simulation(config, setup)
   return setup, sim, core.compile_simulation(sim, setup.mesh)
+
+
+def run_two_processes(code: str, job_id: str, timeout=900) -> str:
+  """Runs `code` as two JAX processes joined under emulated SLURM variables (gloo CPU
+  collectives); asserts both succeed and returns process 0's stderr."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  procs = []
+  for rank in range(2):
+    env = dict(os.environ, SLURM_JOB_ID=job_id, SLURM_NTASKS="2", SLURM_PROCID=str(rank),
+               SLURM_LOCALID=str(rank), SLURM_STEP_NODELIST="localhost",
+               SLURM_NODELIST="localhost", SLURM_STEP_NUM_NODES="1", SLURM_JOB_NUM_NODES="1",
+               JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", JAX_PLATFORMS="cpu")
+    procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=repo,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  return outs[0][1]

@@ -9,13 +9,11 @@ changes (README, "Exactness").
 """
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
+from conftest import run_two_processes
 from gtesim import default_config, merge, simulation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -74,18 +72,7 @@ def test_rep_offset_merge_and_processes_are_exact_at_default_scale(pure_root, tm
   merged = merge.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
   assert _comparable(merged) == _comparable(full)
   code = SCRIPT.format(tests=str(REPO / "tests"), root=str(pure_root), out=str(tmp_path / "two"))
-  procs = []
-  for rank in range(2):
-    env = dict(os.environ, SLURM_JOB_ID="4243", SLURM_NTASKS="2", SLURM_PROCID=str(rank),
-               SLURM_LOCALID=str(rank), SLURM_STEP_NODELIST="localhost",
-               SLURM_NODELIST="localhost", SLURM_STEP_NUM_NODES="1", SLURM_JOB_NUM_NODES="1",
-               JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", JAX_PLATFORMS="cpu")
-    procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  outs = [p.communicate(timeout=900) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  assert "4 repetitions on 2 device(s)" in outs[0][1]
+  assert "4 repetitions on 2 device(s)" in run_two_processes(code, "4243")
   two = _comparable(json.loads((tmp_path / "two" / "result.json").read_text()))
   one = _comparable(full)
   assert _metrics(two) == pytest.approx(_metrics(one), rel=1e-6)

@@ -6,14 +6,14 @@ import pathlib
 import subprocess
 import sys
 
-from conftest import small_sim_config
+from conftest import run_two_processes, small_sim_config
 from gtesim import simulation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys, json
 sys.path.insert(0, {tests!r})
-from conftest import small_sim_config
+from conftest import run_two_processes, small_sim_config
 from gtesim import simulation
 import jax
 assert jax.device_count() == 4, jax.devices()
@@ -45,7 +45,7 @@ from gtesim import parallel
 parallel.initialize()
 import jax
 assert jax.process_count() == 2, jax.process_count()
-from conftest import small_sim_config
+from conftest import run_two_processes, small_sim_config
 from gtesim import simulation
 simulation.run(small_sim_config({root!r}, repetitions=4), {out!r})
 """
@@ -55,17 +55,6 @@ def test_two_processes_under_slurm_equal_one_process(tiny_root, tmp_path):
   """Two JAX processes joined by jax.distributed (SLURM variables, gloo CPU collectives)."""
   single = simulation.run(small_sim_config(tiny_root, repetitions=4), tmp_path / "one")
   code = MULTI.format(tests=str(REPO / "tests"), root=str(tiny_root), out=str(tmp_path / "two"))
-  procs = []
-  for rank in range(2):
-    env = dict(os.environ, SLURM_JOB_ID="4242", SLURM_NTASKS="2", SLURM_PROCID=str(rank),
-               SLURM_LOCALID=str(rank), SLURM_STEP_NODELIST="localhost",
-               SLURM_NODELIST="localhost", SLURM_STEP_NUM_NODES="1", SLURM_JOB_NUM_NODES="1",
-               JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", JAX_PLATFORMS="cpu")
-    procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  assert "4 repetitions on 2 device(s)" in outs[0][1]
+  assert "4 repetitions on 2 device(s)" in run_two_processes(code, "4242", timeout=600)
   two = json.loads((tmp_path / "two" / "result.json").read_text())  # Written by process 0.
   assert two["gte"] == json.loads(json.dumps(single["gte"]))
