@@ -52,8 +52,8 @@ def ab_estimate(outcome_sum, outcome_sq, n_recs, user_var, n_blocks: int, level:
   k = min(n_blocks, outcome_sum.shape[0])
   blocks = [(outcome_sum[b].astype(np.float64).sum(0), n_recs[b].astype(np.float64).sum(0))
             for b in np.array_split(np.arange(outcome_sum.shape[0]), k)]
-  block_est = np.stack([_mean(t, c[..., None])[:, 0] - _mean(t, c[..., None])[:, 1]
-                        for t, c in blocks])  # [K, B, L]
+  block_mean = np.stack([_mean(t, c[..., None]) for t, c in blocks])  # [K, B, 2, L]
+  block_est = block_mean[:, :, 0] - block_mean[:, :, 1]
   se["batch"] = (block_est.std(axis=0, ddof=1) / np.sqrt(k) if k > 1
                  else np.full_like(est, np.nan))
   z = stats.norm.ppf(0.5 + level / 2)

@@ -20,7 +20,7 @@ WEIGHT_METRICS = ("loss", "auc", "accuracy")  # Order of StepOut.weight_model.
 
 @struct.dataclass
 class History:
-  steps: StepOut  # Fields [T, B, W, ...] (numpy).
+  steps: StepOut | None  # Fields [T, B, W, ...] (numpy); None before the first chunk.
   eval_step: np.ndarray  # [E] steps after which validation ran (0 = before the first step).
   evals: dict  # {"val"|"train": {metric: [E, B, W, A]}, "user_var": [E, B, W, L] (A/B)}.
 
@@ -33,28 +33,25 @@ class History:
     return int(self.steps.n_recs.shape[1])
 
 
-def _host(tree):
-  return {k: (_host(v) if isinstance(v, dict) else np.asarray(v)) for k, v in tree.items()}
-
-
-def start(evaluated: dict, n_reps: int, n_worlds: int, arms: int, n_labels: int) -> History:
-  """An empty history with the validation before the first step."""
-  empty = StepOut(*(np.zeros((0, n_reps, n_worlds) + shape, dtype) for shape, dtype in (
-      ((arms, n_labels), np.float32), ((arms, n_labels), np.float32), ((arms,), np.int32),
-      ((arms,), np.int32), ((arms,), np.int32), ((arms, n_labels), np.float32),
-      ((3,), np.float32))))
-  evals = _map_tree(lambda v: v[None], _host(evaluated))
-  return History(empty, np.zeros(1, np.int64), evals)
-
-
 def _map_tree(fn, tree):
   return {k: (_map_tree(fn, v) if isinstance(v, dict) else fn(v)) for k, v in tree.items()}
 
 
+def _host(tree):
+  return _map_tree(np.asarray, tree)
+
+
+def start(evaluated: dict) -> History:
+  """A history holding only the validation before the first step."""
+  return History(None, np.zeros(1, np.int64),
+                 _map_tree(lambda v: np.asarray(v)[None], evaluated))
+
+
 def append(history: History, out: StepOut, evaluated: dict, t_end: int) -> History:
   """The history after one chunk: its StepOut [B, W, T, ...] and the validation after it."""
-  steps = StepOut(*(np.concatenate([old, np.moveaxis(np.asarray(new), 2, 0)])
-                    for old, new in zip(_fields(history.steps), _fields(out))))
+  new = [np.moveaxis(np.asarray(v), 2, 0) for v in _fields(out)]
+  steps = StepOut(*(new if history.steps is None else
+                    [np.concatenate([old, v]) for old, v in zip(_fields(history.steps), new)]))
   evals = _concat_tree(history.evals, _map_tree(lambda v: v[None], _host(evaluated)))
   return History(steps, np.append(history.eval_step, t_end), evals)
 

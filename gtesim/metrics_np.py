@@ -17,3 +17,11 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
   if n_pos == 0 or n_neg == 0:
     return float("nan")
   return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def finite_mean(values, axis=None):
+  """Mean of the finite values along `axis` (all axes if None); NaN where there are none."""
+  values = np.asarray(values, np.float64)
+  ok = np.isfinite(values)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(ok, values, 0).sum(axis) / ok.sum(axis)

@@ -15,6 +15,7 @@ from gtesim import estimators
 from gtesim import history as history_lib
 from gtesim import io
 from gtesim import logs
+from gtesim import metrics_np
 
 log = logs.get_logger("result")
 
@@ -113,9 +114,9 @@ def point_results(config, history, worlds: designs.Worlds) -> list:
 
 
 def _finite_mean(values):
-  values = np.asarray(values, np.float64)
-  values = values[np.isfinite(values)]
-  return float(values.mean()) if len(values) else None
+  """Mean over repetitions of the finite values; None (JSON null) if there are none."""
+  mean = float(metrics_np.finite_mean(values))
+  return mean if math.isfinite(mean) else None
 
 
 def model_metrics(history, worlds: designs.Worlds) -> dict:

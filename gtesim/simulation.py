@@ -23,6 +23,7 @@ from gtesim import history as history_lib
 from gtesim import inputs
 from gtesim import io
 from gtesim import logs
+from gtesim import metrics_np
 from gtesim import outputs
 from gtesim import parallel
 from gtesim import workdir as workdir_lib
@@ -58,14 +59,6 @@ def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
                        "and alphas.")
 
 
-def _nanmean0(values) -> list:
-  """Mean over repetitions (axis 0) of the finite values (NaN where there are none)."""
-  values = np.asarray(values, np.float64)
-  ok = np.isfinite(values)
-  with np.errstate(invalid="ignore"):
-    return (np.where(ok, values, 0).sum(0) / ok.sum(0)).tolist()
-
-
 def pretrain_production(config, setup: inputs.Setup, fns: core.Compiled):
   """Pretrains the label models until their validation loss plateaus (SPEC §3).
 
@@ -98,7 +91,7 @@ def pretrain_production(config, setup: inputs.Setup, fns: core.Compiled):
     log_pre.info("epoch %d/%d: train loss %s; val %s; %d of %d models still improving "
                  "(%.0f s)", e + 1, epochs,
                  ", ".join(f"{l} " + ("stopped" if np.isnan(v) else f"{v:.4f}")
-                           for l, v in zip(labels, _nanmean0(m["train_loss"]))),
+                           for l, v in zip(labels, metrics_np.finite_mean(m["train_loss"], 0))),
                  ", ".join(f"{k} {np.nanmean(v):.4f}" for k, v in m.items() if k != "train_loss"),
                  int((~stopped).sum()), stopped.size, time.perf_counter() - t0)
     if stopped.all():
@@ -117,7 +110,8 @@ def pretrain_production(config, setup: inputs.Setup, fns: core.Compiled):
   report = {
       "enabled": bool(pre.enabled), "rows": int(setup.pretrain_rows.user.shape[1]),
       "batch_size": pre.batch_size, "max_epochs": pre.max_epochs, "patience": pre.patience,
-      "min_delta": pre.min_delta, "epochs_run": len(curve["train_loss"][labels[0]]), "wall_s": time.perf_counter() - t0,
+      "min_delta": pre.min_delta, "epochs_run": len(curve["train_loss"][labels[0]]),
+      "wall_s": time.perf_counter() - t0,
       "best_epoch": {l: host.best_epoch[:, i].tolist() for i, l in enumerate(labels)},
       "best_val_loss": {l: host.best_loss[:, i].tolist() for i, l in enumerate(labels)},
       "converged": {l: host.stopped[:, i].tolist() for i, l in enumerate(labels)},
@@ -181,11 +175,10 @@ def run_experiment(config, setup: inputs.Setup, fns: core.Compiled, worlds_state
   return worlds_state, history, timing
 
 
-def start_history(config, setup, fns, worlds_state, worlds: designs.Worlds):
+def start_history(setup, fns, worlds_state, worlds: designs.Worlds):
   evaluated = parallel.to_host(fns.evaluate(setup.env, setup.reps, worlds_state))
   _log_validation(0, evaluated, worlds)
-  return history_lib.start(evaluated, config.repetitions, worlds.n_worlds, worlds.arms,
-                           len(config.labels))
+  return history_lib.start(evaluated)
 
 
 def run(config, workdir, resume=False, overwrite=False) -> dict:
@@ -243,7 +236,7 @@ def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
     if parallel.is_primary():
       io.write_json(workdir / "pretrain.json", outputs.jsonable(pretrain_report))
     worlds_state = fns.start(setup.env, setup.reps, prod, points)
-    history = start_history(config, setup, fns, worlds_state, worlds)
+    history = start_history(setup, fns, worlds_state, worlds)
     start = 0
   try:
     worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,

@@ -125,7 +125,7 @@ def _run_job(job: Job, setup, prod, pretrain_report, workdir: pathlib.Path):
   fns = core.compile_simulation(sim, setup.mesh)
   state = fns.start(setup.env, setup.reps, prod, simulation.point_inputs(job.config,
                                                                          job.worlds))
-  history = simulation.start_history(job.config, setup, fns, state, job.worlds)
+  history = simulation.start_history(setup, fns, state, job.worlds)
   _, history, timing = simulation.run_experiment(job.config, setup, fns, state, job.worlds,
                                                  history, 0, desc=job.name)
   timing["wall_s"] = time.perf_counter() - t0

@@ -13,6 +13,7 @@ import numpy as np
 
 from gtesim import estimators
 from gtesim import io
+from gtesim import metrics_np
 from gtesim import outputs
 from gtesim import paired
 
@@ -146,14 +147,6 @@ def _horizon(job, history, truth_job, truth_hist, labels, n_blocks) -> dict:
 # ---------------------------------------------------------------------------- figures
 
 
-def _finite_mean(per_epoch):
-  """[E, B] -> [E] mean of the finite values (NaN where a row has none: all stopped)."""
-  a = np.asarray(per_epoch, np.float64)
-  ok = np.isfinite(a)
-  with np.errstate(invalid="ignore"):
-    return np.where(ok, a, 0).sum(1) / ok.sum(1)
-
-
 def _axes(n_labels, rows=1):
   fig, axes = plt.subplots(rows, n_labels, figsize=(6.5 * n_labels, 4.3 * rows),
                            constrained_layout=True, squeeze=False)
@@ -225,13 +218,15 @@ def figures(config, summary, out_dir):
     fig, axes = _axes(len(labels) + 1)
     epochs = np.arange(1, len(curve["train_loss"][labels[0]]) + 1)
     for ax, l in zip(axes[0], labels):
-      ax.plot(epochs, _finite_mean(curve["val"][f"{l}/loss"]), marker=".", label="validation")
-      ax.plot(epochs, _finite_mean(curve["train_loss"][l]), ls="--",
+      ax.plot(epochs, metrics_np.finite_mean(curve["val"][f"{l}/loss"], 1), marker=".",
+              label="validation")
+      ax.plot(epochs, metrics_np.finite_mean(curve["train_loss"][l], 1), ls="--",
               label="training (models still training)")
       ax.set_title(f"pretraining: {l} loss per epoch (mean over repetitions)")
     for key, per_epoch in curve["val"].items():
       if not key.endswith("/loss"):
-        axes[0, -1].plot(epochs, _finite_mean(per_epoch), marker=".", label=f"val {key}")
+        axes[0, -1].plot(epochs, metrics_np.finite_mean(per_epoch, 1), marker=".",
+                         label=f"val {key}")
     axes[0, -1].set_title("pretraining: validation AUC / relative error")
     for ax in axes[0]:
       ax.set_xlabel("epoch")

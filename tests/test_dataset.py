@@ -129,7 +129,8 @@ def test_label_nan_is_refused_with_file_and_row(tmp_path):
   path.write_text(path.read_text().replace("12,101,20220423,1,0,0,4000",
                                            "12,101,20220423,1,0,0,nan"))
   with pytest.raises(InputError, match=r"log_standard_4_22_to_5_08_pure.csv: label column "
-                     r"'play_time_ms' has 1 missing, NaN or inf value\(s\) \(first at line 3: blank or NaN\)"):
+                     r"'play_time_ms' has 1 missing, NaN or inf value\(s\) "
+                     r"\(first at line 3: blank or NaN\)"):
     dataset.load(fixture_config(root))
 
 
