@@ -6,7 +6,9 @@ import math
 import ml_collections
 
 from gtesim import default_config
-from gtesim.default_config import SYNTHETIC_SIZES
+from gtesim import environments
+from gtesim.data.dataset import FORMATS
+from gtesim.default_config import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
 from gtesim.designs import MODES
 from gtesim.errors import InputError
 
@@ -70,8 +72,12 @@ def check(config) -> None:
   _require(config.repetitions >= 1, "repetitions", "must be at least 1.")
   _require(config.rep_offset >= 0, "rep_offset", "must be non-negative.")
   data = config.data
-  _require(data.name in ("synthetic", "kuairand"), "data.name",
-           f"'{data.name}': use 'synthetic' or 'kuairand'.")
+  _require(data.name in FORMATS, "data.name", f"'{data.name}': use one of {', '.join(FORMATS)}.")
+  _require(data.synthetic.kuairec_size in SYNTHETIC_KUAIREC_SIZES,
+           "data.synthetic.kuairec_size", f"'{data.synthetic.kuairec_size}': use one of "
+           f"{', '.join(SYNTHETIC_KUAIREC_SIZES)}.")
+  _require(0 <= data.synthetic.blocked_rate < 1, "data.synthetic.blocked_rate",
+           "must be in [0, 1).")
   _require(data.synthetic.size in SYNTHETIC_SIZES, "data.synthetic.size",
            f"'{data.synthetic.size}': use one of {', '.join(SYNTHETIC_SIZES)}.")
   _require(0 <= data.user_p_val < 1, "data.user_p_val", "must be in [0, 1).")
@@ -100,6 +106,11 @@ def check(config) -> None:
     _require(all(h >= 1 for h in label.hidden), f"labels.{name}.hidden",
              "widths must be positive.")
     _require(0 <= label.dropout < 1, f"labels.{name}.dropout", "must be in [0, 1).")
+    _require(label.threshold is None or (isinstance(label.threshold, (int, float)) and
+                                         math.isfinite(label.threshold)),
+             f"labels.{name}.threshold", "must be None or a finite number.")
+    _require(label.threshold is None or label.type == "binary", f"labels.{name}.type",
+             "a label derived by a threshold is binary; set type 'binary' and loss 'bce'.")
   exp = config.experiment
   _require(0 < exp.p_treatment < 1, "experiment.p_treatment", "must be in (0, 1).")
   _require(exp.assignment in ("user", "step"), "experiment.assignment",
@@ -109,6 +120,23 @@ def check(config) -> None:
   _require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")
   _require(exp.weight_features in ("all", "video"), "experiment.weight_features",
            f"'{exp.weight_features}': use 'all' or 'video'.")
+  _require(exp.p_items is None or 0 < exp.p_items < 1, "experiment.p_items",
+           "must be None (= p_treatment) or in (0, 1).")
+  _require(exp.codiverted_training in ("diverted", "pooled"), "experiment.codiverted_training",
+           f"'{exp.codiverted_training}': use 'diverted' or 'pooled'.")
+  _require(exp.n_clusters >= 2, "experiment.n_clusters", "must be at least 2.")
+  _require(exp.cluster_iterations >= 0, "experiment.cluster_iterations", "must be >= 0.")
+  _require(0 <= exp.cluster_shuffle <= 1, "experiment.cluster_shuffle", "must be in [0, 1].")
+  _require(exp.switch_every >= 1, "experiment.switch_every", "must be at least 1.")
+  _require(0 <= exp.switch_burn_in < exp.switch_every, "experiment.switch_burn_in",
+           f"must be in [0, experiment.switch_every = {exp.switch_every}).")
+  _require(exp.switch_order in ("balanced", "random", "alternating"), "experiment.switch_order",
+           f"'{exp.switch_order}': use 'balanced', 'random' or 'alternating'.")
+  if config.mode == "switchback" and exp.switch_order == "alternating":
+    ps = {exp.p_treatment, *config.sweep.p_treatment, *(q for q, _ in config.sweep.points)}
+    _require(ps == {0.5}, "experiment.switch_order",
+             "'alternating' treats every other period, i.e. p = 0.5; set p_treatment (and any "
+             "swept p) to 0.5 or use 'random'.")
   sweep = config.sweep
   _require(all(0 < p < 1 for p in sweep.p_treatment), "sweep.p_treatment",
            "every p must be in (0, 1).")
@@ -137,6 +165,16 @@ def check(config) -> None:
   if sim is not None:
     _require(sim.vectorize in ("auto", "map", "vmap"), "sim.vectorize",
              f"'{sim.vectorize}': use 'auto', 'map' or 'vmap'.")
+    for key, choices in (("environment", environments.ENVIRONMENTS),
+                         ("outcome", environments.OUTCOMES),
+                         ("retrieval", environments.RETRIEVALS)):
+      _require(sim[key] in choices, f"sim.{key}",
+               f"'{sim[key]}': use one of {', '.join(choices)}.")
+    _require(math.isfinite(sim.popularity_power) and sim.popularity_power >= 0,
+             "sim.popularity_power", "must be a finite number >= 0.")
+    _require(sim.candidate_draws >= sim.n_candidate, "sim.candidate_draws",
+             f"must be at least sim.n_candidate ({sim.n_candidate}).")
+    _require(0 <= sim.matrix_min_density <= 1, "sim.matrix_min_density", "must be in [0, 1].")
     for key in ("n_steps", "batch_size", "n_candidate", "validate_every", "updates_per_step",
                 "eval_rows"):
       _require(sim[key] >= 1, f"sim.{key}", "must be at least 1.")

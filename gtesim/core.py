@@ -8,7 +8,8 @@ repetition:
   pretrain_epoch(env, rep, rows, prod, epoch) -> (Production, metrics)
   start(env, rep, prod, points) -> World [W]              every world from the production model
   chunk(env, rep, points, worlds, t0) -> (World [W], StepOut [W, T])   T = chunk_len steps
-  evaluate(env, rep, worlds) -> {"val"|"train": {metric: [W, A]}, "user_var": [W, L]}
+  evaluate(env, rep, worlds) -> {"val"|"train": {metric: [W, A]}, "user_var": [W, L],
+                                 "unit_var", "unit_count": [W, L] (cluster design)}
 
 `points` (designs.Point, stacked over worlds) carries the traced p_treatment and alphas, so a
 sweep is one more mapped axis of the same compiled function. `compile_simulation` maps these
@@ -33,6 +34,7 @@ from jax import lax
 from jax.sharding import PartitionSpec
 
 from gtesim import designs
+from gtesim import environments
 from gtesim import models as models_lib
 from gtesim import parallel
 from gtesim import pretrain
@@ -98,10 +100,14 @@ class Simulation:
       if spec.tracks_users:
         user_sum = jnp.zeros((spec.n_train, arms, len(spec.models)), jnp.float32)
         user_n = jnp.zeros((spec.n_train, arms), jnp.float32)
+      if spec.environment == "latent":
+        used = jnp.full((spec.n_train, spec.history_slots), -1, jnp.int32)
+      else:
+        used = jnp.zeros((spec.static.n_pages, spec.static.page_slots), bool)
       return step_lib.World(
           tuple(prod.best_params for _ in range(arms)),
-          tuple(prod.best_opt_state for _ in range(arms)), g_params, g_opt,
-          jnp.zeros((spec.static.n_pages, spec.static.page_slots), bool), user_sum, user_n)
+          tuple(prod.best_opt_state for _ in range(arms)), g_params, g_opt, used, user_sum,
+          user_n)
 
     return _map(one, self.vectorize)(points)
 
@@ -123,7 +129,13 @@ class Simulation:
                  for p in world.params]
       out = jax.tree.map(lambda *xs: jnp.stack(xs), *per_arm)
       if spec.tracks_users:
-        out["user_var"] = step_lib.user_clustered_variance(world)
+        out["user_var"] = step_lib.clustered_variance(world)
+      if spec.design.name == "cluster":
+        unit = rep.user_cluster[rep.train_users]
+        out["unit_var"] = step_lib.clustered_variance(world, unit, spec.n_units)
+        count = jnp.sum(jax.ops.segment_sum(jnp.sum(world.user_n, 1), unit,
+                                            num_segments=spec.n_units) > 0)
+        out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
       return out
 
     return _map(one, self.vectorize)(worlds)
@@ -132,10 +144,16 @@ class Simulation:
 def make_simulation(config, setup) -> Simulation:
   """The Simulation of a config over a built Setup (inputs.build)."""
   design = designs.design_of(config)
-  spec = step_lib.SimSpec(setup.static, models_lib.label_models(config),
-                          config.sim.batch_size, config.sim.n_candidate,
-                          config.sim.updates_per_step, setup.n_train, design,
-                          models_lib.weight_model(config) if design.uses_weight_model else None)
+  sim = config.sim
+  spec = step_lib.SimSpec(
+      setup.static, models_lib.label_models(config), sim.batch_size, sim.n_candidate,
+      sim.updates_per_step, setup.n_train, design,
+      models_lib.weight_model(config) if design.uses_weight_model else None,
+      environment=sim.environment, retrieval=sim.retrieval,
+      latent_columns=tuple(config.labels[n].column for n in config.labels),
+      expected=sim.outcome == "expected", candidate_draws=sim.candidate_draws,
+      history_slots=environments.history_slots(sim.n_steps, setup.n_train // sim.batch_size),
+      n_units=setup.n_clusters)
   pre = config.pretrain
   return Simulation(spec, config.sim.validate_every, pre.batch_size, pre.patience,
                     pre.min_delta, vectorize_mode(config))

@@ -18,12 +18,29 @@ SYNTHETIC_SIZES = {
     "27k": dict(n_users=27_285, n_videos=32_038_725, n_interactions=322_278_385,
                 random_fraction=0.0037),
 }
+# KuaiRec-format synthetic sizes: a fully observed matrix (env users x env videos) and sparse
+# production-ranked pretraining logs over more users and videos (KuaiRec 2.0: 1,411 x 3,327;
+# big matrix 12.5M rows over 7,176 users and 10,728 videos).
+SYNTHETIC_KUAIREC_SIZES = {
+    "tiny": dict(n_env_users=40, n_env_videos=60, n_users=120, n_videos=200,
+                 n_pretrain=6_000),
+    "small": dict(n_env_users=600, n_env_videos=1_200, n_users=3_000, n_videos=4_000,
+                  n_pretrain=300_000),
+    "full": dict(n_env_users=1_411, n_env_videos=3_327, n_users=7_176, n_videos=10_728,
+                 n_pretrain=12_530_806),
+}
 
 
-def _label(column, kind, loss, alpha_t, alpha_c):
+def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
+  """One label's section (`config.labels.<name>`)."""
   label = ml_collections.ConfigDict()
-  label.column = column  # Log column holding the label.
+  label.column = column  # Log column holding the label (or the one it is derived from).
+  label.threshold = ml_collections.config_dict.placeholder(float)  # None: y = the column; a
+  # number: y = (column >= threshold), a binary label derived from a numerical column.
+  if threshold is not None:
+    label.threshold = threshold
   label.type = kind  # "binary" (BCE on logits) or "numerical" (head predicts log1p(y)).
+  label.unit = unit  # Unit of a numerical label, for axis labels and reports ("" = none).
   label.loss = loss  # binary: "bce"; numerical: "logmae", "mse" or "mae".
   label.alpha_T = alpha_t  # Weight of this label's prediction in the treatment ranking score.
   label.alpha_C = alpha_c  # Weight of this label's prediction in the control ranking score.
@@ -44,7 +61,8 @@ def study_section() -> ml_collections.ConfigDict:
   """The `study` section of a study config (scripts/study.py)."""
   study = ml_collections.ConfigDict()
   study.name = "study"  # Folder under experiments/.
-  study.designs = ("pooling", "splitting", "snapshot", "weighting")  # A/B designs to compare.
+  study.designs = ("pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
+                   "switchback")  # A/B designs to compare.
   study.p_values = (0.1, 0.2, 0.5, 0.8, 0.9)  # p sweep at alpha gap 1 (experiment.p_treatment
   # is the main point).
   study.alpha_gaps = (0.0, 0.25, 0.5, 1.0)  # Gap sweep at the main p; 0 is the A/A.
@@ -54,21 +72,68 @@ def study_section() -> ml_collections.ConfigDict:
   return study
 
 
+def use_kuairec(config, name="kuairec") -> ml_collections.ConfigDict:
+  """Switches a config to KuaiRec 2.0 (`name` "kuairec", or "synthetic-kuairec" for the
+  generated KuaiRec-format data): the small matrix is the environment (`matrix`), the big
+  matrix pretrains the production models; labels watch_ratio, play_duration, long_view."""
+  data = config.data
+  data.name = name
+  data.logs = ("small_matrix",)
+  data.pretrain_logs = ("big_matrix",)
+  data.features = feats = ml_collections.ConfigDict()
+  feats.user = ml_collections.ConfigDict(dict(
+      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      categorical=("user_active_degree", "is_lowactive_period", "is_live_streamer",
+                   "is_video_author", "onehot_feat0", "onehot_feat1", "onehot_feat2",
+                   "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat9",
+                   "onehot_feat10", "onehot_feat11", "onehot_feat12", "onehot_feat13",
+                   "onehot_feat14", "onehot_feat15", "onehot_feat16", "onehot_feat17"),
+      multi_hot=(),
+  ))
+  feats.video_daily = ml_collections.ConfigDict(dict(
+      numerical=("video_duration", "video_width", "video_height", "show_cnt", "play_cnt",
+                 "complete_play_cnt", "play_progress", "like_cnt", "share_cnt"),
+      log1p=("video_duration", "show_cnt", "play_cnt", "complete_play_cnt", "like_cnt",
+             "share_cnt"),
+      categorical=("video_type", "upload_type", "visible_status"),
+      multi_hot=(),
+  ))
+  feats.video_categories = ml_collections.ConfigDict(dict(
+      numerical=(), log1p=(), categorical=(), multi_hot=("feat",)))
+  config.labels = ml_collections.ConfigDict()
+  # Treatment ranks by predicted watch ratio (favours videos watched through, often short
+  # ones), control by predicted play duration (favours long ones); long_view (watch_ratio >= 2,
+  # a re-watch) is an outcome both are scored on.
+  config.labels.watch_ratio = label("watch_ratio", "numerical", "logmae", alpha_t=1.0,
+                                    alpha_c=0.0, unit="play / duration")
+  config.labels.play_duration = label("play_duration", "numerical", "logmae", alpha_t=0.0,
+                                      alpha_c=1e-4, unit="ms")
+  config.labels.long_view = label("watch_ratio", "binary", "bce", alpha_t=0.0, alpha_c=0.0,
+                                  threshold=2.0)
+  config.sim.environment = "matrix"
+  return config
+
+
 def get_config() -> ml_collections.ConfigDict:
   """Returns the base configuration (global mode, synthetic Pure-like data)."""
   config = ml_collections.ConfigDict()
   config.mode = "global"  # global (GT/GC worlds), or an A/B design: pooling, splitting,
-  # snapshot, weighting.
+  # snapshot, weighting, codiverted, cluster, switchback.
   config.seed = 0  # Root seed; repetition b uses (seed, rep_offset + b).
   config.repetitions = 8  # B: repetitions run in parallel (a vmap axis).
   config.rep_offset = 0  # Index of the first repetition (SLURM array jobs shift it).
   config.checkpoint_every = 100  # Steps between orbax checkpoints (multiple of validate_every).
 
   config.data = data = ml_collections.ConfigDict()
-  data.name = "synthetic"  # "synthetic" (embedded, generated) or "kuairand" (CSVs in data.root).
-  data.root = ""  # Folder of a KuaiRand version's CSVs; synthetic: where to write them.
+  data.name = "synthetic"  # "synthetic" (embedded KuaiRand-format, generated), "kuairand" or
+  # "kuairec" (CSVs in data.root), "synthetic-kuairec" (KuaiRec-format, generated).
+  data.root = ""  # Folder of the dataset's CSVs; synthetic: where to write them.
   data.cache_dir = ""  # Columnar cache folder; "" = <root>/.gtesim_cache.
-  data.logs = ("standard", "random")  # Which logs are the environment.
+  data.logs = ("standard", "random")  # Which logs are the environment (KuaiRand: standard,
+  # random; KuaiRec: small_matrix).
+  data.pretrain_logs = ()  # Logs that only pretrain the production models (KuaiRec:
+  # big_matrix); () = pretrain on the environment logs.
   data.user_id = "user_id"  # Log/user-table id column.
   data.video_id = "video_id"  # Log/video-table id column.
   data.missing_codes = (-124.0,)  # Values meaning "missing" in feature columns (KuaiRand: -124).
@@ -86,6 +151,8 @@ def get_config() -> ml_collections.ConfigDict:
   syn.feature_signal = 0.75  # Share of latent variance the observable features explain.
   syn.duplicate_rate = 0.002  # Fraction of log rows written twice (a real-data quirk).
   syn.rows_per_part = 5_000_000  # Logs longer than this are written as _partN files.
+  syn.kuairec_size = "small"  # data.name = "synthetic-kuairec": one of SYNTHETIC_KUAIREC_SIZES.
+  syn.blocked_rate = 0.004  # KuaiRec format: share of the small matrix's pairs left out.
 
   # Declared features per source table; undeclared columns are never read.
   data.features = feats = ml_collections.ConfigDict()
@@ -116,9 +183,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Labels keyed by name; treatment ranks by play time, control by click probability.
   config.labels = ml_collections.ConfigDict()
-  config.labels.click = _label("is_click", "binary", "bce", alpha_t=0.0, alpha_c=1.0)
-  config.labels.play_time = _label("play_time_ms", "numerical", "logmae",
-                                   alpha_t=1e-4, alpha_c=0.0)
+  config.labels.click = label("is_click", "binary", "bce", alpha_t=0.0, alpha_c=1.0)
+  config.labels.play_time = label("play_time_ms", "numerical", "logmae",
+                                  alpha_t=1e-4, alpha_c=0.0, unit="ms")
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.grad_clip = 1.0  # Global-norm gradient clipping of each model's update.
@@ -139,6 +206,21 @@ def get_config() -> ml_collections.ConfigDict:
   # seen the step's items) or "before" the label models within a step.
   exp.weight_features = "all"  # Weighting: G sees "all" features, or "video" features only.
   exp.weight_model = _mlp()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
+  exp.p_items = ml_collections.config_dict.placeholder(float)  # Co-diverted: P(video in the
+  # treatment arm), drawn per video and repetition; None = p_treatment (also along a sweep).
+  exp.codiverted_training = "diverted"  # Co-diverted: "diverted" (each arm's models train on
+  # their own arm's data) or "pooled" (both on everything).
+  exp.n_clusters = 20  # Cluster design: k-means clusters of the users (per repetition).
+  exp.cluster_column = ""  # Cluster design: a declared categorical user feature (e.g.
+  # "user.user_active_degree") whose values are the clusters, instead of k-means.
+  exp.cluster_iterations = 20  # Cluster design: Lloyd iterations of k-means.
+  exp.cluster_shuffle = 0.0  # Cluster design: share of users moved to a random other cluster.
+  exp.switch_every = 14  # Switchback: steps per period; the population switches between them.
+  exp.switch_order = "balanced"  # Switchback: "balanced" (exactly round(p x periods) treated
+  # periods, in random order), "random" (each period treated with probability p: some
+  # repetitions may get no period of an arm) or "alternating" (T, C, T, ... from a random
+  # first arm; needs p = 0.5).
+  exp.switch_burn_in = 2  # Switchback: first steps of each period left out of the estimate.
 
   config.sweep = sweep = ml_collections.ConfigDict()
   sweep.p_treatment = ()  # p values to run as one vmapped axis; () = experiment.p_treatment.
@@ -150,6 +232,19 @@ def get_config() -> ml_collections.ConfigDict:
   est.batch_blocks = 10  # Blocks of consecutive steps of the batch-means standard error.
 
   config.sim = sim = ml_collections.ConfigDict()
+  sim.environment = "replay"  # Where candidates and outcomes come from: "replay" (each user's
+  # logged items and their logged outcomes), "matrix" (a fully observed matrix, e.g. KuaiRec's
+  # small matrix, replayed: every pair has an outcome) or "latent" (synthetic data only:
+  # candidates from the whole catalogue, outcomes drawn from the latent model).
+  sim.outcome = "sampled"  # latent: "sampled" outcomes, or "expected" (E[y | pair], no noise).
+  sim.retrieval = "uniform"  # Candidate draw among the eligible items: "uniform", or
+  # "popularity" (probability ~ (rows of the video in all loaded logs + 1) ** popularity_power,
+  # drawn without replacement).
+  sim.popularity_power = 1.0
+  sim.candidate_draws = 64  # latent: draws per user and step from which the first n_candidate
+  # distinct, unrecommended train videos are the candidates (fewer are counted as n_short).
+  sim.matrix_min_density = 0.9  # matrix: refuse environment logs with fewer outcomes than
+  # this share of their users x videos.
   sim.n_steps = 200  # Simulation steps.
   sim.batch_size = 256  # Train users sampled per step.
   sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).

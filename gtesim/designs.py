@@ -4,6 +4,11 @@ A design is static (it shapes the compiled step); the treatment probability p an
 ranking weights are traced inputs (`Point`), so a sweep over them is a map/vmap axis of one
 compiled call. Global mode runs worlds of one arm each (GT ranks with alpha_T, GC with
 alpha_C); an A/B design runs one world with two arms, 0 = treatment and 1 = control.
+
+The designs differ in three places: who is treated (`assign`: per user; per cluster of users;
+per switchback period, the whole population at once), what a user may be shown (co-diverted:
+only videos randomised to the user's arm) and what each arm's models learn from
+(`training_weights`).
 """
 
 import dataclasses
@@ -15,7 +20,8 @@ from flax import struct
 
 from gtesim import rng
 
-MODES = ("global", "pooling", "splitting", "snapshot", "weighting")
+MODES = ("global", "pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
+         "switchback")
 AB_DESIGNS = MODES[1:]
 TREATMENT, CONTROL = 0, 1
 
@@ -36,6 +42,12 @@ class Design:
   weight_clip: float = 0.0  # Weighting: upper clip of G/p and (1-G)/(1-p); 0 = none.
   g_first: bool = False  # Weighting: weights from G after (True) or before its update.
   weight_features: str = "all"  # Weighting: G sees "all" features or the "video" ones.
+  p_items: float | None = None  # Co-diverted: P(video in treatment); None = p_treatment.
+  diverted_training: bool = True  # Co-diverted: each arm trains on its own arm's items.
+  switch_every: int = 1  # Switchback: steps per period.
+  switch_order: str = "balanced"  # Switchback: "balanced", "random" or "alternating".
+  n_periods: int = 1  # Switchback: periods in the run, ceil(n_steps / switch_every).
+  switch_burn_in: int = 0  # Switchback: first steps of a period left out of the estimate.
 
   @property
   def arms(self) -> int:
@@ -48,9 +60,14 @@ class Design:
 
 def design_of(config) -> Design:
   exp = config.experiment
-  return Design(config.mode, exp.assignment,
-                config.sim.train_models and config.mode != "snapshot", exp.weight_clip,
-                exp.g_update == "before", exp.weight_features)
+  return Design(
+      name=config.mode, assignment=exp.assignment,
+      train_models=config.sim.train_models and config.mode != "snapshot",
+      weight_clip=exp.weight_clip, g_first=exp.g_update == "before",
+      weight_features=exp.weight_features, p_items=exp.p_items,
+      diverted_training=exp.codiverted_training == "diverted", switch_every=exp.switch_every,
+      switch_order=exp.switch_order, switch_burn_in=exp.switch_burn_in,
+      n_periods=-(-config.sim.n_steps // exp.switch_every))
 
 
 def alpha_at_gap(alpha_t, alpha_c, gap):
@@ -58,17 +75,64 @@ def alpha_at_gap(alpha_t, alpha_c, gap):
   return (1.0 - gap) * alpha_c + gap * alpha_t
 
 
-def assign(design: Design, rep_key, users, step_key, p):
-  """Z [b] bool (treated). "user": one uniform per (repetition, user), compared with p, so
-  every p of a sweep uses the same uniforms; "step": a new uniform every step."""
+def _unit_uniform(rep_key, unit):
+  """U[0, 1) of a randomisation unit (a cluster or a switchback period) of a repetition."""
+  return jax.random.uniform(jax.random.fold_in(rng.stream(rep_key, "assign_unit"), unit))
+
+
+def assign(design: Design, rep_key, users, step_key, p, t, cluster):
+  """Z [b] bool (treated) of a step's users.
+
+  "user": one uniform per (repetition, user), compared with p, so every p of a sweep uses the
+  same uniforms; "step": a new uniform every step. The cluster design draws one uniform per
+  cluster (`cluster` [b]: the users' clusters). Switchback treats period t // switch_every:
+  "balanced", when its rank in a random permutation of the G periods is below round(p G)
+  (exactly that many treated periods, so both arms occur whenever 1 <= round(p G) < G);
+  "random", when its own uniform is below p (i.i.d.; some repetitions may lack an arm); or
+  alternately T, C, T, ... from a random first arm.
+  """
   if design.arms == 1:
     return jnp.ones(users.shape, bool)
+  if design.name == "cluster":
+    return jax.vmap(lambda c: _unit_uniform(rep_key, c))(cluster) < p
+  if design.name == "switchback":
+    period = t // design.switch_every
+    if design.switch_order == "alternating":
+      first = _unit_uniform(rep_key, jnp.uint32(0xFFFFFFFF)) < 0.5  # Reserved unit index.
+      z = (period % 2 == 0) == first
+    elif design.switch_order == "balanced":
+      key = jax.random.fold_in(rng.stream(rep_key, "assign_unit"), jnp.uint32(0xFFFFFFFE))
+      rank = rng.permute(jnp.asarray(period)[None], design.n_periods, key)[0]
+      z = rank < jnp.round(p * design.n_periods)
+    else:
+      z = _unit_uniform(rep_key, period) < p
+    return jnp.broadcast_to(z, users.shape)
   if design.assignment == "user":
     key = rng.stream(rep_key, "assign")
     u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(users)
   else:
     u = jax.random.uniform(step_key, users.shape)
   return u < p
+
+
+def counted(design: Design, t):
+  """Whether step t's outcomes enter the estimate (switchback leaves out each period's first
+  `switch_burn_in` steps, while the models adapt to the switch)."""
+  if design.name != "switchback":
+    return jnp.bool_(True)
+  return t % design.switch_every >= design.switch_burn_in
+
+
+def video_treated(design: Design, video_u, videos, p):
+  """Co-diverted: whether videos are in the treatment arm (their per-repetition uniform
+  `video_u` below p_items, which defaults to p)."""
+  p_items = p if design.p_items is None else design.p_items
+  return video_u[videos] < p_items
+
+
+def video_uniforms(rep_key, n_videos: int):
+  """[V] uniforms of a repetition's videos (co-diverted video assignment), on the host."""
+  return np.asarray(jax.random.uniform(rng.stream(rep_key, "assign_video"), (n_videos,)))
 
 
 def arm_of(z):
@@ -79,13 +143,14 @@ def arm_of(z):
 def training_weights(design: Design, z, rec_ok, p, g=None):
   """Per-arm masks and weights [A, b] of one step's recommended items (SPEC §5).
 
-  Arm a's loss is sum(mask * weight * loss) / sum(mask): pooling trains both arms on every
-  item; splitting masks each arm to its own users' items; weighting keeps every item and
-  weights it by G/p (treatment) or (1-G)/(1-p) (control).
+  Arm a's loss is sum(mask * weight * loss) / sum(mask): pooling (and cluster, switchback,
+  pooled co-diverted) trains both arms on every item; splitting and diverted co-diverted mask
+  each arm to its own users' items; weighting keeps every item and weights it by G/p
+  (treatment) or (1-G)/(1-p) (control).
   """
   ok = rec_ok.astype(jnp.float32)
   zf = z.astype(jnp.float32)
-  if design.name == "splitting":
+  if design.name == "splitting" or (design.name == "codiverted" and design.diverted_training):
     mask = jnp.stack([ok * zf, ok * (1 - zf)])
   else:
     mask = jnp.broadcast_to(ok, (design.arms,) + ok.shape)

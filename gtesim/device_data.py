@@ -12,6 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gtesim import clusters
+from gtesim import designs
+from gtesim import environments
 from gtesim import rng
 from gtesim.data import encoding
 from gtesim.data import splits as splits_lib
@@ -29,6 +32,10 @@ class Env(NamedTuple):
   video_num: jax.Array
   video_cat: jax.Array
   video_multi: tuple
+  video_weight: jax.Array  # [V] float32 retrieval weight (environments.video_weights).
+  block_cdf: jax.Array | None  # latent: two-level retrieval cdf (environments.two_level_cdf).
+  within_cdf: jax.Array | None
+  latent: dict | None  # latent: the latent truth (environments.latent_arrays).
 
 
 class EvalRows(NamedTuple):
@@ -46,6 +53,8 @@ class RepData(NamedTuple):
   video_enc: dict
   val_rows: EvalRows  # Validation users x test videos.
   train_rows: EvalRows  # Train users x train videos (train-side metrics).
+  user_cluster: jax.Array  # Cluster design: [U] int32 cluster of each user; else [1].
+  video_u: jax.Array  # Co-diverted: [V] float32 uniforms assigning videos to arms; else [1].
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +71,21 @@ class Static:
     return self.user_layout.width + self.video_layout.width
 
 
-def make_env(ds, packed) -> Env:
+def make_env(config, ds, packed) -> Env:
   """The shared environment as host arrays (placed on devices by `parallel.replicate`)."""
+  weights = environments.video_weights(ds, config)
+  block_cdf = within_cdf = latent = None
+  if config.sim.environment == "latent":
+    block_cdf, within_cdf = environments.two_level_cdf(weights)
+    latent = environments.latent_arrays(ds, ds.folder)
   return Env(packed.video, packed.labels, packed.first_page, packed.n_pages, ds.users.num,
              ds.users.cat, tuple(ds.users.multi), ds.videos.num, ds.videos.cat,
-             tuple(ds.videos.multi))
+             tuple(ds.videos.multi), weights, block_cdf, within_cdf, latent)
 
 
 def make_static(ds, packed) -> Static:
   return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
-                packed.page_slots, packed.window_pages, int(packed.video.shape[0]))
+                packed.page_slots, packed.window_pages, packed.n_env_pages)
 
 
 def user_features(static: Static, env: Env, enc, users):
@@ -93,11 +107,6 @@ def pair_features(static: Static, env: Env, rep: RepData, users, videos):
   return jnp.concatenate([xu, xv], axis=-1)
 
 
-def slot_owner(packed) -> np.ndarray:
-  """[P] user of each page."""
-  return np.repeat(np.arange(len(packed.n_pages)), packed.n_pages)
-
-
 def _sample_rows(gen, slots, size):
   """`size` slots drawn without replacement (all of them, padded, when fewer)."""
   pick = slots if len(slots) <= size else gen.choice(slots, size, replace=False)
@@ -106,45 +115,56 @@ def _sample_rows(gen, slots, size):
   return np.concatenate([pick, np.zeros(size - len(pick), pick.dtype)]), mask
 
 
-def _slots(packed, owner, user_ok, video_ok) -> np.ndarray:
-  """Flat indices (page * C + col) of the filled slots of the given users and videos."""
-  video = packed.video
-  ok = (video >= 0) & user_ok[owner][:, None] & video_ok[np.maximum(video, 0)]
-  return np.flatnonzero(ok.ravel())
+def _slots(packed, user_ok, video_ok, pretrain=False) -> np.ndarray:
+  """Flat indices (page * C + col) of the filled slots of the given users and videos, in the
+  environment pages (or in the pretraining-only pages)."""
+  first, last = ((packed.n_env_pages, packed.video.shape[0]) if pretrain
+                 else (0, packed.n_env_pages))
+  video = packed.video[first:last]
+  ok = (video >= 0) & user_ok[packed.owner[first:last]][:, None] & video_ok[np.maximum(video, 0)]
+  return np.flatnonzero(ok.ravel()) + first * packed.page_slots
 
 
-def _eval_rows(gen, packed, owner, user_ok, video_ok, size) -> EvalRows:
-  flat, mask = _sample_rows(gen, _slots(packed, owner, user_ok, video_ok), size)
+def _eval_rows(gen, packed, user_ok, video_ok, size) -> EvalRows:
+  flat, mask = _sample_rows(gen, _slots(packed, user_ok, video_ok), size)
   page, col = np.divmod(flat, packed.page_slots)
-  return EvalRows(owner[page].astype(np.int32), page.astype(np.int32), col.astype(np.int32),
-                  mask)
+  return EvalRows(packed.owner[page].astype(np.int32), page.astype(np.int32),
+                  col.astype(np.int32), mask)
 
 
 def make_rep(config, ds, packed, rep_index: int):
   """One repetition's RepData and its pretraining rows (page, col), on the host."""
   key = rng.rep_key(config.seed, rep_index)
+  has_env = packed.n_pages > 0
   split = splits_lib.split(key, len(ds.user_ids), len(ds.video_ids), config.data.user_p_val,
-                           config.data.video_p_test)
-  owner = slot_owner(packed)
+                           config.data.video_p_test, None if has_env.all() else has_env)
   gen = rng.numpy_rng(rng.stream(key, "eval"))
-  val_rows = _eval_rows(gen, packed, owner, split.val_user, split.test_video,
-                        config.sim.eval_rows)
-  train_rows = _eval_rows(gen, packed, owner, split.train_user, split.train_video,
+  val_rows = _eval_rows(gen, packed, split.val_user, split.test_video, config.sim.eval_rows)
+  train_rows = _eval_rows(gen, packed, split.train_user, split.train_video,
                           config.sim.eval_rows)
-  slots = _slots(packed, owner, split.train_user, split.train_video)
+  slots = _slots(packed, split.train_user, split.train_video, packed.pretrain_pages)
   gen = rng.numpy_rng(rng.stream(key, "pretrain_data"))
   n = config.pretrain.n_interactions
   if len(slots) < n:
     raise InputError(f"config key pretrain.n_interactions ({n:,}) exceeds the {len(slots):,} "
-                     f"logged train-user x train-video rows of repetition {rep_index}; lower "
-                     "it.")
+                     f"logged train-user x train-video {'pretraining ' * packed.pretrain_pages}"
+                     f"rows of repetition {rep_index}; lower it.")
   pre = gen.choice(slots, n, replace=False)
   pre_page, pre_col = np.divmod(pre, packed.page_slots)
-  rep = RepData(np.asarray(jax.random.key_data(key)),
-                np.flatnonzero(split.train_user).astype(np.int32), split.train_video,
-                encoding.fit(ds.users, split.train_user),
-                encoding.fit(ds.videos, split.train_video), val_rows, train_rows)
-  pretrain_rows = EvalRows(owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
+  # The simulation samples train users with environment rows (KuaiRec's big-matrix-only users
+  # have none).
+  sim_users = np.flatnonzero(split.train_user & has_env).astype(np.int32)
+  user_enc = encoding.fit(ds.users, split.train_user)
+  user_cluster = np.zeros(1, np.int32)
+  if config.mode == "cluster":
+    user_cluster = clusters.user_clusters(config, ds, split.train_user, user_enc, key)
+  video_u = np.zeros(1, np.float32)
+  if config.mode == "codiverted":
+    video_u = designs.video_uniforms(key, len(ds.video_ids))
+  rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
+                encoding.fit(ds.videos, split.train_video), val_rows, train_rows, user_cluster,
+                video_u)
+  pretrain_rows = EvalRows(packed.owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
                            pre_col.astype(np.int32), np.ones(len(pre), bool))
   return rep, pretrain_rows
 

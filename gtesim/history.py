@@ -16,13 +16,16 @@ from gtesim.step import StepOut
 
 SPLITS = ("val", "train")
 WEIGHT_METRICS = ("loss", "auc", "accuracy")  # Order of StepOut.weight_model.
+VAR_FIELDS = ("user_var", "unit_var", "unit_count")  # Variances of the estimate (and the
+# number of units of unit_var), per validation.
 
 
 @struct.dataclass
 class History:
   steps: StepOut | None  # Fields [T, B, W, ...] (numpy); None before the first chunk.
   eval_step: np.ndarray  # [E] steps after which validation ran (0 = before the first step).
-  evals: dict  # {"val"|"train": {metric: [E, B, W, A]}, "user_var": [E, B, W, L] (A/B)}.
+  evals: dict  # {"val"|"train": {metric: [E, B, W, A]}, "user_var": [E, B, W, L] (A/B),
+  # "unit_var": [E, B, W, L] (cluster design)}.
 
   @property
   def n_steps(self) -> int:
@@ -124,10 +127,10 @@ def to_tables(history: History, worlds: designs.Worlds, labels: list, reps) -> t
     cols["world"] = np.full(len(cols["step"]), "G")
     cols["split"] = np.full(len(cols["step"]), "new")
     parts.append(cols)
-  if "user_var" in history.evals:
-    v = history.evals["user_var"]
-    cols = _long({f"user_var/{l}": v[..., i] for i, l in enumerate(labels)},
-                 history.eval_step, reps, [grp for grp in groups if grp[1] == 0])
+  variances = {f"{field}/{l}": history.evals[field][..., i] for field in VAR_FIELDS
+               if field in history.evals for i, l in enumerate(labels)}
+  if variances:
+    cols = _long(variances, history.eval_step, reps, [grp for grp in groups if grp[1] == 0])
     cols["world"] = np.full(len(cols["step"]), "T-C")
     cols["split"] = np.full(len(cols["step"]), "estimate")
     parts.append(cols)
@@ -195,8 +198,12 @@ def from_tables(step_cols: dict, metric_cols: dict, worlds: designs.Worlds, labe
   if len(rows):
     arm0 = [(gw,) for gw, ga, _, _ in groups if ga == 0]
     n_e = len(rows) // (n_reps * len(arm0))
-    d = _unlong(metric_cols, rows, [f"user_var/{l}" for l in labels], n_e, n_reps, arm0, (w,))
-    evals["user_var"] = np.stack([d[f"user_var/{l}"] for l in labels], -1).astype(np.float32)
+    for field in VAR_FIELDS:
+      names = [f"{field}/{l}" for l in labels]
+      if names[0] not in metric_cols:
+        continue
+      d = _unlong(metric_cols, rows, names, n_e, n_reps, arm0, (w,))
+      evals[field] = np.stack([d[n] for n in names], -1).astype(np.float32)
   return History(steps, eval_step, evals)
 
 

@@ -5,8 +5,10 @@ import dataclasses
 import jax
 import numpy as np
 
+from gtesim import clusters
 from gtesim import config_check
 from gtesim import device_data
+from gtesim import environments
 from gtesim import logs
 from gtesim import parallel
 from gtesim.data import dataset
@@ -28,6 +30,7 @@ class Setup:
   pretrain_rows: device_data.EvalRows  # Stacked over repetitions, split over the mesh.
   rep_indices: np.ndarray  # [B] absolute repetition indices.
   mesh: jax.sharding.Mesh
+  n_clusters: int  # Cluster design: number of cluster ids (else 0).
 
   @property
   def n_train(self) -> int:
@@ -41,9 +44,16 @@ def build(config) -> Setup:
   packed = packing.pack(ds, config.data.max_history, config.data.page_slots,
                         config.data.pack_seed)
   ov = ds.overview
-  log.info("dataset %s: %s users, %s videos, %s interactions, click rate %.4f, mean play "
-           "time %.0f ms", ov["folder"], f"{ov['n_users']:,}", f"{ov['n_videos']:,}",
-           f"{ov['n_interactions']:,}", ov["click_rate"], ov["mean_play_time_ms"])
+  log.info("dataset %s: %s users, %s videos, %s interactions (%.1f%% of the pairs), %s",
+           ov["folder"], f"{ov['n_users']:,}", f"{ov['n_videos']:,}", f"{ov['n_interactions']:,}",
+           100 * ov["env_density"],
+           ", ".join(f"{k} {ov[k]:.4g}" for k in dataset.label_stat_keys(config)))
+  if ov["n_pretrain_interactions"]:
+    log.info("pretraining-only logs (%s): %s rows", ", ".join(config.data.pretrain_logs),
+             f"{ov['n_pretrain_interactions']:,}")
+  environments.check(config, ds)
+  log.info("environment: %s (%s outcomes, %s retrieval)", config.sim.environment,
+           config.sim.outcome, config.sim.retrieval)
   rep_indices = config.rep_offset + np.arange(config.repetitions)
   made = [device_data.make_rep(config, ds, packed, int(r)) for r in rep_indices]
   reps_host = device_data.stack([m[0] for m in made])
@@ -67,7 +77,9 @@ def build(config) -> Setup:
   mesh = parallel.rep_mesh(config.repetitions)
   log.info("%d repetitions on %d device(s) (%s)", config.repetitions,
            parallel.devices_used(mesh), jax.devices()[0].platform)
-  return Setup(ds, packed, static, parallel.replicate(device_data.make_env(ds, packed), mesh),
+  return Setup(ds, packed, static, parallel.replicate(device_data.make_env(config, ds, packed),
+                                                     mesh),
                parallel.shard_reps(reps_host, mesh), reps_host,
                parallel.shard_reps(device_data.stack([m[1] for m in made]), mesh),
-               rep_indices, mesh)
+               rep_indices, mesh,
+               clusters.n_clusters(config, ds) if config.mode == "cluster" else 0)

@@ -16,11 +16,17 @@ from gtesim import history as history_lib
 from gtesim import io
 from gtesim import logs
 from gtesim import metrics_np
+from gtesim.data import dataset
 
 log = logs.get_logger("result")
 
-DATASET_KEYS = ("n_users", "n_videos", "n_interactions", "click_rate", "mean_play_time_ms",
-                "fingerprint")
+def dataset_info(config, overview) -> dict:
+  """The dataset facts result.json repeats: counts, label rates/means, fingerprint."""
+  keys = ["n_users", "n_videos", "n_interactions", "env_density", "n_pretrain_interactions",
+          *dataset.label_stat_keys(config), "fingerprint"]
+  return {k: overview[k] for k in keys}
+
+
 GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment arm",
                 "C": "control arm", "G": "G on new items"}
 
@@ -87,12 +93,16 @@ def global_point(labels, history, worlds: designs.Worlds, point: int) -> dict:
   return out
 
 
-def ab_point(labels, history, worlds: designs.Worlds, point: int, n_blocks: int) -> dict:
+def ab_point(labels, history, worlds: designs.Worlds, point: int, n_blocks: int,
+             design: designs.Design) -> dict:
   """The naive estimate of one point with its standard errors and 95% CIs per method."""
   s = history.steps
   user_var = history.evals["user_var"][-1][:, point] if "user_var" in history.evals else None
+  unit_var, n_units = estimators.unit_variance(design, s.outcome_sum[:, :, point],
+                                               s.n_recs[:, :, point], history.evals, -1, point)
   e = estimators.ab_estimate(s.outcome_sum[:, :, point], s.outcome_sq[:, :, point],
-                             s.n_recs[:, :, point], user_var, n_blocks, estimators.LEVEL)
+                             s.n_recs[:, :, point], user_var, n_blocks, estimators.LEVEL,
+                             unit_var, n_units)
   p, gap = worlds.points[point]
   out = {"p_treatment": p, "alpha_gap": gap, "gte": {}, "arms": {"T": {}, "C": {}}}
   for l, name in enumerate(labels):
@@ -109,7 +119,8 @@ def point_results(config, history, worlds: designs.Worlds) -> list:
   labels = list(config.labels)
   if worlds.mode == "global":
     return [global_point(labels, history, worlds, s) for s in range(len(worlds.points))]
-  return [ab_point(labels, history, worlds, s, config.estimator.batch_blocks)
+  design = designs.design_of(config)
+  return [ab_point(labels, history, worlds, s, config.estimator.batch_blocks, design)
           for s in range(len(worlds.points))]
 
 
@@ -152,8 +163,13 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: designs.Wo
             "rep_offset": config.rep_offset, "seed": config.seed,
             "n_steps": config.sim.n_steps, "assignment": config.experiment.assignment,
             "dataset": dataset_info, "pretrain": pretrain_report,
-            "experiment_rows_per_world": config.sim.n_steps * config.sim.batch_size}
+            "experiment_rows_per_world": config.sim.n_steps * config.sim.batch_size,
+            "environment": {"kind": config.sim.environment, "outcome": config.sim.outcome,
+                            "retrieval": config.sim.retrieval}}
   points = point_results(config, history, worlds)
+  for point in points:  # What the effect is of: outcome draws or their expectations.
+    for entry in point["gte"].values():
+      entry["outcome"] = config.sim.outcome
   if len(points) == 1:
     result.update(points[0])
   else:
@@ -164,6 +180,7 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: designs.Wo
     totals = key.astype(np.int64).sum(0)  # [B, W, A]
     result[field] = {name + point_name(worlds, q): totals[:, w, a].tolist()
                      for w, a, q, name in worlds.groups()}
+  _warn_short(config, result)
   result["metrics_final_and_at_step_0"] = model_metrics(history, worlds)
   result["timing"] = {k: v for k, v in timing.items() if v is not None}
   result = jsonable(result)
@@ -171,10 +188,27 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: designs.Wo
   write_table(workdir / "steps.parquet", step_cols)
   write_table(workdir / "metrics.parquet", metric_cols)
   first = np.isin(metric_cols["point"], [0, -1])
-  figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()})
+  figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()},
+         panels(config))
   io.write_json(workdir / "result.json", result)
   _log_result(config, result, points)
   return result
+
+
+def _warn_short(config, result) -> None:
+  """A warning when sampled users had no candidate (exhausted) or fewer than n_candidate."""
+  exhausted = sum(map(sum, result["exhausted_users"].values()))
+  short = sum(map(sum, result["short_users"].values()))
+  total = sum(map(sum, result["recommendations"].values())) + exhausted
+  if short:
+    fix = ("raise sim.candidate_draws" if config.sim.environment == "latent" else
+           "the logs hold too few items per user for this horizon; use a shorter "
+           "sim.n_steps or a counterfactual environment (sim.environment)")
+    log.warning("%s of %s sampled users (all worlds and repetitions) had fewer than "
+                "sim.n_candidate = %d candidates, %s of them none (exhausted, no "
+                "recommendation); result.json's short_users and exhausted_users count them per "
+                "world: %s.", f"{short:,}", f"{total:,}", config.sim.n_candidate,
+                f"{exhausted:,}", fix)
 
 
 def _log_result(config, result, points):
@@ -202,26 +236,43 @@ def _g(x, digits=2) -> str:
   return "undefined" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-_PANELS = (("click AUC", "click/auc"), ("click loss", "click/loss"),
-           ("play-time relative error (non-zero play)", "play_time/rel_error"),
-           ("play-time loss", "play_time/loss"),
-           ("weight-model AUC and accuracy", ("weight/auc", "weight/accuracy")),
-           ("weight-model loss", "weight/loss"))
+def panels(config) -> list:
+  """(title, y-axis label, metric keys) of the figure's panels: per label, AUC (binary) or
+  relative error on y > 0 (numerical) and the loss; then the weight model's."""
+  out = []
+  for name in config.labels:
+    label = config.labels[name]
+    kind = dataset.label_kinds(config)[name]
+    unit = f" ({label.unit})" if label.unit else ""
+    if kind == "binary":
+      out.append((f"{name} AUC", "AUC", f"{name}/auc"))
+    else:
+      out.append((f"{name} relative error (y > 0)", f"|prediction - y| / y{unit}",
+                  f"{name}/rel_error"))
+    out.append((f"{name} loss", f"{label.loss} loss", f"{name}/loss"))
+  out.append(("weight-model AUC and accuracy", "AUC, accuracy",
+              ("weight/auc", "weight/accuracy")))
+  out.append(("weight-model loss", "BCE loss", "weight/loss"))
+  return out
 
 
-def figure(path_stem, metrics_table: dict) -> None:
-  """The six-panel figure (PNG and SVG): mean over repetitions, band = +-1 sd.
+def figure(path_stem, metrics_table: dict, panel_list) -> None:
+  """The metrics figure (PNG and SVG), one panel per `panels(config)` entry, two per column:
+  mean over repetitions, band = +-1 sd.
 
   Args:
     path_stem: output path without suffix.
     metrics_table: columns step, world, split and one per metric (rows per rep); a metric is
       drawn for every (world, split) where it has values.
+    panel_list: `panels(config)`.
   """
-  fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+  n_cols = -(-len(panel_list) // 2)
+  fig, axes = plt.subplots(2, n_cols, figsize=(5 * n_cols, 8), constrained_layout=True,
+                           squeeze=False)
   steps = np.asarray(metrics_table["step"])
   worlds = np.asarray(metrics_table["world"])
   split = np.asarray(metrics_table["split"])
-  for ax, (title, keys) in zip(axes.T.ravel(), _PANELS):
+  for ax, (title, ylabel, keys) in zip(axes.T.ravel(), panel_list):
     keys = (keys,) if isinstance(keys, str) else keys
     drawn = False
     for key in keys:
@@ -245,11 +296,14 @@ def figure(path_stem, metrics_table: dict) -> None:
           drawn = True
     ax.set_title(title)
     ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
     if drawn:
       ax.legend(fontsize=7)
     else:
-      ax.text(0.5, 0.5, "no weight model in this mode", ha="center", va="center",
-              transform=ax.transAxes, color="gray")
+      ax.text(0.5, 0.5, "no weight model in this mode" if "weight" in title else "no values",
+              ha="center", va="center", transform=ax.transAxes, color="gray")
+  for ax in axes.T.ravel()[len(panel_list):]:
+    ax.set_visible(False)
   save_figure(fig, path_stem)
 
 

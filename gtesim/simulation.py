@@ -205,7 +205,7 @@ def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
                config.sim.n_steps, len(worlds.points), workdir)
   t_start = time.perf_counter()
   setup = inputs.build(config)
-  dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+  dataset_info = outputs.dataset_info(config, setup.ds.overview)
   if resume:
     workdir_lib.check_resume(config, workdir, dataset_info["fingerprint"])
   if parallel.is_primary():

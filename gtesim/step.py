@@ -1,11 +1,12 @@
 """The simulation step (SPEC §4) and evaluation, as pure functions of one repetition's world.
 
-One step in one world: sample train users, draw candidates uniformly among each user's
-eligible slots, score them with the models of each user's arm and that arm's alphas,
-recommend the argmax, read its logged labels, train the label models on the recommended items
-with the design's masks and weights, and mark the items used. Keys depend on (repetition,
-step) only, never on the world, so the worlds of a repetition (GT and GC, the points of a
-sweep) share user batches and candidate random numbers.
+One step in one world: sample train users, draw candidates among each user's eligible items
+(the environment's, see environments.py), score them with the models of each user's arm and
+that arm's alphas, recommend the argmax, read its outcome (logged, or drawn from the latent
+model), train the label models on the recommended items with the design's masks and weights,
+and mark the items used. Keys depend on (repetition, step) only, never on the world, so the
+worlds of a repetition (GT and GC, the points of a sweep) share user batches and candidate
+and outcome random numbers.
 """
 
 import dataclasses
@@ -17,6 +18,8 @@ from flax import struct
 from jax import lax
 
 from gtesim import designs
+from gtesim import environments
+from gtesim import estimators
 from gtesim import metrics
 from gtesim import models as models_lib
 from gtesim import rng
@@ -31,7 +34,8 @@ class World:
   opt_state: tuple  # [arm][label] optimizer states.
   g_params: tuple  # (weight-model parameters,) under the weighting design, else ().
   g_opt: tuple
-  used: jax.Array  # [P, C] bool: slots recommended in this world.
+  used: jax.Array  # replay/matrix: [P, C] bool, slots recommended in this world; latent:
+  # [n_train, H] int32, the video recommended to each train user in each epoch (-1: none).
   user_sum: jax.Array | None  # [n_train, A, L] float32: each train user's summed outcomes
   # per arm (A/B designs; None in global mode).
   user_n: jax.Array | None  # [n_train, A] float32: each train user's recommendations per arm.
@@ -61,6 +65,13 @@ class SimSpec:
   n_train: int  # Train users per repetition.
   design: designs.Design = designs.Design()
   weight_model: object = None  # LabelModel of G under the weighting design.
+  environment: str = "replay"  # sim.environment.
+  retrieval: str = "uniform"  # sim.retrieval.
+  latent_columns: tuple = ()  # latent: the outcome column of each label.
+  expected: bool = False  # latent: outcomes are expectations, not draws.
+  candidate_draws: int = 0  # latent: catalogue draws per user and step.
+  history_slots: int = 0  # latent: H, columns of the recommendation memory.
+  n_units: int = 0  # Cluster design: number of cluster ids.
 
   @property
   def steps_per_epoch(self) -> int:
@@ -72,30 +83,6 @@ class SimSpec:
     return self.design.arms == 2
 
 
-def _mix32(x):
-  x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-  x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-  return x ^ (x >> 16)
-
-
-def permute(index, n: int, key):
-  """A keyed pseudo-random bijection of [0, n) applied to `index` (4-round Feistel network
-  on the next even power of two, cycle-walking back into range): O(len(index)) work."""
-  half = max(1, math.ceil(max(math.ceil(math.log2(max(n, 2))), 1) / 2))
-  mask = jnp.uint32((1 << half) - 1)
-  round_keys = jax.random.bits(key, (4,), jnp.uint32)
-
-  def feistel(x):
-    left, right = x >> half, x & mask
-    for r in range(4):
-      left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
-    return (left << half) | right
-
-  out = lax.while_loop(lambda x: jnp.any(x >= n), lambda x: jnp.where(x >= n, feistel(x), x),
-                       feistel(index.astype(jnp.uint32)))
-  return out.astype(jnp.int32)
-
-
 def sample_users(spec: SimSpec, rep: RepData, t):
   """`batch_size` distinct train users: step t's slice of its epoch's random permutation.
 
@@ -104,14 +91,15 @@ def sample_users(spec: SimSpec, rep: RepData, t):
   epoch, within = t // spec.steps_per_epoch, t % spec.steps_per_epoch
   pos = within * spec.batch_size + jnp.arange(spec.batch_size)
   key = jax.random.fold_in(jax.random.fold_in(rng.stream(rep.key, "sim"), 0), epoch)
-  position = permute(pos, spec.n_train, key)
+  position = rng.permute(pos, spec.n_train, key)
   return rep.train_users[position], position
 
 
 def step_keys(rep: RepData, t):
-  """(candidate, dropout, assignment) keys of step t, shared by all worlds of a repetition."""
+  """(candidate, dropout, assignment, outcome) keys of step t, shared by all worlds of a
+  repetition."""
   key = jax.random.fold_in(jax.random.fold_in(rng.stream(rep.key, "sim"), 1), t)
-  return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+  return tuple(jax.random.fold_in(key, i) for i in range(4))
 
 
 def slot_noise(key, shape):
@@ -123,12 +111,16 @@ def slot_noise(key, shape):
   """
   seeds = jax.random.bits(key, (2,), jnp.uint32)
   position = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-  bits = _mix32(_mix32(position ^ seeds[0]) + seeds[1])
+  bits = rng.mix32(rng.mix32(position ^ seeds[0]) + seeds[1])
   return (bits >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
 
 
-def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key):
-  """Up to n_candidate slots per user, uniform among the eligible ones (train video, unused).
+def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key, allowed=None):
+  """Up to n_candidate slots per user among the eligible ones (train video, unused): uniform,
+  or weighted without replacement by the videos' retrieval weights (environments.py).
+
+  `allowed` (videos [b, ...] -> bool [b, ...]) restricts the eligible videos further
+  (co-diverted: the user's arm's videos).
 
   Returns (page [b, k], col [b, k], video [b, k], valid [b, k], n_eligible [b]).
   """
@@ -139,14 +131,19 @@ def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key):
   video = env.page_video[pages]
   eligible = (page_ok[..., None] & (video >= 0) & rep.train_video[jnp.maximum(video, 0)] &
               ~used[pages])
+  if allowed is not None:
+    eligible &= allowed(jnp.maximum(video, 0))
   b = users.shape[0]
   eligible = eligible.reshape(b, -1)
-  top, idx = lax.top_k(jnp.where(eligible, slot_noise(key, eligible.shape), -1.0),
-                       spec.n_candidate)
+  noise = slot_noise(key, eligible.shape)
+  if spec.retrieval == "popularity":
+    weight = env.video_weight[jnp.maximum(video, 0)].reshape(b, -1)
+    noise = jnp.log(noise + jnp.float32(2.0 ** -25)) / weight
+  top, idx = lax.top_k(jnp.where(eligible, noise, -jnp.inf), spec.n_candidate)
   rows = jnp.arange(b)[:, None]
   page = pages[rows, idx // static.page_slots]
   col = idx % static.page_slots
-  return page, col, video.reshape(b, -1)[rows, idx], top >= 0, jnp.sum(eligible, axis=1)
+  return page, col, video.reshape(b, -1)[rows, idx], top > -jnp.inf, jnp.sum(eligible, axis=1)
 
 
 def predictions(models, params, x):
@@ -200,18 +197,41 @@ def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: Wor
   """One simulation step of one world; returns (new World, StepOut)."""
   design = spec.design
   users, position = sample_users(spec, rep, t)
-  cand_key, dropout_key, assign_key = step_keys(rep, t)
-  page, col, video, valid, n_eligible = candidates(spec, env, rep, world.used, users, cand_key)
-  z = designs.assign(design, rep.key, users, assign_key, point.p_treatment)
+  cand_key, dropout_key, assign_key, outcome_key = step_keys(rep, t)
+  cluster = rep.user_cluster[users] if design.name == "cluster" else None
+  z = designs.assign(design, rep.key, users, assign_key, point.p_treatment, t, cluster)
   arm = designs.arm_of(z) if design.arms == 2 else jnp.zeros(users.shape, jnp.int32)
+  allowed = None
+  if design.name == "codiverted":
+    def allowed(videos):  # The videos of each user's own arm.
+      treated = designs.video_treated(design, rep.video_u, videos, point.p_treatment)
+      return treated == z.reshape(z.shape + (1,) * (videos.ndim - 1))
+  latent = spec.environment == "latent"
+  if latent:
+    video, valid, n_eligible = environments.catalogue_candidates(
+        spec.n_candidate, spec.candidate_draws, env.block_cdf, env.within_cdf, rep.train_video,
+        world.used[position], slot_noise(cand_key, (users.shape[0], spec.candidate_draws, 2)),
+        allowed)
+  else:
+    page, col, video, valid, n_eligible = candidates(spec, env, rep, world.used, users,
+                                                     cand_key, allowed)
   x = pair_features(spec.static, env, rep, users, video)
   scores = jnp.stack([jnp.einsum("l,lbk->bk", point.alpha[a], predictions(spec.models, p, x))
                       for a, p in enumerate(world.params)])
   rows = jnp.arange(users.shape[0])
   choice = jnp.argmax(jnp.where(valid, scores[arm, rows], -jnp.inf), axis=1)
   rec_ok = valid[:, 0]
-  rec_page, rec_col = page[rows, choice], col[rows, choice]
-  y = env.page_labels[rec_page, rec_col]
+  if latent:
+    rec_video = video[rows, choice]
+    y = environments.latent_outcomes(env.latent, spec.latent_columns, spec.expected, users,
+                                     rec_video, outcome_key)
+    used = world.used.at[position, t // spec.steps_per_epoch].set(
+        jnp.where(rec_ok, rec_video, -1))
+  else:
+    rec_page, rec_col = page[rows, choice], col[rows, choice]
+    y = env.page_labels[rec_page, rec_col]
+    used = world.used.at[jnp.where(rec_ok, rec_page, world.used.shape[0]), rec_col].set(
+        True, mode="drop")
   x_rec = x[rows, choice]
   n_recs = jnp.sum(rec_ok)
 
@@ -240,10 +260,8 @@ def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: Wor
     opt_state.append(o)
     losses.append(loss)
 
-  n_pages = world.used.shape[0]
-  used = world.used.at[jnp.where(rec_ok, rec_page, n_pages), rec_col].set(True, mode="drop")
   arm_of = arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
-  in_arm = arm_of & rec_ok[None, :]
+  in_arm = arm_of & rec_ok[None, :] & designs.counted(design, t)  # Enters the estimate.
   yw = jnp.where(in_arm[..., None], y[None], 0.0)  # [A, b, L]
   user_sum, user_n = world.user_sum, world.user_n
   if spec.tracks_users:
@@ -273,20 +291,11 @@ def evaluate_models(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRow
   return out
 
 
-def user_clustered_variance(world: World):
-  """Variance [L] of the naive estimate treating users as independent clusters (CR1).
-
-  The estimate is m_T - m_C with m_a = sum_i S_ia / N_a over users i (S_ia: user i's summed
-  outcome in arm a, n_ia its recommendations, N_a = sum_i n_ia). Its linearisation is
-  sum_i psi_i with psi_i = (S_iT - n_iT m_T) / N_T - (S_iC - n_iC m_C) / N_C, so
-  var = G / (G - 1) sum_i psi_i^2 over the G users with a recommendation. NaN until both
-  arms have one.
-  """
-  n = world.user_n  # [U, 2]
-  big_n = jnp.sum(n, axis=0)  # [2]
-  mean = jnp.sum(world.user_sum, axis=0) / jnp.maximum(big_n, 1)[:, None]  # [2, L]
-  resid = (world.user_sum - n[..., None] * mean[None]) / jnp.maximum(big_n, 1)[None, :, None]
-  psi = resid[:, 0] - resid[:, 1]  # [U, L]
-  g = jnp.sum(jnp.sum(n, axis=1) > 0)
-  var = jnp.sum(psi * psi, axis=0) * g / jnp.maximum(g - 1, 1)
-  return jnp.where(jnp.all(big_n > 0) & (g > 1), var, jnp.nan)
+def clustered_variance(world: World, unit=None, n_units: int = 0):
+  """Variance [L] of the naive estimate with users (or, given `unit` [n_train], the clusters
+  of the train users) as independent units: see estimators.clustered_variance."""
+  unit_sum, unit_n = world.user_sum, world.user_n
+  if unit is not None:
+    unit_sum = jax.ops.segment_sum(unit_sum, unit, num_segments=n_units)
+    unit_n = jax.ops.segment_sum(unit_n, unit, num_segments=n_units)
+  return estimators.clustered_variance(unit_sum, unit_n, xp=jnp)

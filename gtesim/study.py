@@ -131,7 +131,7 @@ def _run_job(job: Job, setup, prod, pretrain_report, workdir: pathlib.Path):
   timing["wall_s"] = time.perf_counter() - t0
   if parallel.is_primary():
     io.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
-    dataset_info = {k: setup.ds.overview[k] for k in outputs.DATASET_KEYS}
+    dataset_info = outputs.dataset_info(job.config, setup.ds.overview)
     outputs.write_run(job.config, dataset_info, pretrain_report, history, job.worlds,
                       setup.rep_indices, workdir, timing)
   return history, timing
@@ -146,8 +146,10 @@ def _load_job(job: Job, workdir: pathlib.Path):
   return history, json.loads((workdir / "result.json").read_text())["timing"]
 
 
-def run(config, out_dir) -> dict:
-  """Runs (or reuses) every job of the study; writes study.json, report.md and figures."""
+def run(config, out_dir, command: str = "") -> dict:
+  """Runs (or reuses) every job of the study; writes study.json, report.md and figures.
+
+  `command` is the command line the report names (how to regenerate it)."""
   out_dir = pathlib.Path(out_dir)
   config_check.check(config)
   jobs = plan(config)
@@ -171,6 +173,7 @@ def run(config, out_dir) -> dict:
     return None
   summary = study_report.summarize(config, jobs, histories, pretrain_report)
   summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
+  summary["command"] = command
   cost["pretrain_and_jobs_s"] = cost["pretrain_s"] + sum(cost[j.name] for j in jobs)
   cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost

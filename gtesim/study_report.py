@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from gtesim import designs
 from gtesim import estimators
 from gtesim import io
 from gtesim import metrics_np
@@ -54,12 +55,16 @@ def _truth_upto(history, worlds, point, t, labels):
   return means[:, point] - means[:, worlds.n_worlds - 1]
 
 
-def _estimate(history, point, t, e, n_blocks):
-  """ab_estimate over the first t steps (user-clustered variance of validation e)."""
+def _estimate(history, point, t, e, n_blocks, design):
+  """ab_estimate over the first t steps (user- and cluster-level variances of validation
+  e)."""
   s = history.steps
   user_var = history.evals["user_var"][e][:, point] if "user_var" in history.evals else None
+  unit_var, n_units = estimators.unit_variance(design, s.outcome_sum[:t, :, point],
+                                               s.n_recs[:t, :, point], history.evals, e, point)
   return estimators.ab_estimate(s.outcome_sum[:t, :, point], s.outcome_sq[:t, :, point],
-                                s.n_recs[:t, :, point], user_var, n_blocks, estimators.LEVEL)
+                                s.n_recs[:t, :, point], user_var, n_blocks, estimators.LEVEL,
+                                unit_var, n_units)
 
 
 def _point_stats(est, truth, labels) -> dict:
@@ -82,6 +87,12 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
   truth_hist = histories["truth"]
   noise = _truth_noise(by_name["truth"], truth_hist, labels, n_blocks)
   out = {"name": config.study.name, "B": config.repetitions,
+         "data": {"name": config.data.name, "size": (config.data.synthetic.kuairec_size
+                                                    if config.data.name == "synthetic-kuairec"
+                                                    else config.data.synthetic.size)
+                  if config.data.name.startswith("synthetic") else config.data.root},
+         "environment": {"kind": config.sim.environment, "outcome": config.sim.outcome,
+                         "retrieval": config.sim.retrieval},
          "p_main": config.experiment.p_treatment, "assignment": config.experiment.assignment,
          "n_steps": config.sim.n_steps, "batch_size": config.sim.batch_size,
          "pretrain": pretrain_report,
@@ -102,7 +113,7 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
     h = histories[job.name]
     entry = out["designs"][job.name] = {}
     for s, (p, gap) in enumerate(job.worlds.points):
-      est = _estimate(h, s, h.n_steps, -1, n_blocks)
+      est = _estimate(h, s, h.n_steps, -1, n_blocks, designs.design_of(job.config))
       entry[point_key(p, gap)] = _point_stats(est, truth[gap], labels)
       if job.config.mode == "snapshot" and frozen is not None:
         entry[point_key(p, gap)]["vs_truth_frozen"] = _point_stats(est, frozen[gap], labels)
@@ -129,7 +140,7 @@ def _horizon(job, history, truth_job, truth_hist, labels, n_blocks) -> dict:
     if t == 0:
       continue
     truth_t = _truth_upto(truth_hist, truth_job.worlds, 0, t, labels)
-    est = _estimate(history, 0, t, e, n_blocks)
+    est = _estimate(history, 0, t, e, n_blocks, designs.design_of(job.config))
     out["step"].append(int(t))
     for i, l in enumerate(labels):
       st = paired.paired(est["estimate"][:, i], truth_t[:, i],
@@ -251,10 +262,15 @@ def report(config, summary, out_dir):
   main = point_key(config.experiment.p_treatment, 1.0)
   pre = summary["pretrain"]
   cost = summary["cost"]
+  env = summary["environment"]
+  epochs = summary["n_steps"] / summary["steps_per_epoch"]
   lines = [f"# Study `{summary['name']}`", "",
+           f"Data `{summary['data']['name']}` ({summary['data']['size']}); environment "
+           f"`{env['kind']}` ({env['outcome']} outcomes, {env['retrieval']} retrieval). "
            f"B = {summary['B']} repetitions, {summary['n_steps']} steps of "
-           f"{summary['batch_size']} users per world, assignment `{summary['assignment']}`, main "
-           f"point {main}. Command: `python scripts/study.py --config configs/study.py`. "
+           f"{summary['batch_size']} users per world ({epochs:g} epochs: every train user is "
+           f"recommended to {epochs:g} times), assignment `{summary['assignment']}`, main "
+           f"point {main}. Command: `{summary['command']}`. "
            "Every statistic pairs repetition b's estimate with repetition b's own truth.", "",
            "## Production model", "",
            f"Pretrained on {pre['rows']:,} logged rows per repetition, batch {pre['batch_size']}, "
@@ -289,10 +305,18 @@ def report(config, summary, out_dir):
                    f"{_f(fz['se'], 2) if fz else '—'} | {_f(fz['std']) if fz else '—'} |")
   lines += ["", f"## Designs at the main point ({main})", "",
             "bias = mean(est_b − GTE_b) ± its paired se; coverage and vif (sd of est_b − GTE_b "
-            "over the mean standard error) per method: welch / user / batch.", ""]
+            "over the mean standard error) per method: welch / user / batch / unit (the "
+            "design's randomisation unit: clusters or switchback periods; — for the other "
+            "designs).", ""]
+  if "codiverted" in summary["designs"]:
+    lines += ["Co-diverted's estimate is of another population than the truth: each arm's "
+              "users are shown only that arm's videos (a share p_items of the catalogue for "
+              "treatment, the rest for control), so it measures treatment-on-its-half minus "
+              "control-on-the-other-half; the table scores it against the global GTE over the "
+              "whole catalogue, the effect a launch would have.", ""]
   for l in labels:
     lines += [f"### {l}", "", "| design | mean estimate | bias ± se | sd | RMSE | coverage "
-              "(w/u/b) | vif (w/u/b) |", "|---|---|---|---|---|---|---|"]
+              "(w/u/b/unit) | vif (w/u/b/unit) |", "|---|---|---|---|---|---|---|"]
     for d, by_point in summary["designs"].items():
       s = by_point[main][l]
       lines.append(f"| {d} | {_f(s['mean'])} | {_f(s['bias'])} ± {_f(s['bias_se'], 2)} | "
@@ -305,7 +329,8 @@ def report(config, summary, out_dir):
                      f"{_methods(f, 'coverage')} | {_methods(f, 'vif')} |")
     lines.append("")
   lines += ["![errors](errors.png)", "", "## A/A (gap 0: the true GTE is exactly 0)", "",
-            "| design | label | type-I error at 5% (welch / user / batch) | mean estimate | sd |",
+            "| design | label | type-I error at 5% (welch / user / batch / unit) | mean estimate | "
+            "sd |",
             "|---|---|---|---|---|"]
   for d, by_label in summary["aa"].items():
     for l, s in by_label.items():
@@ -313,7 +338,7 @@ def report(config, summary, out_dir):
                    f"{_f(s['sd'])} |")
   for sweep, title in (("p", "p sweep (alpha gap 1)"), ("gap", "alpha-gap sweep")):
     lines += ["", f"## {title}", "", "| design | point | label | bias ± se | RMSE | coverage "
-              "(w/u/b) |", "|---|---|---|---|---|---|"]
+              "(w/u/b/unit) |", "|---|---|---|---|---|---|"]
     for d, by_point in summary["designs"].items():
       for key, v in by_point.items():
         in_sweep = key.endswith(",gap=1") if sweep == "p" else key.startswith(

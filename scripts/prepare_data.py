@@ -42,7 +42,13 @@ def main(argv):
            f"{ov['n_random_exposure']:,}", f"{ov['n_rows_repeating_an_earlier_row']:,}")
   for name, rows in ov["rows_per_file"].items():
     log.info("  %s: %s rows", name, f"{rows:,}")
-  log.info("click rate %.4f, mean play time %.0f ms", ov["click_rate"], ov["mean_play_time_ms"])
+  stat_keys = dataset.label_stat_keys(config)
+  log.info("environment: %.2f%% of its users x videos observed; %s", 100 * ov["env_density"],
+           ", ".join(f"{k} {ov[k]:.4g}" for k in stat_keys))
+  if ov["n_pretrain_interactions"]:
+    log.info("pretraining-only rows: %s over %s users and %s videos of all logs",
+             f"{ov['n_pretrain_interactions']:,}", f"{ov['n_users_all_logs']:,}",
+             f"{ov['n_videos_all_logs']:,}")
   for entity, feats in (("user", ds.users), ("video", ds.videos)):
     layout = encoding.Layout.of(feats)
     for name in feats.num_names:
@@ -62,8 +68,8 @@ def main(argv):
            memory["feature_table_bytes"] / 2**20, memory["used_mask_bytes_per_world"] / 2**20)
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   log.info("loaded in %.1f s, peak memory %.0f MiB", load_s, peak_mib)
-  summary = {k: ov[k] for k in ("n_users", "n_videos", "n_interactions", "n_random_exposure",
-                                "click_rate", "mean_play_time_ms")}
+  summary = {k: ov[k] for k in ("n_users", "n_videos", "n_interactions", "env_density",
+                                "n_pretrain_interactions", "n_random_exposure", *stat_keys)}
   summary.update(memory, load_seconds=round(load_s, 3), peak_rss_mib=round(peak_mib, 1))
   print(json.dumps(summary))
 

@@ -4,6 +4,8 @@
 """
 
 import pathlib
+import shlex
+import sys
 
 from absl import flags
 from ml_collections import config_flags
@@ -24,7 +26,7 @@ def main(argv):
   out = pathlib.Path(_OUT.value or pathlib.Path("experiments") / config.study.name)
   out.mkdir(parents=True, exist_ok=True)
   logs.setup(out / "study.log")
-  study.run(config, out)
+  study.run(config, out, "python " + shlex.join(sys.argv))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,72 @@ def kuairand_folder(root: pathlib.Path, version="pure", parts=False) -> pathlib.
   return folder.parent
 
 
+MATRIX_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"
+_DAILY_HEADER = ("video_id,date,author_id,video_type,upload_dt,upload_type,visible_status,"
+                 "video_duration,video_width,video_height,music_id,video_tag_id,video_tag_name,"
+                 "show_cnt,play_cnt,complete_play_cnt,play_progress,like_cnt,share_cnt")
+
+
+def _matrix_row(u, v, ratio, duration=10_000):
+  play = int(round(ratio * duration))
+  return (f'{u},{v},{play},{duration},"2020-07-05 00:08:23.438",20200705,1593878903.438,'
+          f"{ratio}")
+
+
+def kuairec_folder(root: pathlib.Path) -> pathlib.Path:
+  """A tiny KuaiRec 2.0 folder (`KuaiRec 2.0/data/`) with the real files' quirks.
+
+  Small matrix: users 1, 2, 3 x videos 10..13 less the blocked pair (3, 13): 11 rows, watch
+  ratios 0.0 .. 3.5 (4 of them >= 2). Big matrix: 8 rows over users 1..5 and videos 10..14 (one
+  row repeated). Video 10 has two daily rows, the later date listed first (show_cnt 500 on
+  2020-07-06, 100 on 2020-07-05). item_categories' `feat` is a quoted list; social_network and
+  kuairec_caption_category (not valid CSV) are present and must never be read.
+  """
+  ratios = {(1, 10): 0.5, (1, 11): 2.0, (1, 12): 0.0, (1, 13): 1.2, (2, 10): 3.5,
+            (2, 11): 0.9, (2, 12): 2.4, (2, 13): 0.1, (3, 10): 1.0, (3, 11): 0.3,
+            (3, 12): 2.2}
+  small = [MATRIX_HEADER] + [_matrix_row(u, v, r) for (u, v), r in ratios.items()]
+  big = [MATRIX_HEADER] + [_matrix_row(u, v, r) for u, v, r in (
+      (1, 14, 0.4), (4, 10, 1.5), (4, 11, 2.5), (5, 12, 0.0), (5, 14, 0.8), (2, 14, 1.1),
+      (4, 13, 0.2), (4, 13, 0.2))]
+  import gzip  # pylint: disable=g-import-not-at-top
+  asset = pathlib.Path(__file__).resolve().parents[1] / "gtesim" / "assets" / "kuairand_pure"
+  with gzip.open(asset / "user_features_pure.csv.gz", "rt") as f:
+    lines = f.read().splitlines()[:7]
+  users = [lines[0]] + [f"{i}," + line.split(",", 1)[1] for i, line in
+                        zip((1, 2, 3, 4, 5, 77), lines[1:])]
+  daily = [_DAILY_HEADER,
+           '10,20200706,7,NORMAL,2020-06-01,LongImport,public,20000,720,1280,5,3,"美食,生活",500,'
+           "200,50,0.41,20,1",
+           '10,20200705,7,NORMAL,2020-06-01,LongImport,public,20000,720,1280,5,3,"美食,生活",100,'
+           "40,10,0.40,4,0",
+           "11,20200706,8,AD,2020-06-02,Kmovie,public,9000,720,1280,6,1,游戏,50,,5,,2,0",
+           "12,20200706,9,NORMAL,2020-06-03,Web,private,,1080,1920,7,2,,7,2,1,0.2,0,0",
+           "13,20200706,9,NORMAL,2020-06-03,Web,public,3000,1080,1920,7,2,,9,3,1,0.3,1,0",
+           "14,20200706,9,NORMAL,2020-06-03,Web,public,3000,1080,1920,7,2,,9,3,1,0.3,1,0"]
+  categories = ["video_id,feat", '10,"[27, 9]"', '11,"[9]"', '12,"[]"', '13,"[4, 27]"',
+                '14,"[8]"']
+  folder = root / "KuaiRec 2.0" / "data"
+  write(folder / "small_matrix.csv", "\n".join(small) + "\n")
+  write(folder / "big_matrix.csv", "\n".join(big) + "\n")
+  write(folder / "user_features.csv", "\n".join(users) + "\n")
+  write(folder / "item_daily_features.csv", "\n".join(daily) + "\n")
+  write(folder / "item_categories.csv", "\n".join(categories) + "\n")
+  write(folder / "social_network.csv", 'user_id,friend_list\n1,"[2, 3]"\n')
+  write(folder / "kuairec_caption_category.csv",
+        'video_id,manual_cover_text,caption\n10,"a "quoted" cover,\n')
+  return folder.parent
+
+
+def kuairec_config(root):
+  """configs/kuairec.py's settings reading kuairec_folder(root)."""
+  config = default_config.use_kuairec(default_config.get_config())
+  config.data.root = str(root)
+  config.data.user_p_val = 0.25
+  config.data.video_p_test = 0.0
+  return config
+
+
 def fixture_config(root):
   """A config reading kuairand_folder(root), declaring features its tables have."""
   config = default_config.get_config()

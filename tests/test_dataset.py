@@ -22,7 +22,7 @@ def test_counts_equal_file_rows_and_duplicates_are_kept(tmp_path, parts):
   assert ov["n_random_exposure"] == 3 and ds.is_rand.sum() == 3
   assert ov["n_rows_repeating_an_earlier_row"] == 1
   assert ov["click_rate"] == pytest.approx(5 / 10)
-  assert ov["mean_play_time_ms"] == pytest.approx(67500 / 10)
+  assert ov["mean_play_time"] == pytest.approx(67500 / 10)
   assert list(ds.user_ids) == [10, 11, 12, 13] and list(ds.video_ids) == [100, 101, 102, 103]
   assert ov["feature_tables"]["user"] == {"rows": 4, "rows_in_logs": 3, "entities_without_row": 1}
 

@@ -32,7 +32,7 @@ def _experiment(rng, n_users=200, recs=10, user_sd=0.0, effect=0.0, p=0.5, t=20)
 def _user_var(user_sum, user_n):
   world = step.World((), (), (), (), None, jnp.asarray(user_sum, jnp.float32),
                      jnp.asarray(user_n, jnp.float32))
-  return np.asarray(step.user_clustered_variance(world), np.float64)
+  return np.asarray(step.clustered_variance(world), np.float64)
 
 
 def test_welch_and_user_clustered_variance_match_hand_computation(rng):
@@ -71,8 +71,9 @@ def test_coverage_is_calibrated_where_each_method_assumes(rng):
     return {m: h / reps for m, h in hits.items()}
   tol = 3 * np.sqrt(0.05 * 0.95 / 600)
   iid = coverage(0.0)
-  for m in estimators.METHODS:
+  for m in ("welch", "user", "batch"):
     assert abs(iid[m] - 0.95) < tol + 0.01, iid
+  assert iid["unit"] == 0  # No unit variance given: undefined (NaN) intervals cover nothing.
   clustered = coverage(1.0)
   assert clustered["welch"] < 0.80, clustered  # SE too small by ~sqrt(1 + 9 * 0.5).
   assert abs(clustered["user"] - 0.95) < tol + 0.01, clustered
@@ -92,3 +93,39 @@ def test_paired_statistics_against_each_repetitions_own_truth():
   assert s["coverage"]["welch"] == pytest.approx(0.5)
   assert s["vif"]["user"] == pytest.approx(d.std(ddof=1) / 0.25)
   assert s["sd_truth"] == pytest.approx(truth.std(ddof=1))
+
+
+def test_cluster_variance_is_calibrated_when_whole_clusters_share_an_effect(rng):
+  """40 clusters of 10 users, Z per cluster, a cluster random effect (sd 1): the
+  user-clustered SE under-covers, the cluster-level (`unit`) SE with a t_39 quantile covers."""
+  n_clusters, size, recs, effect = 40, 10, 5, 0.3
+  hits = {"user": 0, "unit": 0}
+  reps = 500
+  for _ in range(reps):
+    cz = rng.random(n_clusters) < 0.5
+    cluster = np.repeat(np.arange(n_clusters), size)
+    user = np.repeat(np.arange(n_clusters * size), recs)
+    z = cz[cluster][user]
+    y = effect * z + rng.normal(0, 1, n_clusters)[cluster][user] + rng.normal(0, 1, len(user))
+    arm = np.where(z, 0, 1)
+    sums = np.zeros((1, 1, 2, 1))
+    sq = np.zeros((1, 1, 2, 1))
+    n = np.zeros((1, 1, 2))
+    np.add.at(sums, (0, 0, arm, 0), y)
+    np.add.at(sq, (0, 0, arm, 0), y * y)
+    np.add.at(n, (0, 0, arm), 1)
+    user_sum = np.zeros((n_clusters * size, 2, 1))
+    user_n = np.zeros((n_clusters * size, 2))
+    np.add.at(user_sum, (user, arm, 0), y)
+    np.add.at(user_n, (user, arm), 1)
+    world = step.World((), (), (), (), None, jnp.asarray(user_sum, jnp.float32),
+                       jnp.asarray(user_n, jnp.float32))
+    unit_var = np.asarray(step.clustered_variance(world, jnp.asarray(cluster), n_clusters))
+    e = estimators.ab_estimate(sums, sq, n, _user_var(user_sum, user_n)[None], 1, 0.95,
+                               unit_var[None], n_clusters)
+    for m in hits:
+      lo, hi = e["ci"][m][0, 0]
+      hits[m] += lo <= effect <= hi
+  tol = 3 * np.sqrt(0.05 * 0.95 / reps)
+  assert hits["user"] / reps < 0.7
+  assert abs(hits["unit"] / reps - 0.95) < tol + 0.01, hits

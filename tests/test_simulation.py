@@ -87,7 +87,7 @@ def test_outputs(tiny_root, tmp_path):
   simulation.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())
   assert result["mode"] == "global" and result["repetitions"] == 2
-  for key in ("n_users", "n_videos", "n_interactions", "click_rate", "mean_play_time_ms"):
+  for key in ("n_users", "n_videos", "n_interactions", "click_rate", "mean_play_time"):
     assert key in result["dataset"]
   for part in ("gte", "gt", "gc"):
     for name in ("click", "play_time"):

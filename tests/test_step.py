@@ -5,22 +5,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gtesim import models, step
+from gtesim import models, rng, step
 
 
 def test_permute_is_a_bijection():
   for n in (1, 2, 7, 64, 1000, 27285):
-    out = np.asarray(step.permute(jnp.arange(n), n, jax.random.key(n)))
+    out = np.asarray(rng.permute(jnp.arange(n), n, jax.random.key(n)))
     assert sorted(out) == list(range(n))
-  a = np.asarray(step.permute(jnp.arange(100), 100, jax.random.key(0)))
-  b = np.asarray(step.permute(jnp.arange(100), 100, jax.random.key(1)))
+  a = np.asarray(rng.permute(jnp.arange(100), 100, jax.random.key(0)))
+  b = np.asarray(rng.permute(jnp.arange(100), 100, jax.random.key(1)))
   assert not np.array_equal(a, b) and not np.array_equal(a, np.arange(100))
 
 
 def test_permute_positions_are_uniform():
   n, trials = 10, 4000
   keys = jax.random.split(jax.random.key(0), trials)
-  first = np.asarray(jax.vmap(lambda k: step.permute(jnp.zeros(1, jnp.int32), n, k))(keys))
+  first = np.asarray(jax.vmap(lambda k: rng.permute(jnp.zeros(1, jnp.int32), n, k))(keys))
   counts = np.bincount(first.ravel(), minlength=n)
   expected = trials / n
   chi2 = ((counts - expected) ** 2 / expected).sum()

@@ -17,7 +17,7 @@ def _study_config(root, **overrides):
 def test_plan_runs_every_design_and_point_from_one_production_model(tiny_root):
   jobs = {j.name: j for j in study.plan(_study_config(tiny_root))}
   assert list(jobs) == ["truth", "truth-frozen", "pooling", "splitting", "snapshot",
-                        "weighting", "weighting-video"]
+                        "weighting", "codiverted", "cluster", "switchback", "weighting-video"]
   assert jobs["truth"].worlds.points == ((0.5, 1.0), (0.5, 0.25), (0.5, 0.5))
   assert jobs["truth-frozen"].config.sim.train_models is False
   assert jobs["pooling"].worlds.points == ((0.5, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0),

@@ -61,9 +61,9 @@ def test_latent_truth_matches_outcomes_and_features_carry_it(tiny_root):
   expected = synthetic.expected_outcomes(latent, u, v)
   n = len(u)
   click, play = ds.labels[:, 0], ds.labels[:, 1]
-  assert abs(click.mean() - expected["p_click"].mean()) < 3 * np.sqrt(0.25 / n)
+  assert abs(click.mean() - expected["is_click"].mean()) < 3 * np.sqrt(0.25 / n)
   assert abs(play.mean() / expected["play_time_ms"].mean() - 1) < 0.1
-  assert 0.78 < auc(expected["p_click"], click) < 0.9  # The latent truth's own AUC.
+  assert 0.78 < auc(expected["is_click"], click) < 0.9  # The latent truth's own AUC.
   # Video statistics reflect appeal: the logged play/show ratio tracks it.
   stats = ds.videos.num
   ratio = stats[:, ds.videos.num_names.index("video_statistic.play_cnt")] - \

@@ -16,9 +16,13 @@ import pyarrow.compute as pc
 
 from gtesim.errors import InputError
 
-TABLES = {"user": "user", "video_basic": "video", "video_statistic": "video"}
+# Feature table -> entity. KuaiRand: user, video_basic, video_statistic; KuaiRec 2.0: user,
+# video_daily (one row per video per date: the latest row per video is kept), video_categories.
+TABLES = {"user": "user", "video_basic": "video", "video_statistic": "video",
+          "video_daily": "video", "video_categories": "video"}
+LATEST_BY = {"video_daily": "date"}  # Tables with several rows per id: keep the latest.
 KINDS = ("numerical", "categorical", "multi_hot")
-NEVER_FEATURES = ("user_id", "video_id", "author_id", "music_id", "upload_dt")
+NEVER_FEATURES = ("user_id", "video_id", "author_id", "music_id", "upload_dt", "date")
 MISSING, UNKNOWN = 0, 1  # Reserved local slots of every categorical field.
 _FLOAT_INT = r"^(-?\d+)\.0+$"
 
@@ -147,7 +151,9 @@ def extract(features, tables: dict, rows: dict, n: int, missing_codes) -> Entity
       cat_names.append(feat.name)
       cat_vocab.append(vocab.to_pylist())
     else:
-      lists = pc.split_pattern(pc.fill_null(column, ""), ",").filter(pa.array(keep))
+      # "1,2" (KuaiRand tags) or a Python-style list "[27, 9]" (KuaiRec categories).
+      text = pc.replace_substring_regex(pc.fill_null(column, ""), r"[\[\]]", "")
+      lists = pc.split_pattern(text, ",").filter(pa.array(keep))
       flat = _normalize(pc.list_flatten(lists), missing_codes)
       vocab = _vocabulary(flat)
       lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)

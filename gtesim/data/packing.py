@@ -12,6 +12,10 @@ candidates (one random key per window slot). Each world x repetition adds a `use
 Histories longer than `data.max_history` keep that many interactions drawn uniformly at
 random (`data.pack_seed`); the count of dropped rows is logged. The cap bounds the window
 and so the per-step cost; it matters for KuaiRand-1K/27K, whose users average ~12k rows.
+
+Pretraining-only rows (KuaiRec's big matrix) are packed the same way into pages after the
+environment's (`n_env_pages` onwards, no cap): pretraining reads them, the simulation's windows
+and used masks cover only the environment pages.
 """
 
 import dataclasses
@@ -33,6 +37,13 @@ class Packed:
   n_pages: np.ndarray  # [U] int32.
   length: np.ndarray  # [U] int32 interactions kept per user.
   n_dropped: int  # Interactions dropped by the max_history cap.
+  owner: np.ndarray  # [P] int32 user of each page.
+  n_env_pages: int  # Pages [0, n_env_pages) hold the environment; the rest pretraining rows.
+
+  @property
+  def pretrain_pages(self) -> bool:
+    """Whether pretraining reads its own pages (else the environment's)."""
+    return self.n_env_pages < self.video.shape[0]
 
   @property
   def page_slots(self):
@@ -54,7 +65,7 @@ class Packed:
 
   def nbytes(self) -> int:
     return (self.video.size * self.bytes_per_slot() + self.first_page.nbytes +
-            self.n_pages.nbytes + self.length.nbytes)
+            self.n_pages.nbytes + self.length.nbytes + self.owner.nbytes)
 
 
 def window_index(first_page, n_pages, page_slots, window_pages, users):
@@ -65,17 +76,15 @@ def window_index(first_page, n_pages, page_slots, window_pages, users):
   return pages, valid
 
 
-def pack(ds: Dataset, max_history: int, page_slots: int, seed: int) -> Packed:
-  """Groups the interactions by user into pages (see the module docstring)."""
-  n_users = len(ds.user_ids)
-  counts = np.bincount(ds.user, minlength=n_users)
+def _pack_rows(user, video, labels, n_users, max_history, page_slots, seed):
+  counts = np.bincount(user, minlength=n_users)
   if counts.max(initial=0) > max_history:
-    noise = np.random.default_rng(seed).random(len(ds.user))
-    order = np.lexsort((noise, ds.user))
+    noise = np.random.default_rng(seed).random(len(user))
+    order = np.lexsort((noise, user))
   else:
-    order = np.argsort(ds.user, kind="stable")
+    order = np.argsort(user, kind="stable")
   starts = np.cumsum(counts) - counts
-  user_sorted = ds.user[order]
+  user_sorted = user[order]
   position = np.arange(len(order)) - starts[user_sorted]
   keep = position < max_history
   length = np.minimum(counts, max_history).astype(np.int32)
@@ -84,16 +93,33 @@ def pack(ds: Dataset, max_history: int, page_slots: int, seed: int) -> Packed:
   rows, cols, src = user_sorted[keep], position[keep], order[keep]
   page = first_page[rows] + cols // page_slots
   n_total = int(n_pages.sum())
-  video = np.full((n_total, page_slots), -1, np.int32)
-  video[page, cols % page_slots] = ds.video[src]
-  labels = np.zeros((n_total, page_slots, ds.labels.shape[1]), np.float32)
-  labels[page, cols % page_slots] = ds.labels[src]
+  video_pages = np.full((n_total, page_slots), -1, np.int32)
+  video_pages[page, cols % page_slots] = video[src]
+  label_pages = np.zeros((n_total, page_slots, labels.shape[1]), np.float32)
+  label_pages[page, cols % page_slots] = labels[src]
   n_dropped = int((~keep).sum())
   if n_dropped:
     log.info("%d users have more than %d interactions: kept %d of each at random, dropping "
              "%s of %s interactions (%.2f%%)", int((counts > max_history).sum()), max_history,
              max_history, f"{n_dropped:,}", f"{len(order):,}", 100 * n_dropped / len(order))
-  return Packed(video, labels, first_page, n_pages, length, n_dropped)
+  owner = np.repeat(np.arange(n_users), n_pages).astype(np.int32)
+  return video_pages, label_pages, first_page, n_pages, length, n_dropped, owner
+
+
+def pack(ds: Dataset, max_history: int, page_slots: int, seed: int) -> Packed:
+  """Groups the interactions by user into pages (see the module docstring)."""
+  n_users = len(ds.user_ids)
+  env = ds.is_env
+  video, labels, first_page, n_pages, length, n_dropped, owner = _pack_rows(
+      ds.user[env], ds.video[env], ds.labels[env], n_users, max_history, page_slots, seed)
+  n_env_pages = video.shape[0]
+  if not env.all():
+    pre_video, pre_labels, _, _, _, _, pre_owner = _pack_rows(
+        ds.user[~env], ds.video[~env], ds.labels[~env], n_users, len(env), page_slots, seed)
+    video = np.concatenate([video, pre_video])
+    labels = np.concatenate([labels, pre_labels])
+    owner = np.concatenate([owner, pre_owner])
+  return Packed(video, labels, first_page, n_pages, length, n_dropped, owner, n_env_pages)
 
 
 def memory_report(ds: Dataset, packed: Packed) -> dict:
@@ -102,11 +128,11 @@ def memory_report(ds: Dataset, packed: Packed) -> dict:
   return {
       "page_slots": packed.page_slots,
       "window_slots": packed.window,
-      "slot_fill": float(packed.length.sum() / packed.video.size),
+      "slot_fill": float(np.mean(packed.video >= 0)),
       "bytes_per_slot": packed.bytes_per_slot(),
-      "bytes_per_interaction": packed.nbytes() / max(int(packed.length.sum()), 1),
+      "bytes_per_interaction": packed.nbytes() / max(int(np.sum(packed.video >= 0)), 1),
       "packed_bytes": packed.nbytes(),
-      "used_mask_bytes_per_world": packed.video.size,
+      "used_mask_bytes_per_world": packed.n_env_pages * packed.page_slots,
       "feature_table_bytes": int(feature_bytes),
       "user_feature_width": encoding.Layout.of(ds.users).width,
       "video_feature_width": encoding.Layout.of(ds.videos).width,

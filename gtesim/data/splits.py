@@ -23,12 +23,20 @@ class Split:
     return ~self.train_video if (~self.train_video).any() else np.ones_like(self.train_video)
 
 
-def split(key, n_users: int, n_videos: int, user_p_val: float, video_p_test: float) -> Split:
-  """A fraction user_p_val of users (rounded) validate; video_p_test of videos are test."""
+def split(key, n_users: int, n_videos: int, user_p_val: float, video_p_test: float,
+          env_user=None) -> Split:
+  """A fraction user_p_val of users (rounded) validate; video_p_test of videos are test.
+
+  With `env_user` ([U] bool: users with environment rows), the fraction is taken among those
+  users and among the others separately, so every repetition has as many train users in the
+  environment.
+  """
   k_user, k_video = jax.random.split(rng.stream(key, "split"))
+  order = np.asarray(jax.random.permutation(k_user, n_users))
   train_user = np.ones(n_users, bool)
-  train_user[np.asarray(jax.random.permutation(k_user, n_users))[
-      :int(round(user_p_val * n_users))]] = False
+  groups = [order] if env_user is None else [order[env_user[order]], order[~env_user[order]]]
+  for members in groups:
+    train_user[members[:int(round(user_p_val * len(members)))]] = False
   train_video = np.ones(n_videos, bool)
   train_video[np.asarray(jax.random.permutation(k_video, n_videos))[
       :int(round(video_p_test * n_videos))]] = False

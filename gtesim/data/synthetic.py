@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from gtesim.default_config import SYNTHETIC_SIZES
+from gtesim.default_config import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
 from gtesim.errors import InputError
 from gtesim.logs import get_logger
 
@@ -71,24 +71,44 @@ def spec(data_config) -> dict:
               rows_per_part=syn.rows_per_part, model=_MODEL)
 
 
-def ensure(data_config) -> pathlib.Path:
-  """Returns the dataset's folder, generating it first if absent or out of date."""
-  s = spec(data_config)
+def kuairec_spec(data_config) -> dict:
+  syn = data_config.synthetic
+  if syn.kuairec_size not in SYNTHETIC_KUAIREC_SIZES:
+    raise InputError(f"config key data.synthetic.kuairec_size = '{syn.kuairec_size}': use one "
+                     f"of {', '.join(SYNTHETIC_KUAIREC_SIZES)}.")
+  return dict(version=GENERATOR_VERSION, format="kuairec", size=syn.kuairec_size,
+              **SYNTHETIC_KUAIREC_SIZES[syn.kuairec_size], seed=syn.seed,
+              latent_dim=syn.latent_dim, click_rate=syn.click_rate,
+              feature_signal=syn.feature_signal, blocked_rate=syn.blocked_rate, model=_MODEL)
+
+
+def _ensure(s: dict, base: pathlib.Path, prefix: str, make) -> pathlib.Path:
+  """The folder of spec `s` under `base`, made by `make(s, folder)` if absent (atomically)."""
   key = hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
-  base = pathlib.Path(data_config.root or "data/synthetic")
-  folder = base / f"{s['size']}-seed{s['seed']}-{key}"
+  folder = base / f"{prefix}{s['size']}-seed{s['seed']}-{key}"
   if (folder / "COMPLETE").exists():
     return folder
-  log.info("generating the synthetic dataset (%s users, %s interactions) in %s",
-           f"{s['n_users']:,}", f"{s['n_interactions']:,}", folder)
+  log.info("generating the synthetic dataset %s in %s", s["size"], folder)
   tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   tmp.mkdir(parents=True)
-  generate(s, tmp)
+  make(s, tmp)
   (tmp / "COMPLETE").write_text(json.dumps(s, indent=1))
   shutil.rmtree(folder, ignore_errors=True)
   os.replace(tmp, folder)
   return folder
+
+
+def ensure(data_config) -> pathlib.Path:
+  """Returns the KuaiRand-format dataset's folder, generating it first if absent."""
+  return _ensure(spec(data_config), pathlib.Path(data_config.root or "data/synthetic"), "",
+                 generate)
+
+
+def ensure_kuairec(data_config) -> pathlib.Path:
+  """Returns the KuaiRec-format dataset's folder, generating it first if absent."""
+  return _ensure(kuairec_spec(data_config), pathlib.Path(data_config.root or "data/synthetic"),
+                 "kuairec-", generate_kuairec)
 
 
 def _standardize(x):
@@ -154,25 +174,51 @@ def _latent(rng, users, videos, s):
               duration_ms=duration)
 
 
-def _logit_parts(latent, u, v):
-  k = latent["taste"].shape[1]
-  match = np.einsum("nk,nk->n", latent["taste"][u], latent["topic"][v]) / np.sqrt(k)
+# The model's functions below take `xp` (numpy, or jax.numpy inside the compiled step of the
+# `latent` environment) so that the generator and the simulation share one definition.
+def _logit_parts(latent, u, v, xp=np):
+  k = latent["taste"].shape[-1]
+  match = xp.einsum("...k,...k->...", latent["taste"][u], latent["topic"][v]) / np.sqrt(k)
   return (latent["appeal"][v] + _MODEL["w_match"] * match + _MODEL["w_bias"] *
           latent["bias"][u]), match
 
 
-def _watch_ratio(latent, v, match):
-  return _MODEL["rewatch"] / (1 + np.exp(-(0.8 * match + 0.5 * latent["appeal"][v])))
+def _watch_ratio(latent, v, match, xp=np):
+  return _MODEL["rewatch"] / (1 + xp.exp(-(0.8 * match + 0.5 * latent["appeal"][v])))
 
 
-def expected_outcomes(latent: dict, u: np.ndarray, v: np.ndarray) -> dict:
+def _click_probability(latent, logit, xp=np):
+  return 1 / (1 + xp.exp(-(logit + latent["click_offset"])))
+
+
+def expected_outcomes(latent: dict, u, v, xp=np) -> dict:
   """Exact P(click) and E[play_time_ms] of pairs (dense user/video positions in latent.npz)."""
-  logit, match = _logit_parts(latent, u, v)
-  p = 1 / (1 + np.exp(-(logit + float(latent["click_offset"]))))
-  watch = latent["duration_ms"][v] * _watch_ratio(latent, v, match) * np.exp(
+  logit, match = _logit_parts(latent, u, v, xp)
+  p = _click_probability(latent, logit, xp)
+  watch = latent["duration_ms"][v] * _watch_ratio(latent, v, match, xp) * np.exp(
       _MODEL["play_sigma"] ** 2 / 2)
   no_click = (1 - _MODEL["skip_zero"]) * _MODEL["skip_frac"]
-  return {"p_click": p, "play_time_ms": watch * (p + (1 - p) * no_click)}
+  return {"is_click": p, "play_time_ms": watch * (p + (1 - p) * no_click)}
+
+
+def sampled_outcomes(latent: dict, u, v, uniform, normal, xp=np) -> dict:
+  """One draw of (is_click, play_time_ms) per pair, from the generator's distribution.
+
+  Args:
+    latent: the latent truth (dense positions).
+    u, v: user and video positions.
+    uniform: [..., 2] independent U[0, 1) (click, skip), normal: [...] N(0, 1) (watch noise).
+  """
+  logit, match = _logit_parts(latent, u, v, xp)
+  click = uniform[..., 0] < _click_probability(latent, logit, xp)
+  watch = latent["duration_ms"][v] * _watch_ratio(latent, v, match, xp) * xp.exp(
+      _MODEL["play_sigma"] * normal)
+  skipped = uniform[..., 1] < _MODEL["skip_zero"]
+  play = xp.where(click, watch, xp.where(skipped, 0.0, _MODEL["skip_frac"] * watch))
+  return {"is_click": click.astype(watch.dtype), "play_time_ms": xp.round(play)}
+
+
+LATENT_COLUMNS = ("is_click", "play_time_ms")  # Log columns the latent model gives any pair.
 
 
 def _interactions(rng, latent, n_users, n_videos, s):
@@ -201,8 +247,7 @@ def _calibrate(logit, target):
 
 def _outcomes(rng, latent, u, v):
   logit, match = _logit_parts(latent, u, v)
-  p = 1 / (1 + np.exp(-(logit + latent["click_offset"])))
-  click = rng.random(len(u)) < p
+  click = rng.random(len(u)) < _click_probability(latent, logit)
   watch = latent["duration_ms"][v] * _watch_ratio(latent, v, match) * rng.lognormal(
       0.0, _MODEL["play_sigma"], len(u))
   skipped = rng.random(len(u)) < _MODEL["skip_zero"]
@@ -314,6 +359,88 @@ def _date(first_day, offsets):
   base = np.datetime64(f"{str(first_day)[:4]}-{str(first_day)[4:6]}-{str(first_day)[6:]}")
   days = (base + offsets.astype("timedelta64[D]")).astype(str)
   return np.char.replace(days, "-", "").astype(np.int64)
+
+
+def _timestamps(rng, n, first_day="2020-07-05", n_days=60):
+  """KuaiRec's (time text, date int, timestamp float seconds) columns."""
+  seconds = rng.integers(0, n_days * 86_400, n) + rng.random(n).round(3)
+  base = np.datetime64(f"{first_day}T00:00:00")
+  when = base + (seconds * 1000).astype("timedelta64[ms]")
+  text = np.datetime_as_string(when, unit="ms").astype(str)
+  date = np.char.replace(np.char.partition(text, "T")[:, 0], "-", "").astype(np.int64)
+  epoch = (base - np.datetime64("1970-01-01T00:00:00")).astype("timedelta64[s]").astype(float)
+  return np.char.replace(text, "T", " "), date, epoch + seconds - 8 * 3600
+
+
+def _kuairec_matrix(rng, latent, u, v):
+  """KuaiRec log columns of pairs (u, v): play_duration and watch_ratio from the latent model."""
+  out = _outcomes(rng, latent, u, v)
+  duration = np.maximum(out["duration_ms"], 1)
+  time_text, date, timestamp = _timestamps(rng, len(u))
+  return {"play_duration": out["play_time_ms"], "video_duration": duration, "time": time_text,
+          "date": date, "timestamp": timestamp,
+          "watch_ratio": np.round(out["play_time_ms"] / duration, 6)}
+
+
+def generate_kuairec(s: dict, folder: pathlib.Path) -> None:
+  """Writes a KuaiRec 2.0-format folder and latent.npz: the small matrix covers the first
+  n_env_users x n_env_videos pairs (less `blocked_rate` of them); the big matrix holds
+  n_pretrain production-ranked rows over all users and videos outside the small matrix."""
+  rng = np.random.default_rng([s["seed"], GENERATOR_VERSION, 2])
+  users = _pick_rows(rng, _asset("user_features_pure.csv.gz"), s["n_users"], "user_id")
+  videos = _pick_rows(rng, _asset("video_features_basic_pure.csv.gz"), s["n_videos"],
+                      "video_id")
+  latent = _latent(rng, users, videos, s)
+  n_eu, n_ev = s["n_env_users"], s["n_env_videos"]
+  eu, ev = np.divmod(np.arange(n_eu * n_ev), n_ev)
+  keep = rng.random(len(eu)) >= s["blocked_rate"]
+  eu, ev = eu[keep], ev[keep]
+  # Pretraining logs: each row the best of 3 random videos by logit + Gumbel noise (a production
+  # ranker's exposure), pairs inside the small matrix redrawn.
+  n_pre = s["n_pretrain"]
+  weights = latent["activity"] * rng.lognormal(0.0, 1.0, s["n_users"])
+  pu = rng.choice(s["n_users"], n_pre, p=weights / weights.sum())
+  cands = rng.integers(0, s["n_videos"], (n_pre, 3))
+  inside = (pu[:, None] < n_eu) & (cands < n_ev)
+  cands = np.where(inside, n_ev + rng.integers(0, max(s["n_videos"] - n_ev, 1), cands.shape),
+                   cands)
+  score = np.stack([_logit_parts(latent, pu, cands[:, j])[0] for j in range(3)], 1)
+  pv = cands[np.arange(n_pre), np.argmax(score + rng.gumbel(size=score.shape), 1)]
+  logit_all = np.concatenate([_logit_parts(latent, eu, ev)[0], _logit_parts(latent, pu, pv)[0]])
+  latent["click_offset"] = np.float64(_calibrate(logit_all, s["click_rate"]))
+  user_ids = users["user_id"].to_numpy()
+  video_ids = videos["video_id"].to_numpy()
+  for name, (u, v) in (("small_matrix", (eu, ev)), ("big_matrix", (pu, pv))):
+    order = np.lexsort((rng.random(len(u)), u))
+    u, v = u[order], v[order]
+    table = pa.table({"user_id": user_ids[u], "video_id": video_ids[v],
+                      **_kuairec_matrix(rng, latent, u, v)})
+    pa_csv.write_csv(table, folder / f"{name}.csv")
+  pa_csv.write_csv(users, folder / "user_features.csv")
+  daily = []
+  for day in range(3):  # Statistics per date; attributes repeat on every row.
+    stats = _statistics(rng, latent, video_ids)
+    attrs = {"video_id": video_ids, "date": np.full(len(video_ids), 20200705 + day),
+             "author_id": videos["author_id"], "video_type": videos["video_type"],
+             "upload_dt": videos["upload_dt"], "upload_type": videos["upload_type"],
+             "visible_status": videos["visible_status"],
+             "video_duration": videos["video_duration"], "video_width": videos["server_width"],
+             "video_height": videos["server_height"], "music_id": videos["music_id"],
+             "video_tag_id": rng.integers(0, 40, len(video_ids)),
+             "video_tag_name": np.full(len(video_ids), "美食,生活")}
+    daily.append(pa.table({**attrs, **{k: stats[k] for k in stats.column_names
+                                         if k != "video_id"}}))
+  daily = pa.concat_tables(daily)
+  daily = daily.take(pa.array(rng.permutation(daily.num_rows)))
+  pa_csv.write_csv(daily, folder / "item_daily_features.csv")
+  tags = pc.fill_null(videos["tag"], "").to_numpy(zero_copy_only=False).astype(str)
+  feat = np.array([f"[{', '.join(t.split(','))}]" if t else "[]" for t in tags])
+  pa_csv.write_csv(pa.table({"video_id": video_ids, "feat": feat}),
+                   folder / "item_categories.csv")
+  (folder / "kuairec_caption_category.csv").write_text(
+      'video_id,manual_cover_text,caption\n0,"unterminated,\n')  # Never read (not valid CSV).
+  np.savez(folder / "latent.npz", user_ids=user_ids, video_ids=video_ids,
+           **{k: np.asarray(v) for k, v in latent.items()})
 
 
 def load_latent(folder) -> dict:

@@ -1,0 +1,139 @@
+"""The co-diverted, cluster-randomised and switchback designs: each one's defining property."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import compiled, small_sim_config
+from gtesim import clusters, designs, estimators, rng, simulation
+from gtesim.data import dataset
+from gtesim.data import encoding
+
+
+@pytest.mark.parametrize("environment", ["replay", "latent"])
+def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment):
+  config = small_sim_config(tiny_root, mode="codiverted",
+                            **{"sim.environment": environment, "sim.n_steps": 40})
+  setup, _, fns = compiled(config)
+  prod, _ = simulation.pretrain_production(config, setup, fns)
+  points = simulation.point_inputs(config, designs.worlds_of(config))
+  worlds = fns.start(setup.env, setup.reps, prod, points)
+  for t0 in (0, 10, 20, 30):
+    worlds, out = fns.chunk(setup.env, setup.reps, points, worlds, jnp.int32(t0))
+  assert int(np.asarray(out.n_recs).sum()) > 0
+  design = designs.design_of(config)
+  n_recs = 0
+  for b in range(config.repetitions):
+    key = setup.reps_host.key[b]
+    video_z = np.asarray(designs.video_treated(design, setup.reps_host.video_u[b],
+                                               np.arange(len(setup.ds.video_ids)), 0.5))
+    used = np.asarray(worlds.used[b, 0])
+    if environment == "latent":
+      users = setup.reps_host.train_users[b][:, None].repeat(used.shape[1], 1)[used >= 0]
+      videos = used[used >= 0]
+    else:
+      page, col = np.nonzero(used)
+      users, videos = setup.packed.owner[page], setup.packed.video[page, col]
+    user_z = np.asarray(designs.assign(design, key, jnp.asarray(users), None, 0.5, 0, None))
+    np.testing.assert_array_equal(video_z[videos], user_z)
+    n_recs += len(videos)
+    # Both arms exist, and the videos split about p_items = p.
+    assert 0 < user_z.mean() < 1 and abs(video_z.mean() - 0.5) < 0.15
+  assert n_recs > 100
+
+
+def test_cluster_users_share_their_clusters_assignment():
+  key = jax.random.key_data(rng.rep_key(0, 3))
+  design = designs.Design("cluster")
+  cluster = jnp.asarray(np.random.default_rng(0).integers(0, 30, 5000))
+  z = np.asarray(designs.assign(design, key, jnp.arange(5000), None, 0.4, 7, cluster))
+  per_cluster = {c: set(z[np.asarray(cluster) == c]) for c in range(30)}
+  assert all(len(v) == 1 for v in per_cluster.values())  # One Z per cluster.
+  treated = np.mean([v.pop() for v in per_cluster.values()])
+  assert 0 < treated < 1
+  # The same at another step: Z is a property of the cluster, not of the step.
+  z_later = np.asarray(designs.assign(design, key, jnp.arange(5000), None, 0.4, 99, cluster))
+  np.testing.assert_array_equal(z, z_later)
+
+
+def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_root):
+  config = small_sim_config(tiny_root, mode="cluster")
+  config.experiment.n_clusters = 4
+  ds = dataset.load(config)
+  train = np.ones(len(ds.user_ids), bool)
+  enc = encoding.fit(ds.users, train)
+  key = rng.rep_key(0, 0)
+  base = clusters.user_clusters(config, ds, train, enc, key)
+  assert base.shape == (len(ds.user_ids),) and set(base) == {0, 1, 2, 3}
+  x = np.asarray(encoding.dense(encoding.Layout.of(ds.users), enc, ds.users.num, ds.users.cat,
+                                list(ds.users.multi)))
+  within = np.mean([((x[base == c] - x[base == c].mean(0)) ** 2).sum(1).mean()
+                    for c in range(4)])
+  shuffled_labels = np.random.default_rng(0).permutation(base)
+  random = np.mean([((x[shuffled_labels == c] - x[shuffled_labels == c].mean(0)) ** 2)
+                    .sum(1).mean() for c in range(4)])
+  assert within < 0.9 * random  # Tighter than random groups of the same sizes.
+  config.experiment.cluster_shuffle = 0.25
+  moved = clusters.user_clusters(config, ds, train, enc, key)
+  assert (moved != base).sum() == round(0.25 * len(base))
+  config.experiment.cluster_shuffle = 0.0
+  config.experiment.cluster_column = "user.user_active_degree"
+  by_column = clusters.user_clusters(config, ds, train, enc, key)
+  column = ds.users.cat[:, ds.users.cat_names.index("user.user_active_degree")]
+  np.testing.assert_array_equal(by_column, column)
+
+
+def test_switchback_z_is_constant_within_a_period_and_burn_in_is_left_out(tiny_root,
+                                                                          tmp_path):
+  design = designs.Design("switchback", switch_every=5, switch_burn_in=2, n_periods=12)
+  key = jax.random.key_data(rng.rep_key(0, 1))
+  per_step = [np.asarray(designs.assign(design, key, jnp.arange(50), None, 0.5, t, None))
+              for t in range(60)]
+  for t, z in enumerate(per_step):
+    assert len(set(z)) == 1 and z[0] == per_step[t - t % 5][0]
+  assert len({z[0] for z in per_step}) == 2
+  balanced = [bool(designs.assign(design, key, jnp.arange(2), None, 0.25, t, None)[0])
+              for t in range(0, design.switch_every * 12, design.switch_every)]
+  assert sum(balanced) == 3  # Exactly round(0.25 x 12) of the 12 periods.
+  alternating = designs.Design("switchback", switch_every=5, switch_order="alternating")
+  zs = [bool(designs.assign(alternating, key, jnp.arange(2), None, 0.5, t, None)[0])
+        for t in range(0, 40, 5)]
+  assert all(a != b for a, b in zip(zs, zs[1:]))
+
+  config = small_sim_config(tiny_root, mode="switchback",
+                            **{"experiment.switch_every": 5, "experiment.switch_burn_in": 2})
+  simulation.run(config, tmp_path)
+  steps = pq.read_table(tmp_path / "steps.parquet").to_pydict()
+  step, n = np.asarray(steps["step"]) - 1, np.asarray(steps["n_recs"])  # Table steps: 1-based.
+  arm, rep = np.asarray(steps["world"]), np.asarray(steps["rep"])
+  assert (n[step % 5 < 2] == 0).all() and (n[step % 5 >= 2] > 0).any()
+  for t in np.unique(step):  # One arm per step and repetition.
+    for b in np.unique(rep):
+      rows = (step == t) & (rep == b)
+      assert min(n[rows & (arm == "T")].sum(), n[rows & (arm == "C")].sum()) == 0
+  result = json.loads((tmp_path / "result.json").read_text())
+  assert result["gte"]["click"]["se_per_rep"]["unit"][0] is not None
+
+
+def test_period_variance_is_the_clustered_formula_over_periods():
+  rng_np = np.random.default_rng(0)
+  t, period = 40, 5
+  n = np.zeros((t, 1, 2))
+  sums = np.zeros((t, 1, 2, 1))
+  for p in range(t // period):
+    arm = p % 2
+    n[p * period:(p + 1) * period, 0, arm] = rng_np.integers(5, 10, period)
+    sums[p * period:(p + 1) * period, 0, arm, 0] = rng_np.normal(3 + arm, 1, period) * 7
+  var, g = estimators.period_variance(sums, n, period)
+  assert g == 8
+  unit_sum = sums.reshape(8, period, 2, 1).sum(1)
+  unit_n = n.reshape(8, period, 2).sum(1)
+  big_n = unit_n.sum(0)
+  mean = unit_sum.sum(0) / big_n[:, None]
+  psi = ((unit_sum[:, 0] - unit_n[:, 0:1] * mean[0]) / big_n[0] -
+         (unit_sum[:, 1] - unit_n[:, 1:2] * mean[1]) / big_n[1])
+  np.testing.assert_allclose(var[0], (psi ** 2).sum(0) * 8 / 7, rtol=1e-12)
