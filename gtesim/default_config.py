@@ -72,6 +72,20 @@ def study_section() -> ml_collections.ConfigDict:
   return study
 
 
+def _user_features(*extra_categorical) -> ml_collections.ConfigDict:
+  """The user-table declaration (KuaiRand's and KuaiRec's user tables share their columns)."""
+  return ml_collections.ConfigDict(dict(
+      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      categorical=("user_active_degree", *extra_categorical, "is_live_streamer",
+                   "is_video_author", "onehot_feat0", "onehot_feat1", "onehot_feat2",
+                   "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat9",
+                   "onehot_feat10", "onehot_feat11", "onehot_feat12", "onehot_feat13",
+                   "onehot_feat14", "onehot_feat15", "onehot_feat16", "onehot_feat17"),
+      multi_hot=(),
+  ))
+
+
 def use_kuairec(config, name="kuairec") -> ml_collections.ConfigDict:
   """Switches a config to KuaiRec 2.0 (`name` "kuairec", or "synthetic-kuairec" for the
   generated KuaiRec-format data): the small matrix is the environment (`matrix`), the big
@@ -81,16 +95,7 @@ def use_kuairec(config, name="kuairec") -> ml_collections.ConfigDict:
   data.logs = ("small_matrix",)
   data.pretrain_logs = ("big_matrix",)
   data.features = feats = ml_collections.ConfigDict()
-  feats.user = ml_collections.ConfigDict(dict(
-      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
-      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
-      categorical=("user_active_degree", "is_lowactive_period", "is_live_streamer",
-                   "is_video_author", "onehot_feat0", "onehot_feat1", "onehot_feat2",
-                   "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat9",
-                   "onehot_feat10", "onehot_feat11", "onehot_feat12", "onehot_feat13",
-                   "onehot_feat14", "onehot_feat15", "onehot_feat16", "onehot_feat17"),
-      multi_hot=(),
-  ))
+  feats.user = _user_features("is_lowactive_period")
   feats.video_daily = ml_collections.ConfigDict(dict(
       numerical=("video_duration", "video_width", "video_height", "show_cnt", "play_cnt",
                  "complete_play_cnt", "play_progress", "like_cnt", "share_cnt"),
@@ -156,16 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Declared features per source table; undeclared columns are never read.
   data.features = feats = ml_collections.ConfigDict()
-  feats.user = ml_collections.ConfigDict(dict(
-      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
-      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
-      categorical=("user_active_degree", "is_live_streamer", "is_video_author",
-                   "onehot_feat0", "onehot_feat1", "onehot_feat2", "onehot_feat4",
-                   "onehot_feat5", "onehot_feat6", "onehot_feat9", "onehot_feat10",
-                   "onehot_feat11", "onehot_feat12", "onehot_feat13", "onehot_feat14",
-                   "onehot_feat15", "onehot_feat16", "onehot_feat17"),
-      multi_hot=(),
-  ))
+  feats.user = _user_features()
   feats.video_basic = ml_collections.ConfigDict(dict(
       numerical=("video_duration", "server_width", "server_height"),
       log1p=("video_duration",),
