@@ -23,6 +23,7 @@ def get_config():
   config.sim.n_steps = 336  # 12 epochs.
   config.sim.validate_every = 42
   config.checkpoint_every = 336
+  config.sim.candidate_draws = 128  # Co-diverted rejects the other arm's half of the draws.
   config.sim.eval_rows = 2048
   config.pretrain.n_interactions = 100_000
   config.estimator.batch_blocks = 8  # Blocks of 42 steps.
