@@ -40,6 +40,7 @@ from gtesim import parallel
 from gtesim import pretrain
 from gtesim import rng
 from gtesim import step as step_lib
+from gtesim.errors import GtesimError
 
 
 def vectorize_mode(config) -> str:
@@ -144,6 +145,15 @@ class Simulation:
 def make_simulation(config, setup) -> Simulation:
   """The Simulation of a config over a built Setup (inputs.build)."""
   design = designs.design_of(config)
+  # A design whose per-repetition set-up is missing would silently index a placeholder.
+  needs = {"codiverted": ("video_u", len(setup.ds.video_ids)),
+           "cluster": ("user_cluster", len(setup.ds.user_ids))}
+  if design.name in needs:
+    field, size = needs[design.name]
+    if getattr(setup.reps_host, field).shape[-1] != size:
+      raise GtesimError(f"the {design.name} design needs per-repetition {field} [{size}], but "
+                        f"the Setup was built without it: build it with inputs.build(config, "
+                        f"modes=(..., '{design.name}')).")
   sim = config.sim
   spec = step_lib.SimSpec(
       setup.static, models_lib.label_models(config), sim.batch_size, sim.n_candidate,

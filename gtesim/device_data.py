@@ -132,8 +132,10 @@ def _eval_rows(gen, packed, user_ok, video_ok, size) -> EvalRows:
                   col.astype(np.int32), mask)
 
 
-def make_rep(config, ds, packed, rep_index: int):
-  """One repetition's RepData and its pretraining rows (page, col), on the host."""
+def make_rep(config, ds, packed, rep_index: int, modes=None):
+  """One repetition's RepData and its pretraining rows (page, col), on the host; with the
+  set-up of the designs in `modes` (default: config.mode)."""
+  modes = tuple(modes or (config.mode,))
   key = rng.rep_key(config.seed, rep_index)
   has_env = packed.n_pages > 0
   split = splits_lib.split(key, len(ds.user_ids), len(ds.video_ids), config.data.user_p_val,
@@ -156,10 +158,10 @@ def make_rep(config, ds, packed, rep_index: int):
   sim_users = np.flatnonzero(split.train_user & has_env).astype(np.int32)
   user_enc = encoding.fit(ds.users, split.train_user)
   user_cluster = np.zeros(1, np.int32)
-  if config.mode == "cluster":
+  if "cluster" in modes:
     user_cluster = clusters.user_clusters(config, ds, split.train_user, user_enc, key)
   video_u = np.zeros(1, np.float32)
-  if config.mode == "codiverted":
+  if "codiverted" in modes:
     video_u = designs.video_uniforms(key, len(ds.video_ids))
   rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows, user_cluster,

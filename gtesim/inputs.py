@@ -37,8 +37,14 @@ class Setup:
     return int(self.reps_host.train_users.shape[1])
 
 
-def build(config) -> Setup:
-  """Loads the data and builds the device arrays and per-repetition set-up."""
+def build(config, modes=None) -> Setup:
+  """Loads the data and builds the device arrays and per-repetition set-up.
+
+  `modes`: every mode the Setup will run (a study runs several from one Setup); the
+  repetitions get the set-up those designs need (co-diverted video arms, user clusters).
+  Default: config.mode.
+  """
+  modes = tuple(modes or (config.mode,))
   config_check.check(config)
   ds = dataset.load(config)
   packed = packing.pack(ds, config.data.max_history, config.data.page_slots,
@@ -55,7 +61,7 @@ def build(config) -> Setup:
   log.info("environment: %s (%s outcomes, %s retrieval)", config.sim.environment,
            config.sim.outcome, config.sim.retrieval)
   rep_indices = config.rep_offset + np.arange(config.repetitions)
-  made = [device_data.make_rep(config, ds, packed, int(r)) for r in rep_indices]
+  made = [device_data.make_rep(config, ds, packed, int(r), modes) for r in rep_indices]
   reps_host = device_data.stack([m[0] for m in made])
   n_train = int(reps_host.train_users.shape[1])
   if config.sim.batch_size > n_train:
@@ -82,4 +88,4 @@ def build(config) -> Setup:
                parallel.shard_reps(reps_host, mesh), reps_host,
                parallel.shard_reps(device_data.stack([m[1] for m in made]), mesh),
                rep_indices, mesh,
-               clusters.n_clusters(config, ds) if config.mode == "cluster" else 0)
+               clusters.n_clusters(config, ds) if "cluster" in modes else 0)

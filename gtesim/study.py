@@ -154,7 +154,7 @@ def run(config, out_dir, command: str = "") -> dict:
   config_check.check(config)
   jobs = plan(config)
   t0 = time.perf_counter()
-  setup = inputs.build(jobs[0].config)
+  setup = inputs.build(jobs[0].config, modes=[j.config.mode for j in jobs])
   setup_s = time.perf_counter() - t0
   prod, pretrain_report = _production(jobs[0].config, setup, out_dir)
   histories, cost = {}, {"setup_s": setup_s, "pretrain_s": pretrain_report["wall_s"]}

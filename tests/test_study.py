@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import small_sim_config
 from gtesim import default_config, study
@@ -60,3 +61,31 @@ def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, t
   again = study.run(config, tmp_path)  # Production and finished jobs are reused.
   assert again["designs"] == summary["designs"] and again["truth"] == summary["truth"]
   assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+def test_study_gives_codiverted_and_cluster_their_setup(tiny_root, tmp_path):
+  """One Setup serves every job: it must carry the video arms and user clusters those designs
+  need (built for the truth job alone, every video looked treated and every user was in one
+  cluster: half the users exhausted, no control arm)."""
+  config = _study_config(tiny_root, repetitions=2)
+  config.study.designs = ("codiverted", "cluster")
+  config.study.p_values = (0.5,)
+  config.study.alpha_gaps = (1.0,)
+  config.study.frozen_truth = False
+  config.experiment.n_clusters = 4
+  study.run(config, tmp_path)
+  for design in ("codiverted", "cluster"):
+    result = json.loads((tmp_path / "runs" / design / "result.json").read_text())
+    assert sum(map(sum, result["exhausted_users"].values())) == 0
+    assert all(np.isfinite(result["gte"][l]["per_rep"]).all() for l in config.labels)
+    assert min(sum(result["recommendations"]["T"]), sum(result["recommendations"]["C"])) > 0
+
+
+def test_a_setup_without_a_designs_data_is_refused(tiny_root):
+  from gtesim import core, inputs  # pylint: disable=g-import-not-at-top
+  from gtesim.errors import GtesimError  # pylint: disable=g-import-not-at-top
+  config = small_sim_config(tiny_root)
+  setup = inputs.build(config)
+  config.mode = "codiverted"
+  with pytest.raises(GtesimError, match="needs per-repetition video_u"):
+    core.make_simulation(config, setup)
