@@ -31,16 +31,19 @@ GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment ar
                 "C": "control arm", "G": "G on new items"}
 
 
-def jsonable(obj):
-  """obj with NaN/inf floats as None (JSON null) and numpy scalars as Python numbers."""
+def jsonable(obj, digits: int = 0):
+  """obj with NaN/inf floats as None (JSON null) and numpy scalars as Python numbers; floats
+  rounded to `digits` significant digits when digits > 0."""
   if isinstance(obj, dict):
-    return {k: jsonable(v) for k, v in obj.items()}
+    return {k: jsonable(v, digits) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [jsonable(v) for v in obj]
+    return [jsonable(v, digits) for v in obj]
   if isinstance(obj, np.ndarray):
-    return jsonable(obj.tolist())
+    return jsonable(obj.tolist(), digits)
   if isinstance(obj, (float, np.floating)):
-    return float(obj) if math.isfinite(obj) else None
+    if not math.isfinite(obj):
+      return None
+    return float(f"{obj:.{digits}g}") if digits else float(obj)
   if isinstance(obj, np.integer):
     return int(obj)
   return obj

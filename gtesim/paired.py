@@ -25,20 +25,31 @@ def paired(est, truth, se: dict, ci: dict) -> dict:
     bias = mean(d), bias_se = sd(d)/sqrt(B), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
     sd_error = sd(d), coverage[m] = share of intervals holding GTE_b, mean_se[m], and
     vif[m] = sd(d) / mean(se_m): the factor by which method m's SE understates the error.
-    A method's entries are NaN where its SE is undefined.
+    A method's entries are NaN where its SE is undefined. Repetitions with an undefined
+    estimate are left out (`B` counts the others, `n_undefined` them).
   """
   est, truth = np.asarray(est, np.float64), np.asarray(truth, np.float64)
+  # A repetition whose estimate is undefined (an arm without recommendations, e.g. no treated
+  # cluster at small p) is left out and counted.
+  defined = np.isfinite(est) & np.isfinite(truth)
+  n_undefined = int((~defined).sum())
+  est, truth = est[defined], truth[defined]
+  se = {m: np.asarray(v, np.float64)[defined] for m, v in se.items()}
+  ci = {m: np.asarray(v, np.float64)[defined] for m, v in ci.items()}
   d = est - truth
   b = len(d)
-  out = {"B": b, "mean": float(est.mean()), "truth_mean": float(truth.mean()),
-         "bias": float(d.mean()), "bias_se": _sd(d) / np.sqrt(b),
-         "rmse": float(np.sqrt(np.mean(d * d))), "sd": _sd(est), "sd_truth": _sd(truth),
+  out = {"B": b, "n_undefined": n_undefined, "mean": float(est.mean()) if b else float("nan"),
+         "truth_mean": float(truth.mean()) if b else float("nan"),
+         "bias": float(d.mean()) if b else float("nan"),
+         "bias_se": _sd(d) / np.sqrt(b) if b else float("nan"),
+         "rmse": float(np.sqrt(np.mean(d * d))) if b else float("nan"), "sd": _sd(est), "sd_truth": _sd(truth),
          "sd_error": _sd(d), "coverage": {}, "mean_se": {}, "vif": {}}
   for m in estimators.METHODS:
     s, c = np.asarray(se[m], np.float64), np.asarray(ci[m], np.float64)
-    defined = np.isfinite(s).all()
-    out["mean_se"][m] = float(s.mean()) if defined else float("nan")
+    ok = b > 0 and np.isfinite(s).all()
+    out["mean_se"][m] = float(s.mean()) if ok else float("nan")
     out["coverage"][m] = (float(np.mean((c[:, 0] <= truth) & (truth <= c[:, 1])))
-                          if defined else float("nan"))
-    out["vif"][m] = out["sd_error"] / out["mean_se"][m] if defined else float("nan")
+                          if ok else float("nan"))
+    out["vif"][m] = (out["sd_error"] / out["mean_se"][m] if ok and out["mean_se"][m] > 0
+                     else float("nan"))
   return out

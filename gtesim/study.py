@@ -177,10 +177,11 @@ def run(config, out_dir, command: str = "") -> dict:
   cost["pretrain_and_jobs_s"] = cost["pretrain_s"] + sum(cost[j.name] for j in jobs)
   cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost
-  summary = outputs.jsonable(summary)
-  io.write_json(out_dir / "study.json", summary, indent=None)  # Compact: ~10^5 numbers.
-  study_report.figures(config, summary, out_dir)
+  # Compact (~10^5 numbers), 7 significant digits: float32-level precision.
+  io.write_json(out_dir / "study.json", outputs.jsonable(summary, digits=7), indent=None)
+  study_report.figures(config, summary, out_dir)  # NaN (not JSON null) where undefined.
   study_report.report(config, summary, out_dir)
+  summary = outputs.jsonable(summary)
   log.info("wrote %s (%.0f s in this invocation)", out_dir / "report.md",
            time.perf_counter() - t0)
   return summary

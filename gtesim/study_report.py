@@ -170,8 +170,9 @@ def figures(config, summary, out_dir):
   names = list(summary["designs"])
   fig, axes = _axes(len(labels))
   for ax, l in zip(axes[0], labels):
-    errors = [np.asarray(summary["designs"][d][main][l]["per_rep"]) -
-              np.asarray(summary["truth"]["gap=1"][l]["per_rep"]) for d in names]
+    errors = [np.asarray(summary["designs"][d][main][l]["per_rep"], np.float64) -
+              np.asarray(summary["truth"]["gap=1"][l]["per_rep"], np.float64) for d in names]
+    errors = [e[np.isfinite(e)] for e in errors]
     ax.boxplot(errors, tick_labels=names)
     ax.axhline(0, color="red", ls="--", lw=1)
     ax.set_title(f"{l}: estimate - own repetition's true GTE ({main}, B={summary['B']})")
@@ -328,6 +329,13 @@ def report(config, summary, out_dir):
                      f"{_f(f['bias_se'], 2)} | {_f(f['sd'])} | {_f(f['rmse'])} | "
                      f"{_methods(f, 'coverage')} | {_methods(f, 'vif')} |")
     lines.append("")
+  undefined = [f"{d} {k} ({v[labels[0]]['n_undefined']} of {summary['B']})"
+               for d, by_point in summary["designs"].items() for k, v in by_point.items()
+               if v[labels[0]].get("n_undefined")]
+  if undefined:
+    lines += ["Repetitions without an estimate (an arm got no recommendation: e.g. no treated "
+              "cluster at small p), left out of that point's statistics: " +
+              ", ".join(undefined) + ".", ""]
   lines += ["![errors](errors.png)", "", "## A/A (gap 0: the true GTE is exactly 0)", "",
             "| design | label | type-I error at 5% (welch / user / batch / unit) | mean estimate | "
             "sd |",

@@ -35,7 +35,11 @@ def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, t
   config.study.weighting_video = False
   (tmp_path / "analysis.md").write_text("Hand-written analysis.")
   summary = study.run(config, tmp_path)
-  saved = json.loads((tmp_path / "study.json").read_text())
+  on_disk = json.loads((tmp_path / "study.json").read_text())
+  np.testing.assert_allclose(  # study.json keeps 7 significant digits of the summary.
+      on_disk["designs"]["pooling"]["p=0.5,gap=1"]["click"]["per_rep"],
+      summary["designs"]["pooling"]["p=0.5,gap=1"]["click"]["per_rep"], rtol=1e-6)
+  saved = summary
   truth = np.array(saved["truth"]["gap=1"]["click"]["per_rep"])
   truth_run = json.loads((tmp_path / "runs" / "truth" / "result.json").read_text())
   assert truth.tolist() == truth_run["gte"]["click"]["per_rep"]
