@@ -35,6 +35,7 @@ from jax.sharding import PartitionSpec
 
 from gtesim import designs
 from gtesim import environments
+from gtesim import estimators
 from gtesim import models as models_lib
 from gtesim import parallel
 from gtesim import pretrain
@@ -132,10 +133,10 @@ class Simulation:
       if spec.tracks_users:
         out["user_var"] = step_lib.clustered_variance(world)
       if spec.design.name == "cluster":
-        unit = rep.user_cluster[rep.train_users]
-        out["unit_var"] = step_lib.clustered_variance(world, unit, spec.n_units)
-        count = jnp.sum(jax.ops.segment_sum(jnp.sum(world.user_n, 1), unit,
-                                            num_segments=spec.n_units) > 0)
+        unit_sum, unit_n = step_lib.unit_sums(world, rep.user_cluster[rep.train_users],
+                                              spec.n_units)
+        out["unit_var"] = estimators.clustered_variance(unit_sum, unit_n, xp=jnp)
+        count = jnp.sum(jnp.sum(unit_n, 1) > 0)  # Clusters with a recommendation.
         out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
       return out
 

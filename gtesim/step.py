@@ -294,8 +294,13 @@ def evaluate_models(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRow
 def clustered_variance(world: World, unit=None, n_units: int = 0):
   """Variance [L] of the naive estimate with users (or, given `unit` [n_train], the clusters
   of the train users) as independent units: see estimators.clustered_variance."""
-  unit_sum, unit_n = world.user_sum, world.user_n
-  if unit is not None:
-    unit_sum = jax.ops.segment_sum(unit_sum, unit, num_segments=n_units)
-    unit_n = jax.ops.segment_sum(unit_n, unit, num_segments=n_units)
+  unit_sum, unit_n = (world.user_sum, world.user_n) if unit is None else unit_sums(
+      world, unit, n_units)
   return estimators.clustered_variance(unit_sum, unit_n, xp=jnp)
+
+
+def unit_sums(world: World, unit, n_units: int):
+  """Per-unit outcome sums [n_units, A, L] and recommendation counts [n_units, A] from the
+  per-user ones (`unit` [n_train]: each train user's unit)."""
+  return (jax.ops.segment_sum(world.user_sum, unit, num_segments=n_units),
+          jax.ops.segment_sum(world.user_n, unit, num_segments=n_units))
