@@ -82,7 +82,7 @@ def check(config) -> None:
            f"'{data.synthetic.size}': use one of {', '.join(SYNTHETIC_SIZES)}.")
   _require(0 <= data.user_p_val < 1, "data.user_p_val", "must be in [0, 1).")
   _require(0 <= data.video_p_test < 1, "data.video_p_test", "must be in [0, 1).")
-  _require(data.max_history >= 1, "data.max_history", "must be at least 1.")
+  _require(data.max_history >= 0, "data.max_history", "must be >= 0 (0 keeps every row).")
   _require(data.page_slots >= 1, "data.page_slots", "must be at least 1.")
   _require(len(config.labels) >= 1, "labels", "declare at least one label.")
   _require(config.checkpoint_every >= 1, "checkpoint_every", "must be at least 1.")
@@ -178,6 +178,7 @@ def check(config) -> None:
     for key in ("n_steps", "batch_size", "n_candidate", "validate_every", "updates_per_step",
                 "eval_rows"):
       _require(sim[key] >= 1, f"sim.{key}", "must be at least 1.")
+    _require(sim.arm_blocks >= 1, "sim.arm_blocks", "must be at least 1.")
     _require(sim.n_steps % sim.validate_every == 0, "sim.n_steps",
              f"{sim.n_steps} must be a multiple of sim.validate_every ({sim.validate_every}).")
     _require(config.checkpoint_every % sim.validate_every == 0, "checkpoint_every",

@@ -40,6 +40,7 @@ from gtesim import models as models_lib
 from gtesim import parallel
 from gtesim import pretrain
 from gtesim import rng
+from gtesim import slot_sampler
 from gtesim import step as step_lib
 from gtesim.errors import GtesimError
 
@@ -52,7 +53,7 @@ def vectorize_mode(config) -> str:
   return mode
 
 
-def _map(fn: Callable, mode: str) -> Callable:
+def map_axis(fn: Callable, mode: str) -> Callable:
   """fn applied along the leading axis of every argument."""
   if mode == "vmap":
     return jax.vmap(fn)
@@ -80,7 +81,6 @@ class Simulation:
     """Worlds [W] whose every arm starts from the production models and their optimizer
     state; G (weighting) starts at G(x) = p, the Bayes-optimal model before the experiment
     (Z is independent of x), with random hidden layers."""
-    del env
     spec = self.spec
     arms = spec.design.arms
 
@@ -102,16 +102,19 @@ class Simulation:
       if spec.tracks_users:
         user_sum = jnp.zeros((spec.n_train, arms, len(spec.models)), jnp.float32)
         user_n = jnp.zeros((spec.n_train, arms), jnp.float32)
+      tree = None
       if spec.environment == "latent":
         used = jnp.full((spec.n_train, spec.history_slots), -1, jnp.int32)
       else:
         used = jnp.zeros((spec.static.n_pages, spec.static.page_slots), bool)
+        if spec.uses_tree:
+          tree = slot_sampler.build(eligible_counts(spec, env, rep, point), env.page_rank)
       return step_lib.World(
           tuple(prod.best_params for _ in range(arms)),
           tuple(prod.best_opt_state for _ in range(arms)), g_params, g_opt, used, user_sum,
-          user_n)
+          user_n, tree)
 
-    return _map(one, self.vectorize)(points)
+    return map_axis(one, self.vectorize)(points)
 
   def chunk(self, env, rep, points, worlds, t0):
     spec = self.spec
@@ -120,7 +123,7 @@ class Simulation:
       return lax.scan(lambda w, t: step_lib.step(spec, env, rep, point, w, t), world,
                       t0 + jnp.arange(self.chunk_len))
 
-    return _map(one, self.vectorize)(points, worlds)
+    return map_axis(one, self.vectorize)(points, worlds)
 
   def evaluate(self, env, rep, worlds) -> dict:
     spec = self.spec
@@ -140,7 +143,20 @@ class Simulation:
         out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
       return out
 
-    return _map(one, self.vectorize)(worlds)
+    return map_axis(one, self.vectorize)(worlds)
+
+
+def eligible_counts(spec: step_lib.SimSpec, env, rep, point):
+  """[K, P] eligible slots of each environment page per tree class (slot_sampler): filled
+  slots holding a train video (co-diverted: of class 0 = treatment videos, 1 = control)."""
+  video = env.page_video[:spec.static.n_pages]
+  ok = (video >= 0) & rep.train_video[jnp.maximum(video, 0)]
+  if spec.tree_classes == 1:
+    return jnp.sum(ok, axis=1, dtype=jnp.int32)[None]
+  treated = designs.video_treated(spec.design, rep.video_u, jnp.maximum(video, 0),
+                                  point.p_treatment)
+  return jnp.stack([jnp.sum(ok & treated, axis=1, dtype=jnp.int32),
+                    jnp.sum(ok & ~treated, axis=1, dtype=jnp.int32)])
 
 
 def make_simulation(config, setup) -> Simulation:
@@ -164,7 +180,7 @@ def make_simulation(config, setup) -> Simulation:
       latent_columns=tuple(config.labels[n].column for n in config.labels),
       expected=sim.outcome == "expected", candidate_draws=sim.candidate_draws,
       history_slots=environments.history_slots(sim.n_steps, setup.n_train // sim.batch_size),
-      n_units=setup.n_clusters)
+      n_units=setup.n_clusters, arm_blocks=sim.arm_blocks)
   pre = config.pretrain
   return Simulation(spec, config.sim.validate_every, pre.batch_size, pre.patience,
                     pre.min_delta, vectorize_mode(config))
@@ -177,7 +193,7 @@ def over_reps(fn: Callable, mapped: tuple, mesh, mode: str) -> Callable:
     def one(*sliced):
       it = iter(sliced)
       return fn(*[next(it) if m else a for a, m in zip(args, mapped)])
-    return _map(one, mode)(*[a for a, m in zip(args, mapped) if m])
+    return map_axis(one, mode)(*[a for a, m in zip(args, mapped) if m])
 
   specs = tuple(PartitionSpec(parallel.AXIS) if m else PartitionSpec() for m in mapped)
   return jax.shard_map(local, mesh=mesh, in_specs=specs,

@@ -142,7 +142,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.user_id = "user_id"  # Log/user-table id column.
   data.video_id = "video_id"  # Log/video-table id column.
   data.missing_codes = (-124.0,)  # Values meaning "missing" in feature columns (KuaiRand: -124).
-  data.max_history = 4096  # Interactions kept per user; longer histories are subsampled.
+  data.max_history = 0  # Interactions kept per user (longer histories are subsampled, logged);
+  # 0 keeps every row. Uniform candidate sampling costs the same at any history length.
   data.page_slots = 32  # Slots per page of the packed layout (padding < this per user).
   data.pack_seed = 0  # Seed of the (logged) subsampling of histories over max_history.
   data.user_p_val = 0.1  # Fraction of users held out for validation (per repetition).
@@ -245,6 +246,9 @@ def get_config() -> ml_collections.ConfigDict:
   sim.batch_size = 256  # Train users sampled per step.
   sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).
   sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
+  sim.arm_blocks = 8  # A/B designs: the batch, sorted by arm, is scored in this many blocks
+  # with one arm's models each, plus the block where the arms meet again (12.5% extra work at
+  # 8).
   sim.validate_every = 20  # Steps between validations (and the scan chunk length).
   sim.eval_rows = 8192  # Fixed validation/train-side evaluation rows per repetition (the
   # validation rows also decide when pretraining stops).

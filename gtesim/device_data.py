@@ -26,13 +26,15 @@ class Env(NamedTuple):
   page_labels: jax.Array  # [P, C, L] float32.
   first_page: jax.Array  # [U] int32.
   n_pages: jax.Array  # [U] int32.
+  page_rank: jax.Array  # [P_env] int32: each environment page's index among its user's pages.
   user_num: jax.Array
   user_cat: jax.Array
   user_multi: tuple
   video_num: jax.Array
   video_cat: jax.Array
   video_multi: tuple
-  video_weight: jax.Array  # [V] float32 retrieval weight (environments.video_weights).
+  video_weight: jax.Array | None  # [V] float32 popularity retrieval weights
+  # (environments.video_weights); None under uniform retrieval.
   block_cdf: jax.Array | None  # latent: two-level retrieval cdf (environments.two_level_cdf).
   within_cdf: jax.Array | None
   latent: dict | None  # latent: the latent truth (environments.latent_arrays).
@@ -78,9 +80,14 @@ def make_env(config, ds, packed) -> Env:
   if config.sim.environment == "latent":
     block_cdf, within_cdf = environments.two_level_cdf(weights)
     latent = environments.latent_arrays(ds, ds.folder)
-  return Env(packed.video, packed.labels, packed.first_page, packed.n_pages, ds.users.num,
+  owner = packed.owner[:packed.n_env_pages]
+  page_rank = (np.arange(packed.n_env_pages) - packed.first_page[owner]).astype(np.int32)
+  return Env(packed.video, packed.labels, packed.first_page, packed.n_pages, page_rank,
+             ds.users.num,
              ds.users.cat, tuple(ds.users.multi), ds.videos.num, ds.videos.cat,
-             tuple(ds.videos.multi), weights, block_cdf, within_cdf, latent)
+             tuple(ds.videos.multi),
+             weights if config.sim.retrieval == "popularity" else None, block_cdf, within_cdf,
+             latent)
 
 
 def make_static(ds, packed) -> Static:

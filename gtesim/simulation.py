@@ -26,6 +26,7 @@ from gtesim import logs
 from gtesim import metrics_np
 from gtesim import outputs
 from gtesim import parallel
+from gtesim import throughput
 from gtesim import workdir as workdir_lib
 from gtesim.data import encoding
 from gtesim.errors import NumericalError
@@ -139,9 +140,6 @@ def run_experiment(config, setup: inputs.Setup, fns: core.Compiled, worlds_state
   chunk_len = config.sim.validate_every
   n_steps = config.sim.n_steps
   labels = list(config.labels)
-  # Recommendations per second: one per sampled user, step and world (an A/B world counts
-  # once whatever its arms); bench.py uses the same count.
-  recs_per_step = config.repetitions * worlds.n_worlds * config.sim.batch_size
   bar = tqdm(total=n_steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True,
              disable=None, desc=desc)
   compile_s, steps_timed, time_timed = None, 0, 0.0
@@ -161,7 +159,7 @@ def run_experiment(config, setup: inputs.Setup, fns: core.Compiled, worlds_state
                   pos=1)
     evaluated = parallel.to_host(fns.evaluate(setup.env, setup.reps, worlds_state))
     history = history_lib.append(history, out, evaluated, t + chunk_len)
-    rate = recs_per_step * chunk_len / elapsed
+    rate = throughput.rec_per_s(config, worlds, chunk_len, elapsed)
     bar.update(chunk_len)
     bar.set_postfix_str(f"{rate:,.0f} rec/s")
     log_train.info("step %d/%d (%.0f rec/s)", t + chunk_len, n_steps, rate)
@@ -171,7 +169,8 @@ def run_experiment(config, setup: inputs.Setup, fns: core.Compiled, worlds_state
       ckpts.save(t + chunk_len, worlds_state, history_lib.to_dict(history))
   bar.close()
   timing = {"first_chunk_s": compile_s,
-            "steady_rec_per_s": recs_per_step * steps_timed / time_timed if time_timed else None}
+            "steady_rec_per_s": (throughput.rec_per_s(config, worlds, steps_timed, time_timed)
+                                 if time_timed else None)}
   return worlds_state, history, timing
 
 

@@ -1,16 +1,19 @@
 """The simulation step (SPEC §4) and evaluation, as pure functions of one repetition's world.
 
-One step in one world: sample train users, draw candidates among each user's eligible items
-(the environment's, see environments.py), score them with the models of each user's arm and
-that arm's alphas, recommend the argmax, read its outcome (logged, or drawn from the latent
-model), train the label models on the recommended items with the design's masks and weights,
-and mark the items used. Keys depend on (repetition, step) only, never on the world, so the
-worlds of a repetition (GT and GC, the points of a sweep) share user batches and candidate
-and outcome random numbers.
+One step in one world, in five phases (`step` composes them; bench.py profiles them):
+sampling (`draw`: train users, their arms, candidates among each user's eligible items, see
+environments.py and slot_sampler.py), features, scoring (`choose`: each user's candidates
+ranked by its own arm's models and alphas, the argmax recommended), bookkeeping (`record`,
+`tally`: the outcome, logged or drawn from the latent model; the items marked used; the
+per-arm and per-user sums) and training (`learn`: the label models on the recommended items
+with the design's masks and weights). Keys depend on (repetition, step) only, never on the
+world, so the worlds of a repetition (GT and GC, the points of a sweep) share user batches and
+candidate and outcome random numbers.
 """
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +26,7 @@ from gtesim import estimators
 from gtesim import metrics
 from gtesim import models as models_lib
 from gtesim import rng
+from gtesim import slot_sampler
 from gtesim.data.packing import window_index
 from gtesim.device_data import Env, EvalRows, RepData, Static, pair_features
 
@@ -39,6 +43,8 @@ class World:
   user_sum: jax.Array | None  # [n_train, A, L] float32: each train user's summed outcomes
   # per arm (A/B designs; None in global mode).
   user_n: jax.Array | None  # [n_train, A] float32: each train user's recommendations per arm.
+  tree: jax.Array | None = None  # Uniform replay/matrix: [K, P] int32 Fenwick trees of each
+  # page's eligible unused slots (slot_sampler); else None.
 
 
 @struct.dataclass
@@ -72,10 +78,21 @@ class SimSpec:
   candidate_draws: int = 0  # latent: catalogue draws per user and step.
   history_slots: int = 0  # latent: H, columns of the recommendation memory.
   n_units: int = 0  # Cluster design: number of cluster ids.
+  arm_blocks: int = 8  # A/B designs: blocks of the batch in per-arm scoring (blocked_scores).
 
   @property
   def steps_per_epoch(self) -> int:
     return self.n_train // self.batch_size
+
+  @property
+  def uses_tree(self) -> bool:
+    """Uniform candidates in packed environments come from slot_sampler's Fenwick trees; the
+    popularity-weighted ones from a scan of the user's window (`candidates`)."""
+    return self.environment != "latent" and self.retrieval == "uniform"
+
+  @property
+  def tree_classes(self) -> int:
+    return 2 if self.design.name == "codiverted" else 1
 
   @property
   def tracks_users(self) -> bool:
@@ -193,85 +210,216 @@ def _weight_model_step(spec: SimSpec, world: World, x, z, rec_ok, n, key):
   return g_params, g_opt, before
 
 
-def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: World, t):
-  """One simulation step of one world; returns (new World, StepOut)."""
+class Draw(NamedTuple):
+  """A step's users, their arms and their candidates (the sampling phase)."""
+  users: jax.Array  # [b] user indices.
+  position: jax.Array  # [b] their positions among the train users.
+  z: jax.Array  # [b] bool: treated.
+  arm: jax.Array  # [b] int32 arm index.
+  page: jax.Array | None  # [b, k] replay/matrix: the candidates' slots (else None).
+  col: jax.Array | None
+  video: jax.Array  # [b, k] int32 candidate videos.
+  valid: jax.Array  # [b, k] bool: a real candidate.
+  n_eligible: jax.Array  # [b] eligible items (latent: distinct eligible draws).
+
+
+class Scored(NamedTuple):
+  """The recommendation of each user (the features and scoring phases)."""
+  choice: jax.Array  # [b] index of the recommended candidate.
+  x_rec: jax.Array  # [b, d] its features.
+
+
+def _codiverted_filter(spec: SimSpec, rep: RepData, point: designs.Point, z):
+  """videos [b, ...] -> bool: the videos of each user's own arm (co-diverted), else None."""
+  if spec.design.name != "codiverted":
+    return None
+
+  def allowed(videos):
+    treated = designs.video_treated(spec.design, rep.video_u, videos, point.p_treatment)
+    return treated == z.reshape(z.shape + (1,) * (videos.ndim - 1))
+  return allowed
+
+
+def tree_class(spec: SimSpec, arm):
+  """Which Fenwick tree each user draws from (slot_sampler): its arm under co-diverted."""
+  return arm if spec.design.name == "codiverted" else jnp.zeros_like(arm)
+
+
+def draw(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: World, t) -> Draw:
+  """Sampling: the step's users, their assignment and their candidates."""
   design = spec.design
   users, position = sample_users(spec, rep, t)
-  cand_key, dropout_key, assign_key, outcome_key = step_keys(rep, t)
+  cand_key, _, assign_key, _ = step_keys(rep, t)
   cluster = rep.user_cluster[users] if design.name == "cluster" else None
   z = designs.assign(design, rep.key, users, assign_key, point.p_treatment, t, cluster)
   arm = designs.arm_of(z) if design.arms == 2 else jnp.zeros(users.shape, jnp.int32)
-  allowed = None
-  if design.name == "codiverted":
-    def allowed(videos):  # The videos of each user's own arm.
-      treated = designs.video_treated(design, rep.video_u, videos, point.p_treatment)
-      return treated == z.reshape(z.shape + (1,) * (videos.ndim - 1))
-  latent = spec.environment == "latent"
-  if latent:
+  allowed = _codiverted_filter(spec, rep, point, z)
+  page = col = None
+  if spec.environment == "latent":
     video, valid, n_eligible = environments.catalogue_candidates(
         spec.n_candidate, spec.candidate_draws, env.block_cdf, env.within_cdf, rep.train_video,
         world.used[position], slot_noise(cand_key, (users.shape[0], spec.candidate_draws, 2)),
         allowed)
+  elif spec.uses_tree:
+    page, col, video, valid, n_eligible = slot_sampler.candidates(
+        world.tree, world.used, env.page_video, rep.train_video, env.first_page, env.n_pages,
+        users, tree_class(spec, arm), cand_key, spec.n_candidate,
+        slot_sampler.levels(spec.static.window_pages), allowed)
   else:
     page, col, video, valid, n_eligible = candidates(spec, env, rep, world.used, users,
                                                      cand_key, allowed)
-  x = pair_features(spec.static, env, rep, users, video)
-  scores = jnp.stack([jnp.einsum("l,lbk->bk", point.alpha[a], predictions(spec.models, p, x))
-                      for a, p in enumerate(world.params)])
-  rows = jnp.arange(users.shape[0])
-  choice = jnp.argmax(jnp.where(valid, scores[arm, rows], -jnp.inf), axis=1)
-  rec_ok = valid[:, 0]
-  if latent:
-    rec_video = video[rows, choice]
-    y = environments.latent_outcomes(env.latent, spec.latent_columns, spec.expected, users,
-                                     rec_video, outcome_key)
-    used = world.used.at[position, t // spec.steps_per_epoch].set(
-        jnp.where(rec_ok, rec_video, -1))
-  else:
-    rec_page, rec_col = page[rows, choice], col[rows, choice]
-    y = env.page_labels[rec_page, rec_col]
-    used = world.used.at[jnp.where(rec_ok, rec_page, world.used.shape[0]), rec_col].set(
-        True, mode="drop")
-  x_rec = x[rows, choice]
-  n_recs = jnp.sum(rec_ok)
+  return Draw(users, position, z, arm, page, col, video, valid, n_eligible)
 
+
+def arm_order(spec: SimSpec, d: Draw):
+  """A/B designs: the batch order that groups the users by arm (treatment first); else None."""
+  return jnp.argsort(d.arm, stable=True) if spec.design.arms == 2 else None
+
+
+def features(spec: SimSpec, env: Env, rep: RepData, d: Draw, order):
+  """Features [b, k, d] of the candidates, users in `order` (arm_order) when given."""
+  users, video = (d.users, d.video) if order is None else (d.users[order], d.video[order])
+  return pair_features(spec.static, env, rep, users, video)
+
+
+def blocked_scores(models, params, alpha, x, arm, n_blocks: int):
+  """Ranking scores [b, k] of users sorted by arm, each scored only by its own arm's models.
+
+  The b users are cut into n_blocks blocks of c rows; a block is scored with the arm of its
+  first row, and the one block where the arms meet is scored again with arm 1 (its arm-1 rows
+  take those scores): (n_blocks + 1) c rows of model work instead of 2 b.
+
+  Args:
+    params: [arm][label] model parameters; alpha [A, L]; x [b, k, d]; arm [b] sorted.
+  """
+  b, k, width = x.shape
+  c = -(-b // n_blocks)
+  pad = n_blocks * c - b  # Padding rows (arm 1, so the order stays sorted) fill the last block.
+  x = jnp.pad(x, ((0, pad), (0, 0), (0, 0)))
+  arm = jnp.pad(arm, (0, pad), constant_values=designs.CONTROL)
+  meet = jnp.minimum(jnp.sum(arm == designs.TREATMENT) // c, n_blocks - 1)
+  blocks = x.reshape(n_blocks, c * k, width)
+  xs = jnp.concatenate([blocks, lax.dynamic_slice_in_dim(blocks, meet, 1)])
+  block_arm = jnp.concatenate([arm[::c], jnp.full((1,), designs.CONTROL, arm.dtype)])
+  stacked = jax.tree.map(lambda *p: jnp.stack(p)[block_arm], *params)
+  preds = jax.vmap(lambda p, xb: predictions(models, p, xb))(stacked, xs)  # [n + 1, L, c k]
+  scores = jnp.einsum("nl,nlr->nr", alpha[block_arm], preds)
+  rows = jnp.arange(n_blocks * c)
+  again = (rows // c == meet) & (arm == designs.CONTROL)
+  redo = scores[-1].reshape(c, k)[jnp.clip(rows - meet * c, 0, c - 1)]
+  return jnp.where(again[:, None], redo, scores[:-1].reshape(-1, k))[:b]
+
+
+def choose(spec: SimSpec, point: designs.Point, world: World, d: Draw, x, order) -> Scored:
+  """Scoring: every user's candidates ranked by its arm's models; the argmax is recommended."""
+  rows = jnp.arange(d.users.shape[0])
+  if order is None:
+    scores = jnp.einsum("l,lbk->bk", point.alpha[0], predictions(spec.models, world.params[0], x))
+    at = rows
+  else:
+    sorted_scores = blocked_scores(spec.models, world.params, point.alpha, x, d.arm[order],
+                                   spec.arm_blocks)
+    at = jnp.zeros_like(order).at[order].set(rows)  # Each user's row in the sorted order.
+    scores = sorted_scores[at]
+  choice = jnp.argmax(jnp.where(d.valid, scores, -jnp.inf), axis=1)
+  return Scored(choice, x[at, choice])
+
+
+def record(spec: SimSpec, env: Env, rep: RepData, world: World, d: Draw, s: Scored, t):
+  """Bookkeeping: the recommendations' outcomes [b, L], and the world's memory of what each
+  user was recommended (used mask, Fenwick trees).
+
+  Returns (outcomes, rec_ok [b], used, tree).
+  """
+  rows = jnp.arange(d.users.shape[0])
+  rec_ok = d.valid[:, 0]
+  tree = world.tree
+  if spec.environment == "latent":
+    rec_video = d.video[rows, s.choice]
+    y = environments.latent_outcomes(env.latent, spec.latent_columns, spec.expected, d.users,
+                                     rec_video, step_keys(rep, t)[3])
+    used = world.used.at[d.position, t // spec.steps_per_epoch].set(
+        jnp.where(rec_ok, rec_video, -1))
+    return y, rec_ok, used, tree
+  rec_page, rec_col = d.page[rows, s.choice], d.col[rows, s.choice]
+  y = env.page_labels[rec_page, rec_col]
+  used = world.used.at[jnp.where(rec_ok, rec_page, world.used.shape[0]), rec_col].set(
+      True, mode="drop")
+  if spec.uses_tree:
+    base = env.first_page[d.users]
+    tree = slot_sampler.decrement(tree, tree_class(spec, d.arm), base, env.n_pages[d.users],
+                                  rec_page - base, rec_ok,
+                                  slot_sampler.levels(spec.static.window_pages))
+  return y, rec_ok, used, tree
+
+
+def learn(spec: SimSpec, rep: RepData, point: designs.Point, world: World, d: Draw,
+          s: Scored, y, rec_ok, t):
+  """Training: the weight model (weighting) and every arm's label models on the step's items
+  with the design's masks and weights.
+
+  Returns (params, opt_state, g_params, g_opt, losses [A, L], weight-model metrics [3]).
+  """
+  design = spec.design
+  dropout_key = step_keys(rep, t)[1]
+  n_recs = jnp.sum(rec_ok)
   g_params, g_opt = world.g_params, world.g_opt
   g_metrics = jnp.full((3,), jnp.nan)
   g = None
   if design.uses_weight_model:
-    x_g = designs.weight_model_input(design, x_rec, spec.static.user_layout.width)
-    g_params, g_opt, g_metrics = _weight_model_step(spec, world, x_g, z, rec_ok, n_recs,
+    x_g = designs.weight_model_input(design, s.x_rec, spec.static.user_layout.width)
+    g_params, g_opt, g_metrics = _weight_model_step(spec, world, x_g, d.z, rec_ok, n_recs,
                                                     jax.random.fold_in(dropout_key, design.arms))
     weighting_g = g_params if design.g_first else world.g_params  # G after or before update.
     g = jax.nn.sigmoid(spec.weight_model.apply(weighting_g[0], x_g))
-  mask, weight = designs.training_weights(design, z, rec_ok, point.p_treatment, g)
+  mask, weight = designs.training_weights(design, d.z, rec_ok, point.p_treatment, g)
   params, opt_state, losses = [], [], []
   for a in range(design.arms):
     if design.train_models:
-      p, o, loss = train_update(spec.models, world.params[a], world.opt_state[a], x_rec, y,
+      p, o, loss = train_update(spec.models, world.params[a], world.opt_state[a], s.x_rec, y,
                                 mask[a] * weight[a], jnp.sum(mask[a]),
                                 jax.random.fold_in(dropout_key, a), spec.updates_per_step)
     else:
       p, o = world.params[a], world.opt_state[a]
-      loss = jnp.stack([models_lib.weighted_loss(m, pl, x_rec, y[:, l], mask[a] * weight[a],
+      loss = jnp.stack([models_lib.weighted_loss(m, pl, s.x_rec, y[:, l], mask[a] * weight[a],
                                                  jnp.sum(mask[a]))
                         for l, (m, pl) in enumerate(zip(spec.models, p))])
     params.append(p)
     opt_state.append(o)
     losses.append(loss)
+  return tuple(params), tuple(opt_state), g_params, g_opt, jnp.stack(losses), g_metrics
 
-  arm_of = arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
+
+def tally(spec: SimSpec, world: World, d: Draw, y, rec_ok, t):
+  """Bookkeeping: the per-user sums (A/B designs) and the step's sums per arm.
+
+  Returns (user_sum, user_n, the StepOut fields but loss and weight_model).
+  """
+  design = spec.design
+  arm_of = d.arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
   in_arm = arm_of & rec_ok[None, :] & designs.counted(design, t)  # Enters the estimate.
   yw = jnp.where(in_arm[..., None], y[None], 0.0)  # [A, b, L]
   user_sum, user_n = world.user_sum, world.user_n
   if spec.tracks_users:
-    user_sum = user_sum.at[position].add(jnp.moveaxis(yw, 1, 0))
-    user_n = user_n.at[position].add(in_arm.T.astype(jnp.float32))
-  out = StepOut(jnp.sum(yw, axis=1), jnp.sum(yw * yw, axis=1), jnp.sum(in_arm, axis=1),
-                jnp.sum(arm_of & (n_eligible == 0), axis=1),
-                jnp.sum(arm_of & (n_eligible < spec.n_candidate), axis=1),
-                jnp.stack(losses), g_metrics)
-  return World(tuple(params), tuple(opt_state), g_params, g_opt, used, user_sum, user_n), out
+    user_sum = user_sum.at[d.position].add(jnp.moveaxis(yw, 1, 0))
+    user_n = user_n.at[d.position].add(in_arm.T.astype(jnp.float32))
+  return user_sum, user_n, (jnp.sum(yw, axis=1), jnp.sum(yw * yw, axis=1),
+                            jnp.sum(in_arm, axis=1), jnp.sum(arm_of & (d.n_eligible == 0), axis=1),
+                            jnp.sum(arm_of & (d.n_eligible < spec.n_candidate), axis=1))
+
+
+def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: World, t):
+  """One simulation step of one world; returns (new World, StepOut)."""
+  d = draw(spec, env, rep, point, world, t)
+  order = arm_order(spec, d)
+  x = features(spec, env, rep, d, order)
+  s = choose(spec, point, world, d, x, order)
+  y, rec_ok, used, tree = record(spec, env, rep, world, d, s, t)
+  user_sum, user_n, sums = tally(spec, world, d, y, rec_ok, t)
+  params, opt_state, g_params, g_opt, losses, g_metrics = learn(spec, rep, point, world, d, s,
+                                                                 y, rec_ok, t)
+  return (World(params, opt_state, g_params, g_opt, used, user_sum, user_n, tree),
+          StepOut(*sums, losses, g_metrics))
 
 
 def evaluate_models(spec: SimSpec, env: Env, rep: RepData, params, rows: EvalRows) -> dict:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import compiled, small_sim_config
-from gtesim import clusters, designs, estimators, rng, simulation
+from gtesim import clusters, designs, estimators, rng, simulation, slot_sampler
 from gtesim.data import dataset
 from gtesim.data import encoding
 
@@ -38,6 +38,13 @@ def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment):
     else:
       page, col = np.nonzero(used)
       users, videos = setup.packed.owner[page], setup.packed.video[page, col]
+      # The Fenwick trees count exactly the eligible slots not recommended yet, per video arm.
+      video = setup.packed.video[:setup.packed.n_env_pages]
+      ok = (video >= 0) & setup.reps_host.train_video[b][np.maximum(video, 0)] & ~used
+      in_t = video_z[np.maximum(video, 0)]
+      counts = np.stack([(ok & in_t).sum(1), (ok & ~in_t).sum(1)]).astype(np.int32)
+      np.testing.assert_array_equal(worlds.tree[b, 0], slot_sampler.build(
+          jnp.asarray(counts), setup.env.page_rank))
     user_z = np.asarray(designs.assign(design, key, jnp.asarray(users), None, 0.5, 0, None))
     np.testing.assert_array_equal(video_z[videos], user_z)
     n_recs += len(videos)

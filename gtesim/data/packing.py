@@ -3,15 +3,15 @@
 Layout ("pages"): a user's interactions fill consecutive pages of `data.page_slots` (C) slots:
 `video` [P, C] int32 (-1 = empty slot) and `labels` [P, C, L] float32, with `first_page` [U]
 and `n_pages` [U]. Memory grows with the interactions, not with users x longest history: the
-padding is under C slots per user. The simulation reads a user as a window of R = max pages
-pages (R*C slots, masked past the user's own), so a step costs O(batch x R x C) whatever the
-number of users or videos, and two worlds with the same eligible slots draw the same
-candidates (one random key per window slot). Each world x repetition adds a `used` mask
-[P, C] bool.
+padding is under C slots per user. Each world x repetition adds a `used` mask [P, C] bool and,
+under uniform retrieval, Fenwick trees of eligible slots per page [classes, P] int32
+(slot_sampler.py), whose draws cost O(log R + C) per candidate whatever the history length.
+Popularity-weighted retrieval reads a user as a window of R = max pages pages (R*C slots,
+masked past the user's own), O(batch x R x C) per step.
 
-Histories longer than `data.max_history` keep that many interactions drawn uniformly at
-random (`data.pack_seed`); the count of dropped rows is logged. The cap bounds the window
-and so the per-step cost; it matters for KuaiRand-1K/27K, whose users average ~12k rows.
+By default every row is kept (`data.max_history = 0`). A positive `data.max_history` keeps
+that many interactions of longer histories, drawn uniformly at random (`data.pack_seed`); the
+count of dropped rows is logged.
 
 Pretraining-only rows (KuaiRec's big matrix) are packed the same way into pages after the
 environment's (`n_env_pages` onwards, no cap): pretraining reads them, the simulation's windows
@@ -107,9 +107,11 @@ def _pack_rows(user, video, labels, n_users, max_history, page_slots, seed):
 
 
 def pack(ds: Dataset, max_history: int, page_slots: int, seed: int) -> Packed:
-  """Groups the interactions by user into pages (see the module docstring)."""
+  """Groups the interactions by user into pages (see the module docstring); max_history = 0
+  keeps every row."""
   n_users = len(ds.user_ids)
   env = ds.is_env
+  max_history = max_history or max(int(env.sum()), 1)
   video, labels, first_page, n_pages, length, n_dropped, owner = _pack_rows(
       ds.user[env], ds.video[env], ds.labels[env], n_users, max_history, page_slots, seed)
   n_env_pages = video.shape[0]
