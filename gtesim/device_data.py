@@ -105,6 +105,13 @@ def video_features(static: Static, env: Env, enc, videos):
                         [m[videos] for m in env.video_multi])
 
 
+def split_features(static: Static, env: Env, rep: RepData, users, videos):
+  """(user features [b, du], video features [b, k, dv]) of users and their candidates: the
+  halves of pair_features, the user half once per user."""
+  return (user_features(static, env, rep.user_enc, users),
+          video_features(static, env, rep.video_enc, videos))
+
+
 def pair_features(static: Static, env: Env, rep: RepData, users, videos):
   """Feature vectors [..., d] of (user, video) pairs; `users` broadcasts against `videos`."""
   xu = user_features(static, env, rep.user_enc, users)

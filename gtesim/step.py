@@ -28,7 +28,7 @@ from gtesim import models as models_lib
 from gtesim import rng
 from gtesim import slot_sampler
 from gtesim.data.packing import window_index
-from gtesim.device_data import Env, EvalRows, RepData, Static, pair_features
+from gtesim.device_data import Env, EvalRows, RepData, Static, pair_features, split_features
 
 
 @struct.dataclass
@@ -163,9 +163,10 @@ def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key, allowed=
   return page, col, video.reshape(b, -1)[rows, idx], top > -jnp.inf, jnp.sum(eligible, axis=1)
 
 
-def predictions(models, params, x):
-  """[L, ...] predictions of every label model on features x."""
-  return jnp.stack([m.predict(m.apply(p, x)) for m, p in zip(models, params)])
+def predictions(models, params, xu, xv):
+  """[L, b, k] predictions of every label model on users xu [b, du] with candidates
+  xv [b, k, dv] (LabelModel.apply_pairs)."""
+  return jnp.stack([m.predict(m.apply_pairs(p, xu, xv)) for m, p in zip(models, params)])
 
 
 def train_update(models, params, opt_state, x, y, weight, n, key, n_updates: int):
@@ -277,52 +278,62 @@ def arm_order(spec: SimSpec, d: Draw):
 
 
 def features(spec: SimSpec, env: Env, rep: RepData, d: Draw, order):
-  """Features [b, k, d] of the candidates, users in `order` (arm_order) when given."""
+  """(user features [b, du], candidate video features [b, k, dv]), users in `order`
+  (arm_order) when given."""
   users, video = (d.users, d.video) if order is None else (d.users[order], d.video[order])
-  return pair_features(spec.static, env, rep, users, video)
+  return split_features(spec.static, env, rep, users, video)
 
 
-def blocked_scores(models, params, alpha, x, arm, n_blocks: int):
+def blocked_scores(models, params, alpha, xu, xv, arm, n_blocks: int):
   """Ranking scores [b, k] of users sorted by arm, each scored only by its own arm's models.
 
-  The b users are cut into n_blocks blocks of c rows; a block is scored with the arm of its
-  first row, and the one block where the arms meet is scored again with arm 1 (its arm-1 rows
-  take those scores): (n_blocks + 1) c rows of model work instead of 2 b.
+  The b users are cut into n_blocks blocks of c users; a block is scored with the arm of its
+  first user, and the one block where the arms meet is scored again with arm 1 (its arm-1
+  users take those scores): (n_blocks + 1) c users' model work instead of 2 b.
 
   Args:
-    params: [arm][label] model parameters; alpha [A, L]; x [b, k, d]; arm [b] sorted.
+    params: [arm][label] model parameters; alpha [A, L]; xu [b, du], xv [b, k, dv] the
+      features (features()); arm [b] sorted.
   """
-  b, k, width = x.shape
+  b, k = xv.shape[:2]
   c = -(-b // n_blocks)
-  pad = n_blocks * c - b  # Padding rows (arm 1, so the order stays sorted) fill the last block.
-  x = jnp.pad(x, ((0, pad), (0, 0), (0, 0)))
+  pad = n_blocks * c - b  # Padding users (arm 1, so the order stays sorted) fill the last block.
+  xu = jnp.pad(xu, ((0, pad), (0, 0)))
+  xv = jnp.pad(xv, ((0, pad), (0, 0), (0, 0)))
   arm = jnp.pad(arm, (0, pad), constant_values=designs.CONTROL)
   meet = jnp.minimum(jnp.sum(arm == designs.TREATMENT) // c, n_blocks - 1)
-  blocks = x.reshape(n_blocks, c * k, width)
-  xs = jnp.concatenate([blocks, lax.dynamic_slice_in_dim(blocks, meet, 1)])
+
+  def blocks(a):  # [n_blocks + 1, c, ...]: the blocks, then the block where the arms meet.
+    a = a.reshape((n_blocks, c) + a.shape[1:])
+    return jnp.concatenate([a, lax.dynamic_slice_in_dim(a, meet, 1)])
+
   block_arm = jnp.concatenate([arm[::c], jnp.full((1,), designs.CONTROL, arm.dtype)])
   stacked = jax.tree.map(lambda *p: jnp.stack(p)[block_arm], *params)
-  preds = jax.vmap(lambda p, xb: predictions(models, p, xb))(stacked, xs)  # [n + 1, L, c k]
-  scores = jnp.einsum("nl,nlr->nr", alpha[block_arm], preds)
+  preds = jax.vmap(lambda p, u, v: predictions(models, p, u, v))(stacked, blocks(xu),
+                                                                 blocks(xv))  # [n+1, L, c, k]
+  scores = jnp.einsum("nl,nlck->nck", alpha[block_arm], preds)
   rows = jnp.arange(n_blocks * c)
   again = (rows // c == meet) & (arm == designs.CONTROL)
-  redo = scores[-1].reshape(c, k)[jnp.clip(rows - meet * c, 0, c - 1)]
+  redo = scores[-1][jnp.clip(rows - meet * c, 0, c - 1)]
   return jnp.where(again[:, None], redo, scores[:-1].reshape(-1, k))[:b]
 
 
-def choose(spec: SimSpec, point: designs.Point, world: World, d: Draw, x, order) -> Scored:
+def choose(spec: SimSpec, point: designs.Point, world: World, d: Draw, feats,
+           order) -> Scored:
   """Scoring: every user's candidates ranked by its arm's models; the argmax is recommended."""
+  xu, xv = feats
   rows = jnp.arange(d.users.shape[0])
   if order is None:
-    scores = jnp.einsum("l,lbk->bk", point.alpha[0], predictions(spec.models, world.params[0], x))
+    scores = jnp.einsum("l,lbk->bk", point.alpha[0],
+                        predictions(spec.models, world.params[0], xu, xv))
     at = rows
   else:
-    sorted_scores = blocked_scores(spec.models, world.params, point.alpha, x, d.arm[order],
-                                   spec.arm_blocks)
+    sorted_scores = blocked_scores(spec.models, world.params, point.alpha, xu, xv,
+                                   d.arm[order], spec.arm_blocks)
     at = jnp.zeros_like(order).at[order].set(rows)  # Each user's row in the sorted order.
     scores = sorted_scores[at]
   choice = jnp.argmax(jnp.where(d.valid, scores, -jnp.inf), axis=1)
-  return Scored(choice, x[at, choice])
+  return Scored(choice, jnp.concatenate([xu[at], xv[at, choice]], axis=-1))
 
 
 def record(spec: SimSpec, env: Env, rep: RepData, world: World, d: Draw, s: Scored, t):
@@ -412,8 +423,7 @@ def step(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: Wor
   """One simulation step of one world; returns (new World, StepOut)."""
   d = draw(spec, env, rep, point, world, t)
   order = arm_order(spec, d)
-  x = features(spec, env, rep, d, order)
-  s = choose(spec, point, world, d, x, order)
+  s = choose(spec, point, world, d, features(spec, env, rep, d, order), order)
   y, rec_ok, used, tree = record(spec, env, rep, world, d, s, t)
   user_sum, user_n, sums = tally(spec, world, d, y, rec_ok, t)
   params, opt_state, g_params, g_opt, losses, g_metrics = learn(spec, rep, point, world, d, s,

@@ -8,13 +8,15 @@ The peak is measured once per device: the best rate over large square float32 ma
 each mode and B the chunk of `sim.validate_every` steps is compiled (compile time reported
 apart), then timed. Recommendations per second are counted as run.py counts them
 (gtesim/throughput.py). Model FLOPs are those the step's work needs: each candidate scored once
-with its user's arm's label models, each arm's label models (and the weight model) trained on
-the step's items (forward + backward = 3 forwards per update).
+with its user's arm's label models (the first layer's user half once per user,
+LabelModel.apply_pairs), each arm's label models (and the weight model) trained on the step's
+items (forward + backward = 3 forwards per update).
 
 The profile (at B = --profile_b) times chunks of cumulative prefixes of the step: sampling
 (users, assignment, candidates), + features, + scoring (and the argmax), + bookkeeping
 (outcomes, used marks, Fenwick trees, per-user sums), + training = the whole step; a phase's
-cost is the difference of two prefixes (XLA fuses across phases, so the split is approximate).
+cost is the difference of the fastest chunks of two prefixes, timed interleaved (XLA fuses
+across phases, so the split is approximate).
 The last line is one JSON object with every mode and B.
 """
 
@@ -57,14 +59,25 @@ def mlp_flops(width, hidden) -> int:
   return 2 * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
 
 
+def scoring_flops(du: int, dv: int, hidden, k: int) -> int:
+  """FLOPs of scoring one user's k candidates (LabelModel.apply_pairs): the first layer's user
+  half once, its video half and the deeper layers once per candidate."""
+  if not hidden:
+    return 2 * (du + k * dv)
+  return 2 * du * hidden[0] + k * (2 * dv * hidden[0] + mlp_flops(hidden[0], hidden[1:]))
+
+
 def step_flops(config, static, arms: int) -> float:
   """Model FLOPs one step of one world needs (see the module docstring)."""
   sim = config.sim
-  per_row = sum(mlp_flops(static.width, l.hidden) for l in config.labels.values())
-  flops = per_row * sim.batch_size * (sim.n_candidate + 3 * sim.updates_per_step * arms)
+  du, dv = static.user_layout.width, static.video_layout.width
+  flops = 0
+  for label in config.labels.values():
+    flops += sim.batch_size * (scoring_flops(du, dv, tuple(label.hidden), sim.n_candidate) +
+                               3 * sim.updates_per_step * arms * mlp_flops(du + dv, label.hidden))
   if config.mode == "weighting":  # G: trained, plus the forward passes of its metrics and g.
     exp = config.experiment
-    width = static.video_layout.width if exp.weight_features == "video" else static.width
+    width = dv if exp.weight_features == "video" else du + dv
     flops += mlp_flops(width, exp.weight_model.hidden) * sim.batch_size * (
         3 * sim.updates_per_step + 2)
   return flops
@@ -102,7 +115,7 @@ def partial_step(spec, env, rep, point, world, t, n_phases: int):
   order = step_lib.arm_order(spec, d)
   x = step_lib.features(spec, env, rep, d, order)
   if n_phases == 2:
-    return world, jnp.sum(x)
+    return world, jnp.sum(x[0]) + jnp.sum(x[1])
   s = step_lib.choose(spec, point, world, d, x, order)
   if n_phases == 3:
     return world, jnp.sum(s.x_rec) + jnp.sum(s.choice)
@@ -163,15 +176,22 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
                                                  else "catalogue"),
          "window_slots": setup.packed.window}
   if profile:
-    prefix_ms = []
-    for n in range(1, len(PHASES) + 1):
-      _, s = time_chunks(compile_prefix(sim, setup.mesh, n), setup, points, fresh(),
-                         sim.chunk_len)
-      prefix_ms.append(1e3 * s)
-    phase_ms = np.diff([0.0] + prefix_ms)
+    fns_n = [compile_prefix(sim, setup.mesh, n) for n in range(1, len(PHASES) + 1)]
+    states = [fresh() for _ in fns_n]
+    best = [np.inf] * len(fns_n)
+    for i in range(_CHUNKS.value + 1):  # Interleaved, so that a slow spell hits every prefix.
+      for n, fn in enumerate(fns_n):
+        tic = time.perf_counter()
+        states[n], out = fn(setup.env, setup.reps, points, states[n],
+                            jnp.int32(i * sim.chunk_len))
+        jax.block_until_ready(out)
+        if i:  # The first chunk compiles.
+          best[n] = min(best[n], (time.perf_counter() - tic) / sim.chunk_len)
+    phase_ms = np.diff([0.0] + [1e3 * t for t in best])
     row["phase_ms"] = dict(zip(PHASES, phase_ms.tolist()))
-    log.info("%s B=%d profile (ms per step, by cumulative prefix): %s", config.mode, b,
-             ", ".join(f"{p} {m:.2f}" for p, m in zip(PHASES, phase_ms)))
+    log.info("%s B=%d profile (ms per step, differences of the fastest chunks of cumulative "
+             "prefixes): %s", config.mode, b, ", ".join(f"{p} {m:.2f}"
+                                                        for p, m in zip(PHASES, phase_ms)))
   return row
 
 

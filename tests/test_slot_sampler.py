@@ -142,11 +142,24 @@ def test_blocked_scores_score_each_user_with_its_own_arm():
   params = tuple((model.init(jax.random.key(a), 5),) for a in range(2))
   alpha = jnp.array([[1.5], [0.7]])
   b, k = 16, 3
-  x = jax.random.normal(jax.random.key(9), (b, k, 5))
+  xu = jax.random.normal(jax.random.key(8), (b, 2))
+  xv = jax.random.normal(jax.random.key(9), (b, k, 3))
   for n_treated in (0, 1, 4, 7, 8, 15, 16):
     arm = jnp.asarray(np.r_[np.zeros(n_treated), np.ones(b - n_treated)].astype(np.int32))
-    direct = jnp.stack([alpha[a, 0] * step.predictions((model,), params[a], x)[0]
+    direct = jnp.stack([alpha[a, 0] * step.predictions((model,), params[a], xu, xv)[0]
                         for a in range(2)])
-    for n_blocks in (4, 5, 16):  # 5 blocks do not divide the 16 rows: the last is padded.
-      got = step.blocked_scores((model,), params, alpha, x, arm, n_blocks)
+    for n_blocks in (4, 5, 16):  # 5 blocks do not divide the 16 users: the last is padded.
+      got = step.blocked_scores((model,), params, alpha, xu, xv, arm, n_blocks)
       np.testing.assert_allclose(got, direct[arm, jnp.arange(b)], rtol=1e-6, atol=1e-7)
+
+
+def test_pair_outputs_equal_the_model_on_concatenated_features():
+  xu = jax.random.normal(jax.random.key(0), (6, 4))
+  xv = jax.random.normal(jax.random.key(1), (6, 5, 3))
+  x = jnp.concatenate([jnp.broadcast_to(xu[:, None], (6, 5, 4)), xv], axis=-1)
+  for hidden in ((), (8,), (16, 8, 4)):
+    model = models.LabelModel("y", "binary", "bce", models.MLP(hidden, dropout=0.3),
+                              optax.sgd(1.0))
+    params = model.init(jax.random.key(2), 7)
+    np.testing.assert_allclose(model.apply_pairs(params, xu, xv), model.apply(params, x),
+                               rtol=1e-5, atol=1e-6)
