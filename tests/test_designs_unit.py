@@ -14,10 +14,13 @@ from gtesim.data import dataset
 from gtesim.data import encoding
 
 
-@pytest.mark.parametrize("environment", ["replay", "latent"])
-def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment):
+@pytest.mark.parametrize("environment,vectorize", [("replay", "map"), ("latent", "map"),
+                                                   ("replay", "vmap")])
+def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment, vectorize):
+  """Also under vmap (the accelerators' mapping): the Fenwick trees' batched updates."""
   config = small_sim_config(tiny_root, mode="codiverted",
-                            **{"sim.environment": environment, "sim.n_steps": 40})
+                            **{"sim.environment": environment, "sim.n_steps": 40,
+                               "sim.vectorize": vectorize})
   setup, _, fns = compiled(config)
   prod, _ = simulation.pretrain_production(config, setup, fns)
   points = simulation.point_inputs(config, designs.worlds_of(config))
