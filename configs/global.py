@@ -5,10 +5,10 @@ Run:
 
 Synthetic Pure-like data, 8 repetitions, production models pretrained until their validation
 loss plateaus, then 200 steps x 256 users, 16 candidates. About 2 minutes on 2 CPU cores
-(pretraining 85 s, then ~68k recommendations/s). Expected result (seed 0; +- is the standard
+(pretraining 88 s, then ~110k recommendations/s). Expected result (seed 0; +- is the standard
 error over the 8 repetitions):
-  click:     GT 0.5898, GC 0.6549, GTE -0.0651 +- 0.0006 (-9.9%)
-  play_time: GT 93,826 ms, GC 55,685 ms, GTE +38,141 +- 870 ms (+68.6%)
+  click:     GT 0.5907, GC 0.6557, GTE -0.0650 +- 0.0005 (-9.9%)
+  play_time: GT 93,750 ms, GC 56,426 ms, GTE +37,324 +- 650 ms (+66.2%)
 Treatment ranks by predicted play time, control by click probability.
 """
 

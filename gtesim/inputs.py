@@ -77,9 +77,14 @@ def build(config, modes=None) -> Setup:
     raise InputError("no validation rows (validation users x test videos) in some "
                      "repetition: raise data.user_p_val or data.video_p_test.")
   static = device_data.make_static(ds, packed)
-  log.info("features: user %d + video %d = %d wide; window %d slots per user; %d train "
+  log.info("features: user %d + video %d = %d wide; longest history %d slots; %d train "
            "users per repetition", static.user_layout.width, static.video_layout.width,
            static.width, packed.window, n_train)
+  if config.sim.retrieval == "popularity" and config.sim.environment != "latent":
+    log.info("popularity retrieval scans each sampled user's whole history (%s slots for the "
+             "longest): a step costs O(batch x %s); data.max_history bounds it (uniform "
+             "retrieval costs the same at any length)", f"{packed.window:,}",
+             f"{packed.window:,}")
   mesh = parallel.rep_mesh(config.repetitions)
   log.info("%d repetitions on %d device(s) (%s)", config.repetitions,
            parallel.devices_used(mesh), jax.devices()[0].platform)

@@ -175,6 +175,10 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
                                                  "window" if config.sim.environment != "latent"
                                                  else "catalogue"),
          "window_slots": setup.packed.window}
+  if row["flop_fraction"] > 1:
+    log.warning("%s B=%d: the model FLOPs per second exceed the measured peak (fraction %.2f):"
+                " the FLOP count or the peak measurement is wrong", config.mode, b,
+                row["flop_fraction"])
   if profile:
     fns_n = [compile_prefix(sim, setup.mesh, n) for n in range(1, len(PHASES) + 1)]
     states = [fresh() for _ in fns_n]
