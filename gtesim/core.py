@@ -108,7 +108,8 @@ class Simulation:
       else:
         used = jnp.zeros((spec.static.n_pages, spec.static.page_slots), bool)
         if spec.uses_tree:
-          tree = slot_sampler.build(eligible_counts(spec, env, rep, point), env.page_rank)
+          tree = slot_sampler.build(step_lib.eligible_counts(spec, env, rep, point),
+                                    env.page_rank)
       return step_lib.World(
           tuple(prod.best_params for _ in range(arms)),
           tuple(prod.best_opt_state for _ in range(arms)), g_params, g_opt, used, user_sum,
@@ -144,19 +145,6 @@ class Simulation:
       return out
 
     return map_axis(one, self.vectorize)(worlds)
-
-
-def eligible_counts(spec: step_lib.SimSpec, env, rep, point):
-  """[K, P] eligible slots of each environment page per tree class (slot_sampler): filled
-  slots holding a train video (co-diverted: of class 0 = treatment videos, 1 = control)."""
-  video = env.page_video[:spec.static.n_pages]
-  ok = (video >= 0) & rep.train_video[jnp.maximum(video, 0)]
-  if spec.tree_classes == 1:
-    return jnp.sum(ok, axis=1, dtype=jnp.int32)[None]
-  treated = designs.video_treated(spec.design, rep.video_u, jnp.maximum(video, 0),
-                                  point.p_treatment)
-  return jnp.stack([jnp.sum(ok & treated, axis=1, dtype=jnp.int32),
-                    jnp.sum(ok & ~treated, axis=1, dtype=jnp.int32)])
 
 
 def make_simulation(config, setup) -> Simulation:

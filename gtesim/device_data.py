@@ -83,11 +83,9 @@ def make_env(config, ds, packed) -> Env:
   owner = packed.owner[:packed.n_env_pages]
   page_rank = (np.arange(packed.n_env_pages) - packed.first_page[owner]).astype(np.int32)
   return Env(packed.video, packed.labels, packed.first_page, packed.n_pages, page_rank,
-             ds.users.num,
-             ds.users.cat, tuple(ds.users.multi), ds.videos.num, ds.videos.cat,
-             tuple(ds.videos.multi),
-             weights if config.sim.retrieval == "popularity" else None, block_cdf, within_cdf,
-             latent)
+             ds.users.num, ds.users.cat, tuple(ds.users.multi), ds.videos.num, ds.videos.cat,
+             tuple(ds.videos.multi), weights if config.sim.retrieval == "popularity" else None,
+             block_cdf, within_cdf, latent)
 
 
 def make_static(ds, packed) -> Static:
@@ -114,8 +112,7 @@ def split_features(static: Static, env: Env, rep: RepData, users, videos):
 
 def pair_features(static: Static, env: Env, rep: RepData, users, videos):
   """Feature vectors [..., d] of (user, video) pairs; `users` broadcasts against `videos`."""
-  xu = user_features(static, env, rep.user_enc, users)
-  xv = video_features(static, env, rep.video_enc, videos)
+  xu, xv = split_features(static, env, rep, users, videos)
   xu = jnp.broadcast_to(xu[..., None, :], xv.shape[:-1] + xu.shape[-1:]) \
       if xv.ndim > xu.ndim else xu
   return jnp.concatenate([xu, xv], axis=-1)

@@ -17,9 +17,9 @@ Retrieval (`sim.retrieval`): candidates are drawn uniformly among the eligible i
 without replacement with probability proportional to w_v = (rows of v in all loaded logs + 1)
 ** popularity_power. In packed environments, uniform draws come from slot_sampler.py's Fenwick
 trees (window-free); weighted ones give every eligible slot of the user's window the key
-log(u) / w_v and the top n_candidate keys win (Efraimidis-Spirakis); in `latent` the catalogue is drawn
-`sim.candidate_draws` times from a two-level inverse CDF (blocks of ~sqrt(V) videos, each level
-exact to 2^-24) and the first n_candidate distinct, unrecommended train videos are kept:
+log(u) / w_v and the top n_candidate keys win (Efraimidis-Spirakis); in `latent` the catalogue
+is drawn `sim.candidate_draws` times from a two-level inverse CDF (blocks of ~sqrt(V) videos,
+each level exact to 2^-24) and the first n_candidate distinct, unrecommended train videos are kept:
 sequential draws with rejection, i.e. exactly uniform (or successive-sampling) without
 replacement among the eligible videos. Every random number depends on (repetition, step,
 user position or pair) only, never on the world: worlds share candidates wherever their

@@ -132,9 +132,12 @@ def slot_noise(key, shape):
   return (bits >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
 
 
-def candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key, allowed=None):
-  """Up to n_candidate slots per user among the eligible ones (train video, unused): uniform,
-  or weighted without replacement by the videos' retrieval weights (environments.py).
+def window_candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key,
+                      allowed=None):
+  """Up to n_candidate slots per user among the eligible ones (train video, unused), by a
+  scan of the user's whole window: weighted without replacement by the videos' retrieval
+  weights (popularity retrieval, environments.py), or uniform. O(batch x window); uniform
+  draws in a step come from slot_sampler instead.
 
   `allowed` (videos [b, ...] -> bool [b, ...]) restricts the eligible videos further
   (co-diverted: the user's arm's videos).
@@ -246,6 +249,20 @@ def tree_class(spec: SimSpec, arm):
   return arm if spec.design.name == "codiverted" else jnp.zeros_like(arm)
 
 
+def eligible_counts(spec: SimSpec, env: Env, rep: RepData, point: designs.Point):
+  """[K, P] eligible slots of each environment page per tree class, before any
+  recommendation: filled slots holding a train video (co-diverted: class 0 = the treatment
+  arm's videos, 1 = control's, matching tree_class and _codiverted_filter)."""
+  video = env.page_video[:spec.static.n_pages]
+  ok = (video >= 0) & rep.train_video[jnp.maximum(video, 0)]
+  if spec.tree_classes == 1:
+    return jnp.sum(ok, axis=1, dtype=jnp.int32)[None]
+  treated = designs.video_treated(spec.design, rep.video_u, jnp.maximum(video, 0),
+                                  point.p_treatment)
+  return jnp.stack([jnp.sum(ok & treated, axis=1, dtype=jnp.int32),
+                    jnp.sum(ok & ~treated, axis=1, dtype=jnp.int32)])
+
+
 def draw(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: World, t) -> Draw:
   """Sampling: the step's users, their assignment and their candidates."""
   design = spec.design
@@ -267,8 +284,8 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: Wor
         users, tree_class(spec, arm), cand_key, spec.n_candidate,
         slot_sampler.levels(spec.static.window_pages), allowed)
   else:
-    page, col, video, valid, n_eligible = candidates(spec, env, rep, world.used, users,
-                                                     cand_key, allowed)
+    page, col, video, valid, n_eligible = window_candidates(spec, env, rep, world.used,
+                                                            users, cand_key, allowed)
   return Draw(users, position, z, arm, page, col, video, valid, n_eligible)
 
 

@@ -303,8 +303,8 @@ def test_packed_popularity_retrieval_first_candidate_follows_the_weights():
   rep = SimpleNamespace(train_video=jnp.asarray(train))
   used = jnp.zeros((1, 8), bool).at[0, 3].set(True)
   keys = jax.random.split(jax.random.key(0), 6000)
-  first = jax.vmap(lambda k: step.candidates(spec, env, rep, used, jnp.zeros(1, jnp.int32),
-                                             k)[2][0, 0])(keys)
+  first = jax.vmap(lambda k: step.window_candidates(
+      spec, env, rep, used, jnp.zeros(1, jnp.int32), k)[2][0, 0])(keys)
   counts = np.bincount(np.asarray(first), minlength=8)
   eligible = np.array([0, 1, 2, 4, 5, 7])
   assert counts[[3, 6]].sum() == 0
