@@ -4,6 +4,8 @@ import pathlib
 
 import orbax.checkpoint as ocp
 
+from gtesim.errors import GtesimError
+
 
 class Checkpoints:
   """Saves and restores {"state": pytree, "history": dict of arrays} by step."""
@@ -18,9 +20,19 @@ class Checkpoints:
     return self._manager.latest_step()
 
   def save(self, step: int, state, history: dict) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
+    """Saves step `step`; refuses loudly where orbax would skip it (a step at or before the
+    latest one is not written, and a later restore would return the old state)."""
+    saved = self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), history=ocp.args.StandardSave(history)))
     self._manager.wait_until_finished()
+    if not saved:
+      raise GtesimError(f"checkpoint step {step} was not written in {self._manager.directory}"
+                        f" (it holds step {self.latest_step()}); clear() the old ones first.")
+
+  def clear(self) -> None:
+    """Deletes every saved step."""
+    for step in self._manager.all_steps():
+      self._manager.delete(step)
 
   def restore(self, step: int, state_template):
     """Returns (state shaped like `state_template`, history dict)."""

@@ -110,6 +110,7 @@ def _production(config, setup, out_dir: pathlib.Path):
       log.info("production models restored from %s", folder)
       return prod, json.loads((folder / "pretrain.json").read_text())
     prod, report = simulation.pretrain_production(config, setup, fns)
+    ckpts.clear()  # Production models of another config: replaced, never restored again.
     ckpts.save(0, prod, {"rep_indices": setup.rep_indices})
   finally:
     ckpts.close()

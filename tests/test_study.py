@@ -2,11 +2,13 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
 from conftest import small_sim_config
-from gtesim import default_config, study
+from gtesim import checkpoints, default_config, inputs, study
+from gtesim.errors import GtesimError
 
 
 def _study_config(root, **overrides):
@@ -93,3 +95,23 @@ def test_a_setup_without_a_designs_data_is_refused(tiny_root):
   config.mode = "codiverted"
   with pytest.raises(GtesimError, match="needs per-repetition video_u"):
     core.make_simulation(config, setup)
+
+
+def test_production_of_a_changed_config_replaces_the_saved_one(tiny_root, tmp_path):
+  """Orbax skips a save at a step it holds: re-pretrained production models must replace the
+  saved ones, or the next invocation would restore the old models under the new config."""
+  config = _study_config(tiny_root, repetitions=1)
+  setup = inputs.build(config)
+  config.pretrain.max_epochs = 1
+  first, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
+  config.pretrain.max_epochs = 3
+  fresh, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
+  restored, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
+  differs = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != b)), first.best_params,
+                                         fresh.best_params))
+  assert any(differs)
+  jax.tree.map(np.testing.assert_array_equal, fresh.best_params, restored.best_params)
+  ckpts = checkpoints.Checkpoints(tmp_path / "production" / "checkpoint", max_to_keep=1)
+  with pytest.raises(GtesimError, match="was not written"):
+    ckpts.save(0, first, {})
+  ckpts.close()
