@@ -95,6 +95,11 @@ class SimSpec:
     return 2 if self.design.name == "codiverted" else 1
 
   @property
+  def tree_levels(self) -> int:
+    """Iterations of a Fenwick descent or update (the longest user's pages)."""
+    return slot_sampler.levels(self.static.window_pages)
+
+  @property
   def tracks_users(self) -> bool:
     """A/B designs keep per-user sums for the user-clustered standard error."""
     return self.design.arms == 2
@@ -134,10 +139,10 @@ def slot_noise(key, shape):
 
 def window_candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key,
                       allowed=None):
-  """Up to n_candidate slots per user among the eligible ones (train video, unused), by a
-  scan of the user's whole window: weighted without replacement by the videos' retrieval
-  weights (popularity retrieval, environments.py), or uniform. O(batch x window); uniform
-  draws in a step come from slot_sampler instead.
+  """Popularity retrieval in packed environments: up to n_candidate slots per user among the
+  eligible ones (train video, unused), weighted without replacement by the videos' retrieval
+  weights (environments.py), by a scan of the user's whole window: O(batch x window). Uniform
+  draws come from slot_sampler instead.
 
   `allowed` (videos [b, ...] -> bool [b, ...]) restricts the eligible videos further
   (co-diverted: the user's arm's videos).
@@ -155,10 +160,8 @@ def window_candidates(spec: SimSpec, env: Env, rep: RepData, used, users, key,
     eligible &= allowed(jnp.maximum(video, 0))
   b = users.shape[0]
   eligible = eligible.reshape(b, -1)
-  noise = slot_noise(key, eligible.shape)
-  if spec.retrieval == "popularity":
-    weight = env.video_weight[jnp.maximum(video, 0)].reshape(b, -1)
-    noise = jnp.log(noise + jnp.float32(2.0 ** -25)) / weight
+  weight = env.video_weight[jnp.maximum(video, 0)].reshape(b, -1)
+  noise = jnp.log(slot_noise(key, eligible.shape) + jnp.float32(2.0 ** -25)) / weight
   top, idx = lax.top_k(jnp.where(eligible, noise, -jnp.inf), spec.n_candidate)
   rows = jnp.arange(b)[:, None]
   page = pages[rows, idx // static.page_slots]
@@ -282,7 +285,7 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point: designs.Point, world: Wor
     page, col, video, valid, n_eligible = slot_sampler.candidates(
         world.tree, world.used, env.page_video, rep.train_video, env.first_page, env.n_pages,
         users, tree_class(spec, arm), cand_key, spec.n_candidate,
-        slot_sampler.levels(spec.static.window_pages), allowed)
+        spec.tree_levels, allowed)
   else:
     page, col, video, valid, n_eligible = window_candidates(spec, env, rep, world.used,
                                                             users, cand_key, allowed)
@@ -377,7 +380,7 @@ def record(spec: SimSpec, env: Env, rep: RepData, world: World, d: Draw, s: Scor
     base = env.first_page[d.users]
     tree = slot_sampler.decrement(tree, tree_class(spec, d.arm), base, env.n_pages[d.users],
                                   rec_page - base, rec_ok,
-                                  slot_sampler.levels(spec.static.window_pages))
+                                  spec.tree_levels)
   return y, rec_ok, used, tree
 
 
