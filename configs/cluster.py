@@ -8,7 +8,7 @@ are treated with probability p, data are pooled; the `unit` standard error treat
 the units. experiment.cluster_shuffle moves a share of users to a random other cluster.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

@@ -9,7 +9,7 @@ that arm's videos, and each arm's models train on their own arm's data
 is the difference of arm means, each over its own half of the catalogue.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

@@ -12,7 +12,7 @@ error over the 8 repetitions):
 Treatment ranks by predicted play time, control by click probability.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

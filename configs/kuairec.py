@@ -11,7 +11,7 @@ ranks by predicted watch ratio, control by predicted play duration. Without the 
 --config.data.name=synthetic-kuairec runs the same on generated KuaiRec-format data.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

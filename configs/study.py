@@ -14,7 +14,7 @@ experiments/<study.name>/: study.json, report.md, figures, production/ and runs/
 an interrupted study reuses its production models and finished jobs.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

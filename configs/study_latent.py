@@ -11,7 +11,7 @@ items). Truth (trained and frozen models) and the seven designs at the main poin
 A/A (gap 0), B = 100. Writes experiments/synthetic-latent/.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

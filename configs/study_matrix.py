@@ -18,7 +18,7 @@ the synthetic model's watch ratios rarely reach 2 (0.3% of pairs). Writes
 experiments/kuairec-format-synthetic/ (or experiments/kuairec/ on the real data).
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config(data="synthetic"):

@@ -8,7 +8,7 @@ on all data; the first experiment.switch_burn_in steps of each period are left o
 estimate; the `unit` standard error treats periods as the units.
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

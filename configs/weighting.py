@@ -3,7 +3,7 @@
 Run:  python scripts/run.py --config configs/weighting.py
 """
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 
 def get_config():

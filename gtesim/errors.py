@@ -12,3 +12,9 @@ class InputError(GtesimError):
 
 class NumericalError(GtesimError):
   """A non-finite loss or outcome: the run stops, keeping its last good checkpoint."""
+
+
+def require(ok, key, what):
+  """Refuses a config value: `config key <key>: <what>`."""
+  if not ok:
+    raise InputError(f"config key {key}: {what}")

@@ -7,20 +7,21 @@ that the step's model arithmetic reaches, and where a step's time goes.
 The peak is measured once per device: the best rate over large square float32 matmuls. For
 each mode and B the chunk of `sim.validate_every` steps is compiled (compile time reported
 apart), then timed. Recommendations per second are counted as run.py counts them
-(gtesim/throughput.py). Model FLOPs are those the step's work needs: each candidate scored once
-with its user's arm's label models (the first layer's user half once per user,
-LabelModel.apply_pairs), each arm's label models (and the weight model) trained on the step's
-items (forward + backward = 3 forwards per update).
+(gtesim/throughput.py). Model FLOPs are those the step's work needs, as each model class
+counts them (its `flops`): each candidate scored once with its user's arm's label models
+(the MLP's first-layer user half once per user), each arm's label models (and the design's
+own, e.g. weighting's G) trained on the step's items (forward + backward = 3 forwards per
+update).
 
-The profile (at B = --profile_b) times chunks of cumulative prefixes of the step: sampling
-(users, assignment, candidates), + features, + scoring (and the argmax), + bookkeeping
-(outcomes, used marks, Fenwick trees, per-user sums), + training = the whole step; a phase's
-cost is the difference of the fastest chunks of two prefixes, timed interleaved (XLA fuses
-across phases, so the split is approximate).
+The profile (at B = --profile_b) times chunks of the core's own cumulative prefixes of the
+step (core.step.PHASES, compiled by core.mapping.compile_profile): sampling (users,
+assignment, candidates), + features, + scoring (and the argmax), + bookkeeping (outcomes,
+used marks, Fenwick trees, per-user sums), + training = the whole step; a phase's cost is the
+difference of the fastest chunks of two prefixes, timed interleaved (XLA fuses across
+phases, so the split is approximate).
 The last line is one JSON object with every mode and B.
 """
 
-import dataclasses
 import json
 import resource
 import time
@@ -29,17 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
-from jax import lax
 from ml_collections import config_flags
 
 from gtesim import cli
-from gtesim import core
 from gtesim import designs
-from gtesim import inputs
 from gtesim import logs
-from gtesim import simulation
-from gtesim import step as step_lib
 from gtesim import throughput
+from gtesim.core import mapping
+from gtesim.core import simulation
+from gtesim.core.step import PHASES
+from gtesim.driver import setup as setup_lib
+from gtesim.driver import simulate
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/global.py", "Config file.",
                                           lock_config=True)
@@ -50,37 +51,15 @@ _CHUNKS = flags.DEFINE_integer("chunks", 3, "Timed chunks per B (after the compi
 _PROFILE_B = flags.DEFINE_integer("profile_b", 8, "B of the per-phase profile (0: none).")
 log = logs.get_logger("bench")
 
-PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
-
-
-def mlp_flops(width, hidden) -> int:
-  """Multiply-add FLOPs (2 per MAC) of one forward row through an MLP with one output."""
-  dims = (width,) + tuple(hidden) + (1,)
-  return 2 * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
-
-
-def scoring_flops(du: int, dv: int, hidden, k: int) -> int:
-  """FLOPs of scoring one user's k candidates (LabelModel.apply_pairs): the first layer's user
-  half once, its video half and the deeper layers once per candidate."""
-  if not hidden:
-    return 2 * (du + k * dv)
-  return 2 * du * hidden[0] + k * (2 * dv * hidden[0] + mlp_flops(hidden[0], hidden[1:]))
-
-
-def step_flops(config, static, arms: int) -> float:
+def step_flops(spec) -> float:
   """Model FLOPs one step of one world needs (see the module docstring)."""
-  sim = config.sim
-  du, dv = static.user_layout.width, static.video_layout.width
+  du, dv = spec.static.user_layout.width, spec.static.video_layout.width
+  arms = spec.design.arms
   flops = 0
-  for label in config.labels.values():
-    flops += sim.batch_size * (scoring_flops(du, dv, tuple(label.hidden), sim.n_candidate) +
-                               3 * sim.updates_per_step * arms * mlp_flops(du + dv, label.hidden))
-  if config.mode == "weighting":  # G: trained, plus the forward passes of its metrics and g.
-    exp = config.experiment
-    width = dv if exp.weight_features == "video" else du + dv
-    flops += mlp_flops(width, exp.weight_model.hidden) * sim.batch_size * (
-        3 * sim.updates_per_step + 2)
-  return flops
+  for model in spec.models:
+    f = model.net.flops(du, dv, spec.n_candidate)
+    flops += spec.batch_size * (f["score_user"] + 3 * spec.updates_per_step * arms * f["row"])
+  return flops + spec.design.extra_flops(spec)
 
 
 def peak_matmul_rate(seconds_each=1.0) -> float:
@@ -106,38 +85,6 @@ def peak_memory_bytes() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def partial_step(spec, env, rep, point, world, t, n_phases: int):
-  """The first `n_phases` phases of step_lib.step; returns (world, a checksum of the last
-  phase's outputs, which keeps them computed)."""
-  d = step_lib.draw(spec, env, rep, point, world, t)
-  if n_phases == 1:
-    return world, (jnp.sum(d.video) + jnp.sum(d.n_eligible)).astype(jnp.float32)
-  order = step_lib.arm_order(spec, d)
-  x = step_lib.features(spec, env, rep, d, order)
-  if n_phases == 2:
-    return world, jnp.sum(x[0]) + jnp.sum(x[1])
-  s = step_lib.choose(spec, point, world, d, x, order)
-  if n_phases == 3:
-    return world, jnp.sum(s.x_rec) + jnp.sum(s.choice)
-  if n_phases == 4:
-    y, rec_ok, used, tree = step_lib.record(spec, env, rep, world, d, s, t)
-    user_sum, user_n, sums = step_lib.tally(spec, world, d, y, rec_ok, t)
-    world = dataclasses.replace(world, used=used, tree=tree, user_sum=user_sum, user_n=user_n)
-    return world, jnp.sum(sums[0])
-  world, out = step_lib.step(spec, env, rep, point, world, t)
-  return world, jnp.sum(out.outcome_sum) + jnp.sum(out.loss)
-
-
-def compile_prefix(sim: core.Simulation, mesh, n_phases: int):
-  """A jitted chunk of `partial_step`s over every repetition and world."""
-  def chunk(env, rep, points, worlds, t0):
-    def one(point, world):
-      return lax.scan(lambda w, t: partial_step(sim.spec, env, rep, point, w, t, n_phases),
-                      world, t0 + jnp.arange(sim.chunk_len))
-    return core.map_axis(one, sim.vectorize)(points, worlds)
-  return jax.jit(core.over_reps(chunk, core.MAPPED_ARGS["chunk"], mesh, sim.vectorize))
-
-
 def time_chunks(fn, setup, points, state, chunk_len: int):
   """(compile seconds, median seconds per step) of `fn` over chunks from `state`."""
   tic = time.perf_counter()
@@ -155,10 +102,10 @@ def time_chunks(fn, setup, points, state, chunk_len: int):
 
 def bench_mode(config, setup, peak, profile: bool) -> dict:
   """Times one mode's chunk at the setup's B (and its per-phase profile)."""
-  sim = core.make_simulation(config, setup)
-  fns = core.compile_simulation(sim, setup.mesh)
-  worlds = designs.worlds_of(config)
-  points = simulation.point_inputs(config, worlds)
+  sim = simulation.make_simulation(config, setup)
+  fns = mapping.compile_simulation(sim, setup.mesh)
+  worlds = designs.worlds_of(config, sim.spec.design)
+  points = simulate.point_inputs(config, worlds)
   prod = fns.init(setup.env, setup.reps, setup.pretrain_rows)
 
   def fresh():
@@ -166,21 +113,19 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
 
   compile_s, step_s = time_chunks(fns.chunk, setup, points, fresh(), sim.chunk_len)
   b = config.repetitions
-  flops = step_flops(config, setup.static, worlds.arms) * b * worlds.n_worlds
+  flops = step_flops(sim.spec) * b * worlds.n_worlds
   row = {"mode": config.mode, "B": b, "worlds": worlds.n_worlds, "compile_s": compile_s,
          "step_ms": 1e3 * step_s, "rec_per_s": throughput.rec_per_s(config, worlds, 1, step_s),
          "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
          "flop_fraction": flops / step_s / peak, "peak_memory_mib": peak_memory_bytes() / 2**20,
-         "vectorize": sim.vectorize, "sampler": ("fenwick" if sim.spec.uses_tree else
-                                                 "window" if config.sim.environment != "latent"
-                                                 else "catalogue"),
+         "vectorize": sim.vectorize, "sampler": sim.spec.environment.sampler,
          "window_slots": setup.packed.window}
   if row["flop_fraction"] > 1:
     log.warning("%s B=%d: the model FLOPs per second exceed the measured peak (fraction %.2f):"
                 " the FLOP count or the peak measurement is wrong", config.mode, b,
                 row["flop_fraction"])
   if profile:
-    fns_n = [compile_prefix(sim, setup.mesh, n) for n in range(1, len(PHASES) + 1)]
+    fns_n = [mapping.compile_profile(sim, setup.mesh, n) for n in range(1, len(PHASES) + 1)]
     states = [fresh() for _ in fns_n]
     best = [np.inf] * len(fns_n)
     for i in range(_CHUNKS.value + 1):  # Interleaved, so that a slow spell hits every prefix.
@@ -218,7 +163,7 @@ def main(argv):
   for b in bs:
     config = base.copy_and_resolve_references()
     config.repetitions = b
-    setup = inputs.build(config, modes)
+    setup = setup_lib.build(config, modes)
     for mode in modes:
       config.mode = mode
       row = bench_mode(config, setup, peak, b == _PROFILE_B.value)

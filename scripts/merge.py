@@ -7,7 +7,7 @@ from absl import flags
 
 from gtesim import cli
 from gtesim import logs
-from gtesim import merge
+from gtesim.study import merge
 
 _OUT = flags.DEFINE_string("out", None, "Folder for the merged result.json and tables.")
 flags.mark_flags_as_required(["out"])

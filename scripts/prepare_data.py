@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from gtesim import cli
-from gtesim import config_check
+from gtesim.config import checks as config_check
 from gtesim import logs
 from gtesim.data import dataset
 from gtesim.data import encoding

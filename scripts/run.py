@@ -12,8 +12,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from gtesim import cli
-from gtesim import parallel
-from gtesim import simulation
+from gtesim.driver import parallel
+from gtesim.driver import simulate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None,
@@ -34,7 +34,7 @@ def main(argv):
     name = pathlib.Path(flags.FLAGS["config"].config_filename).stem
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = pathlib.Path("results") / f"{name}-{stamp}"
-  simulation.run(_CONFIG.value, workdir, resume=_RESUME.value, overwrite=_OVERWRITE.value)
+  simulate.run(_CONFIG.value, workdir, resume=_RESUME.value, overwrite=_OVERWRITE.value)
 
 
 if __name__ == "__main__":

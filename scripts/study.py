@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from gtesim import cli
 from gtesim import logs
-from gtesim import study
+from gtesim.study import execute as study
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
                                           lock_config=True)

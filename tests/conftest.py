@@ -5,10 +5,9 @@ import pathlib
 import tempfile
 
 import jax
-import numpy as np
 import pytest
 
-from gtesim import default_config
+from gtesim.config import defaults as default_config
 
 # Many tests compile the same simulation: share compiled executables through JAX's persistent
 # cache (also with the subprocesses the tests start).
@@ -171,11 +170,6 @@ def tiny_root(tmp_path_factory):
   return tmp_path_factory.mktemp("synthetic")
 
 
-@pytest.fixture
-def rng():
-  return np.random.default_rng(0)
-
-
 def small_sim_config(root, **overrides):
   """Tiny synthetic data and a few-second simulation."""
   config = tiny_synthetic_config(root)
@@ -201,12 +195,13 @@ def small_sim_config(root, **overrides):
   return config
 
 
-def compiled(config):
+def compiled(config, modes=None):
   """(setup, simulation, compiled functions) of a config, through the public core."""
-  from gtesim import core, inputs  # pylint: disable=g-import-not-at-top
-  setup = inputs.build(config)
-  sim = core.make_simulation(config, setup)
-  return setup, sim, core.compile_simulation(sim, setup.mesh)
+  from gtesim.core import mapping, simulation  # pylint: disable=g-import-not-at-top
+  from gtesim.driver import setup as setup_lib  # pylint: disable=g-import-not-at-top
+  setup = setup_lib.build(config, modes)
+  sim = simulation.make_simulation(config, setup)
+  return setup, sim, mapping.compile_simulation(sim, setup.mesh)
 
 
 def run_two_processes(code: str, job_id: str, timeout=900) -> str:

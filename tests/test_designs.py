@@ -1,5 +1,7 @@
 """A/B designs: what each arm's models learn from, the weights, and A/A behaviour."""
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,14 +9,23 @@ import optax
 import pytest
 
 from conftest import compiled, small_sim_config
-from gtesim import designs, models, rng, simulation, step
+from gtesim import designs
+from gtesim import prng
+from gtesim.core import training
+from gtesim.designs.pooling import Pooling
+from gtesim.designs.splitting import Splitting
+from gtesim.designs.weighting import arm_weights
+from gtesim.driver import simulate
+from gtesim.label_kinds import KINDS
+from gtesim.models import LabelModel, Pairs
+from gtesim.models.mlp import MLPNet
 
 
 def _start(tiny_root, mode, **overrides):
   config = small_sim_config(tiny_root, mode=mode, **overrides)
   setup, _, fns = compiled(config)
-  prod, _ = simulation.pretrain_production(config, setup, fns)
-  points = simulation.point_inputs(config, designs.worlds_of(config))
+  prod, _ = simulate.pretrain_production(config, setup, fns)
+  points = simulate.point_inputs(config, designs.worlds_of(config))
   return config, setup, fns, prod, points
 
 
@@ -28,17 +39,18 @@ def test_splitting_treatment_models_never_see_control_outcomes(tiny_root):
   config, setup, fns, prod, points = _start(tiny_root, "splitting")
   base = _chunk(setup, fns, prod, points, setup.env)
   owner = np.repeat(np.arange(len(setup.packed.n_pages)), setup.packed.n_pages)
-  labels = np.asarray(setup.env.page_labels).copy()
+  labels = np.asarray(setup.env.logs.page_labels).copy()
   treated = []
   for b in range(config.repetitions):
-    key = rng.stream(rng.rep_key(config.seed, config.rep_offset + b), "assign")
+    key = prng.stream(prng.rep_key(config.seed, config.rep_offset + b), "assign")
     treated.append(np.array([jax.random.uniform(jax.random.fold_in(key, int(u))) <
                              config.experiment.p_treatment
                              for u in range(len(setup.packed.n_pages))]))
   # Users in control in every repetition get perturbed rows (both repetitions share env).
   rows = (~np.logical_or.reduce(treated))[owner]
   labels[rows] = labels[rows] * 3.0 + 1.0
-  out = _chunk(setup, fns, prod, points, setup.env._replace(page_labels=jnp.asarray(labels)))
+  logs = setup.env.logs._replace(page_labels=jnp.asarray(labels))
+  out = _chunk(setup, fns, prod, points, setup.env._replace(logs=logs))
   for a, b in zip(jax.tree.leaves(base.params[0]), jax.tree.leaves(out.params[0])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   c_diff = [np.abs(np.asarray(a) - np.asarray(b)).max()
@@ -60,33 +72,36 @@ def test_weight_model_starts_at_p_and_sees_the_declared_features(tiny_root, feat
       tiny_root, "weighting", **{"sweep.p_treatment": (0.2, 0.7),
                                  "experiment.weight_features": features})
   worlds = fns.start(setup.env, setup.reps, prod, points)
-  kernel = np.asarray(worlds.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
+  kernel = np.asarray(worlds.design.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
   width = setup.static.width if features == "all" else setup.static.video_layout.width
   assert kernel.shape[2] == width
-  last = worlds.g_params[0]["params"][f"Dense_{len(config.experiment.weight_model.hidden)}"]
+  last = worlds.design.g_params[0]["params"][
+      f"Dense_{len(config.experiment.weight_model.hidden)}"]
   np.testing.assert_array_equal(np.asarray(last["kernel"]), 0.0)
   g = jax.nn.sigmoid(np.asarray(last["bias"]))[..., 0]  # [B, W]: G(x) for every x.
   np.testing.assert_allclose(g, [[0.2, 0.7]] * config.repetitions, rtol=1e-6)
 
 
 def test_perfect_weight_model_gives_z_over_p():
-  design = designs.Design("weighting")
   z = jnp.array([True, False, True, False])
   g = z.astype(jnp.float32)
-  mask, weight = designs.training_weights(design, z, jnp.ones(4, bool), 0.2, g=g)
+  weight = arm_weights(g, 0.2)
   np.testing.assert_allclose(weight[0], g / 0.2)
   np.testing.assert_allclose(weight[1], (1 - g) / 0.8)
-  np.testing.assert_array_equal(mask, 1.0)
-  clipped = designs.training_weights(designs.Design("weighting", weight_clip=2.0), z,
-                                     jnp.ones(4, bool), 0.2, g=g)[1]
-  assert float(clipped.max()) == 2.0
+  assert float(arm_weights(g, 0.2, clip=2.0).max()) == 2.0
 
 
-def test_splitting_masks_each_arm_to_its_users():
+def test_splitting_masks_each_arm_to_its_users_and_pooling_trains_both_on_all():
   z = jnp.array([True, False, True, False])
   rec_ok = jnp.array([True, True, False, True])
-  mask, weight = designs.training_weights(designs.Design("splitting"), z, rec_ok, 0.5)
+  _, mask, weight, metrics = Splitting("splitting").train_weights(None, (), None, None, None, z,
+                                                                 rec_ok, None)
   np.testing.assert_array_equal(mask, [[1, 0, 0, 0], [0, 1, 0, 1]])
+  np.testing.assert_array_equal(weight, 1.0)
+  assert metrics == {}
+  _, mask, weight, _ = Pooling("pooling").train_weights(None, (), None, None, None, z, rec_ok,
+                                                        None)
+  np.testing.assert_array_equal(mask, [[1, 1, 0, 1], [1, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)
 
 
@@ -94,9 +109,8 @@ def test_assignment_is_monotone_in_p_and_has_the_right_rate():
   """Every p of a sweep compares the same per-user uniforms with p: treated at p is a
   subset of treated at any larger p, and the share treated is p."""
   users = jnp.arange(20_000)
-  key = jax.random.key_data(rng.rep_key(0, 0))
-  z = {p: np.asarray(designs.assign(designs.Design("pooling"), key, users, None, p, 0, None))
-       for p in (0.1, 0.5, 0.9)}
+  rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 0)))
+  z = {p: np.asarray(Pooling("pooling").assign(rep, users, None, p, 0)) for p in (0.1, 0.5, 0.9)}
   assert (z[0.1] <= z[0.5]).all() and (z[0.5] <= z[0.9]).all()
   for p, zp in z.items():
     assert abs(zp.mean() - p) < 4 * np.sqrt(p * (1 - p) / len(users))
@@ -109,20 +123,26 @@ def test_trained_weight_model_reproduces_treatment_distribution():
   kz, kx = jax.random.split(jax.random.key(0))
   z = jax.random.bernoulli(kz, p, (n,))
   x = (jnp.where(z, 1.0, -1.0) + jax.random.normal(kx, (n,)))[:, None]
-  g_model = models.LabelModel("weight", "binary", "bce", models.MLP(hidden=(16,)),
-                              optax.adam(1e-2))
-  params = (g_model.init(jax.random.key(1), 1),)
+  g_model = LabelModel("weight", KINDS["binary"], "bce", MLPNet(hidden=(16,)),
+                       optax.adam(1e-2))
+  params = (g_model.init(jax.random.key(1), 0, 1),)
   opt = (g_model.optimizer.init(params[0]),)
-  update = jax.jit(lambda p, o, xb, zb: step.train_update(
-      (g_model,), p, o, xb, zb[:, None], jnp.ones(len(zb)), len(zb), jax.random.key(2), 1))
+
+  def pairs(xb):  # The pairs' features: x as the video part, no user part.
+    return Pairs(jnp.zeros((len(xb), 0)), xb, jnp.zeros(len(xb), jnp.int32),
+                 jnp.zeros(len(xb), jnp.int32))
+
+  update = jax.jit(lambda p, o, xb, zb: training.train_update(
+      (g_model,), p, o, pairs(xb), zb[:, None], jnp.ones(len(zb)), len(zb), jax.random.key(2),
+      1))
   for i in range(400):
     sl = slice((i * 1000) % n, (i * 1000) % n + 1000)
     params, opt, _ = update(params, opt, x[sl], z[sl].astype(jnp.float32))
-  g = jax.nn.sigmoid(g_model.apply(params[0], x))
+  g = jax.nn.sigmoid(g_model.apply(params[0], pairs(x)))
   true_g = p * jnp.exp(-0.5 * (x[:, 0] - 1) ** 2) / (
       p * jnp.exp(-0.5 * (x[:, 0] - 1) ** 2) + (1 - p) * jnp.exp(-0.5 * (x[:, 0] + 1) ** 2))
   assert float(jnp.abs(g - true_g).mean()) < 0.03
-  _, weight = designs.training_weights(designs.Design("weighting"), z, jnp.ones(n, bool), p, g)
+  weight = arm_weights(g, p)
   loss = (x[:, 0] - 0.5) ** 2  # Any per-row loss: its treatment-only mean is known.
   treated_only = float(loss[z].mean())
   assert abs(float(jnp.mean(weight[0] * loss)) - treated_only) < 0.05 * treated_only
@@ -139,7 +159,7 @@ def test_aa_estimates_are_centred_on_zero(tiny_root, tmp_path, mode):
                                "experiment.switch_burn_in": 0})
   for label in config.labels.values():
     label.alpha_T = label.alpha_C = 1.0 if label.type == "binary" else 1e-4
-  result = simulation.run(config, tmp_path)
+  result = simulate.run(config, tmp_path)
   for name in config.labels:
     est = np.array(result["gte"][name]["per_rep"])
     assert abs(est.mean()) < 3 * est.std(ddof=1) / np.sqrt(len(est)), (name, est)

@@ -1,4 +1,5 @@
-"""Environments (replay, matrix, latent), the KuaiRec 2.0 loader and derived labels."""
+"""Environments (replay, matrix, latent): their checks, candidate draws and outcomes, and whole
+runs in each."""
 
 import json
 
@@ -7,101 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (fixture_config, kuairand_folder, kuairec_config, kuairec_folder,
-                      small_sim_config)
-from gtesim import default_config, environments, simulation
-from gtesim.data import dataset, packing, synthetic
+from conftest import fixture_config, kuairand_folder, small_sim_config
+from gtesim import environments
+from gtesim.config import defaults as default_config
+from gtesim.data import dataset, synthetic
+from gtesim.driver import simulate
+from gtesim.environments import catalogue
+from gtesim.environments import latent as latent_env
+from gtesim.environments.window import window_candidates
 from gtesim.errors import InputError
-
-
-# --- KuaiRec 2.0 loader ---------------------------------------------------------------------
-
-def test_kuairec_loader_counts_labels_and_features(tmp_path):
-  root = kuairec_folder(tmp_path)
-  ds = dataset.load(kuairec_config(root))
-  ov = ds.overview
-  assert (ov["n_interactions"], ov["n_users"], ov["n_videos"]) == (11, 3, 4)
-  assert ov["n_pretrain_interactions"] == 8 and ov["env_density"] == pytest.approx(11 / 12)
-  assert set(ov["rows_per_file"]) == {"small_matrix.csv", "big_matrix.csv"}
-  ratios = [0.5, 2.0, 0.0, 1.2, 3.5, 0.9, 2.4, 0.1, 1.0, 0.3, 2.2]
-  assert ov["mean_watch_ratio"] == pytest.approx(np.mean(ratios), rel=1e-6)
-  assert ov["long_view_rate"] == pytest.approx(4 / 11)  # watch_ratio >= 2.0.
-  assert ds.label_names == ["long_view", "play_duration", "watch_ratio"]  # Sorted by name.
-  assert ds.label_kinds == ["binary", "numerical", "numerical"]
-  np.testing.assert_array_equal(ds.labels[:, 0], ds.labels[:, 2] >= 2.0)
-  np.testing.assert_allclose(ds.labels[:, 1], np.round(ds.labels[:, 2] * 10_000))
-  assert ds.is_env.sum() == 11 and not ds.is_rand.any()
-  # Video 10's latest daily row (2020-07-06: show_cnt 500) wins over the earlier one (100).
-  show = ds.videos.num[:, ds.videos.num_names.index("video_daily.show_cnt")]
-  assert show[list(ds.video_ids).index(10)] == pytest.approx(np.log1p(500))
-  # "[27, 9]" is a multi-hot of 27 and 9; "[]" has no value.
-  vocab = ds.videos.multi_vocab[0]
-  assert sorted(vocab, key=int) == ["4", "8", "9", "27"]
-  slots = ds.videos.multi[0][list(ds.video_ids).index(10)]
-  assert sorted(vocab[s - 2] for s in slots if s >= 2) == ["27", "9"]
-  assert ds.videos.missing["video_categories.feat"] == 1  # Video 12.
-
-
-def test_kuairec_packs_pretraining_rows_apart_from_the_environment(tmp_path):
-  ds = dataset.load(kuairec_config(kuairec_folder(tmp_path)))
-  packed = packing.pack(ds, 4096, 4, 0)
-  env_slots = packed.video[:packed.n_env_pages]
-  assert (env_slots >= 0).sum() == 11 and (packed.video[packed.n_env_pages:] >= 0).sum() == 8
-  # Users 4 and 5 have only pretraining rows: no environment window.
-  for uid in (4, 5):
-    assert packed.n_pages[list(ds.user_ids).index(uid)] == 0
-
-
-@pytest.mark.parametrize("missing", ["big_matrix.csv", "item_categories.csv"])
-def test_kuairec_missing_file_is_named(tmp_path, missing):
-  root = kuairec_folder(tmp_path)
-  (root / "data" / missing).unlink()
-  with pytest.raises(InputError, match=f"no .* file \\({missing}\\) in .*data"):
-    dataset.load(kuairec_config(root))
-
-
-def test_kuairec_bad_watch_ratio_names_file_column_and_line(tmp_path):
-  root = kuairec_folder(tmp_path)
-  path = root / "data" / "small_matrix.csv"
-  lines = path.read_text().splitlines()
-  lines[3] = lines[3].rsplit(",", 1)[0] + ",-0.5"
-  path.write_text("\n".join(lines) + "\n")
-  with pytest.raises(InputError, match=r"small_matrix.csv: label column 'watch_ratio' has 1 "
-                     r"negative value.*line 4"):
-    dataset.load(kuairec_config(root))
-
-
-def test_kuairand_feature_table_is_refused_for_kuairec(tmp_path):
-  config = kuairec_config(kuairec_folder(tmp_path))
-  config.data.features.video_basic = default_config.get_config().data.features.video_basic
-  with pytest.raises(InputError, match="data.features.video_basic: kuairec has no such table"):
-    dataset.load(config)
-
-
-def test_prepare_data_kuairec_json(tmp_path):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from test_cli import REPO  # pylint: disable=g-import-not-at-top
-  root = kuairec_folder(tmp_path)
-  out = subprocess.run([sys.executable, str(REPO / "scripts" / "prepare_data.py"), "--config",
-                        str(REPO / "configs" / "kuairec.py"), f"--config.data.root={root}"],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
-  assert out.returncode == 0, out.stderr
-  summary = json.loads(out.stdout.strip().splitlines()[-1])
-  assert summary["n_interactions"] == 11 and summary["n_users"] == 3
-  assert summary["n_videos"] == 4 and summary["n_pretrain_interactions"] == 8
-  assert summary["long_view_rate"] == pytest.approx(4 / 11)
-  assert summary["mean_watch_ratio"] == pytest.approx(1.2818182, rel=1e-5)
-
-
-def test_derived_label_on_kuairand(tmp_path):
-  config = fixture_config(kuairand_folder(tmp_path))
-  config.labels.long_play = default_config.label("play_time_ms", "binary", "bce", 0.0, 0.0,
-                                                 threshold=10_000)
-  ds = dataset.load(config)
-  long_play, play = ds.label_names.index("long_play"), ds.label_names.index("play_time")
-  np.testing.assert_array_equal(ds.labels[:, long_play], ds.labels[:, play] >= 10_000)
-  assert ds.overview["long_play_rate"] == pytest.approx(3 / 10)
 
 
 # --- Environment checks ---------------------------------------------------------------------
@@ -109,28 +24,28 @@ def test_derived_label_on_kuairand(tmp_path):
 def test_matrix_refuses_sparse_logs(tiny_root, tmp_path):
   config = small_sim_config(tiny_root, **{"sim.environment": "matrix"})
   with pytest.raises(InputError, match="matrix_min_density"):
-    simulation.run(config, tmp_path)
+    simulate.run(config, tmp_path)
 
 
 def test_latent_refuses_real_data_and_unknown_columns(tiny_root, tmp_path):
   config = fixture_config(kuairand_folder(tmp_path))
   config.sim.environment = "latent"
   with pytest.raises(InputError, match="needs the latent truth of the synthetic"):
-    environments.check(config, dataset.load(config))
+    environments.check_data(config, dataset.load(config))
   config = small_sim_config(tiny_root, **{"sim.environment": "latent"})
   config.labels.click.column = "is_like"
   with pytest.raises(InputError, match="labels.click: the latent model gives is_click and "
                      "play_time_ms of any pair, not 'is_like'"):
-    simulation.run(config, tmp_path / "run")
+    simulate.run(config, tmp_path / "run")
 
 
 # --- Sampling and outcomes ------------------------------------------------------------------
 
 def _catalogue_draws(weights, train, recommended, k, trials=6000, n_draws=32):
-  block_cdf, within_cdf = environments.two_level_cdf(np.asarray(weights, np.float32))
+  block_cdf, within_cdf = catalogue.two_level_cdf(np.asarray(weights, np.float32))
   u = jax.random.uniform(jax.random.key(0), (trials, n_draws, 2))
   rec = jnp.broadcast_to(jnp.asarray(recommended, jnp.int32), (trials, len(recommended)))
-  video, valid, n_ok = jax.jit(environments.catalogue_candidates, static_argnums=(0, 1))(
+  video, valid, n_ok = jax.jit(catalogue.catalogue_candidates, static_argnums=(0, 1))(
       k, n_draws, jnp.asarray(block_cdf), jnp.asarray(within_cdf), jnp.asarray(train), rec, u)
   return np.asarray(video), np.asarray(valid), np.asarray(n_ok)
 
@@ -169,9 +84,9 @@ def test_popularity_retrieval_first_candidate_follows_the_weights():
 
 def test_two_level_cdf_draws_match_weights_on_a_large_catalogue():
   weights = np.random.default_rng(0).pareto(1.5, 10_000).astype(np.float32) + 0.01
-  block_cdf, within_cdf = environments.two_level_cdf(weights)
+  block_cdf, within_cdf = catalogue.two_level_cdf(weights)
   u = jax.random.uniform(jax.random.key(1), (200_000, 2))
-  v = np.asarray(environments.draw_videos(jnp.asarray(block_cdf), jnp.asarray(within_cdf), u))
+  v = np.asarray(catalogue.draw_videos(jnp.asarray(block_cdf), jnp.asarray(within_cdf), u))
   assert v.min() >= 0 and v.max() < 10_000
   p = weights / weights.sum()
   top = np.argsort(p)[-20:]  # The 20 most popular videos: their frequencies.
@@ -188,7 +103,7 @@ def test_latent_draws_average_to_the_expected_outcomes(tiny_root):
   users = jnp.full((40_000,), 3)
   videos = jnp.full((40_000,), 17)
   keys = jax.random.split(jax.random.key(0), 40_000)
-  draw = jax.vmap(lambda k, u, v: environments.latent_outcomes(
+  draw = jax.vmap(lambda k, u, v: latent_env.latent_outcomes(
       lat, ("is_click", "play_time_ms"), False, u[None], v[None], k)[0])
   y = np.asarray(draw(keys, users, videos))
   exact = synthetic.expected_outcomes(latent, np.array([3]), np.array([17]))
@@ -197,9 +112,9 @@ def test_latent_draws_average_to_the_expected_outcomes(tiny_root):
   assert abs(y[:, 1].mean() - exact["play_time_ms"][0]) < 4 * y[:, 1].std() / np.sqrt(len(y))
   # Common random numbers: a pair's outcome depends on (key, user, video) only.
   key = jax.random.key(5)
-  a = environments.latent_outcomes(lat, ("is_click",), False, jnp.array([3, 4]),
+  a = latent_env.latent_outcomes(lat, ("is_click",), False, jnp.array([3, 4]),
                                    jnp.array([17, 9]), key)
-  b = environments.latent_outcomes(lat, ("is_click",), False, jnp.array([8, 3]),
+  b = latent_env.latent_outcomes(lat, ("is_click",), False, jnp.array([8, 3]),
                                    jnp.array([1, 17]), key)
   assert float(a[0, 0]) == float(b[1, 0])
 
@@ -222,7 +137,7 @@ def test_aa_is_exactly_zero(tiny_root, tmp_path, environment):
   config = make(tiny_root, **{"sim.environment": environment})
   for label in config.labels.values():
     label.alpha_T = label.alpha_C
-  simulation.run(config, tmp_path)
+  simulate.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())
   for entry in result["gte"].values():
     assert entry["per_rep"] == [0.0, 0.0]
@@ -238,7 +153,7 @@ def test_replay_exhausts_where_latent_and_matrix_do_not(tiny_root, tmp_path):
   for environment in ("replay", "latent", "matrix"):
     make = _kuairec_sim_config if environment == "matrix" else small_sim_config
     config = make(tiny_root, **{"sim.environment": environment, **steps})
-    simulation.run(config, tmp_path / environment)
+    simulate.run(config, tmp_path / environment)
     result = json.loads((tmp_path / environment / "result.json").read_text())
     exhausted[environment] = sum(sum(v) for v in result["exhausted_users"].values())
     if environment != "replay":
@@ -250,27 +165,27 @@ def test_latent_memory_is_per_train_user_and_epoch(tiny_root):
   from conftest import compiled  # pylint: disable=g-import-not-at-top
   config = small_sim_config(tiny_root, **{"sim.environment": "latent"})
   setup, sim, fns = compiled(config)
-  assert sim.spec.history_slots == -(-20 // (setup.n_train // 8))
+  assert sim.spec.environment.history_slots == -(-20 // (setup.n_train // 8))
   prod = fns.init(setup.env, setup.reps, setup.pretrain_rows)
-  from gtesim import simulation as sim_lib  # pylint: disable=g-import-not-at-top
   from gtesim import designs  # pylint: disable=g-import-not-at-top
-  points = sim_lib.point_inputs(config, designs.worlds_of(config))
+  points = simulate.point_inputs(config, designs.worlds_of(config))
   worlds = fns.start(setup.env, setup.reps, prod, points)
-  assert worlds.used.shape == (2, 2, setup.n_train, sim.spec.history_slots)
-  assert worlds.used.dtype == jnp.int32
+  slots = sim.spec.environment.history_slots
+  assert worlds.memory.video.shape == (2, 2, setup.n_train, slots)
+  assert worlds.memory.video.dtype == jnp.int32
 
 
 def test_expected_outcomes_are_reported(tiny_root, tmp_path):
   config = small_sim_config(tiny_root, **{"sim.environment": "latent",
                                           "sim.outcome": "expected"})
-  simulation.run(config, tmp_path)
+  simulate.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())
   assert result["gte"]["click"]["outcome"] == "expected"
   steps = result["gt"]["click"]["per_rep"]
   assert all(0 < x < 1 for x in steps)  # Means of probabilities, not of 0/1 draws.
   config.sim.environment = "replay"
   with pytest.raises(InputError, match="sim.outcome = 'expected' needs sim.environment"):
-    simulation.run(config, tmp_path / "replay")
+    simulate.run(config, tmp_path / "replay")
 
 
 def test_figure_panels_follow_the_labels(tiny_root, tmp_path):
@@ -278,10 +193,10 @@ def test_figure_panels_follow_the_labels(tiny_root, tmp_path):
   labels = config.labels
   with config.unlocked():
     config.labels = type(labels)({"clk": labels.click, "watch": labels.play_time})
-  from gtesim import outputs  # pylint: disable=g-import-not-at-top
-  keys = [p[2] for p in outputs.panels(config)]
+  from gtesim.driver import figures  # pylint: disable=g-import-not-at-top
+  keys = [p[2] for p in figures.panels(config)]
   assert keys[:4] == ["clk/auc", "clk/loss", "watch/rel_error", "watch/loss"]
-  simulation.run(config, tmp_path)
+  simulate.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())
   assert set(result["gte"]) == {"clk", "watch"}
   assert "clk_rate" in result["dataset"] and "mean_watch" in result["dataset"]
@@ -291,20 +206,19 @@ def test_packed_popularity_retrieval_first_candidate_follows_the_weights():
   """Replay/matrix windows: the top key log(u) / w_v is a draw with P(v) ~ w_v among the
   eligible slots (slot 3 is used, video 6 is a test video)."""
   from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
-  from gtesim import step  # pylint: disable=g-import-not-at-top
   weights = np.array([1, 2, 4, 8, 1, 16, 3, 5], np.float32)
   static = SimpleNamespace(page_slots=8, window_pages=1)
-  spec = SimpleNamespace(static=static, retrieval="popularity", n_candidate=2)
-  env = SimpleNamespace(first_page=jnp.zeros(1, jnp.int32), n_pages=jnp.ones(1, jnp.int32),
-                        page_video=jnp.arange(8, dtype=jnp.int32)[None],
-                        video_weight=jnp.asarray(weights))
+  spec = SimpleNamespace(static=static, n_candidate=2)
+  env = SimpleNamespace(logs=SimpleNamespace(
+      first_page=jnp.zeros(1, jnp.int32), n_pages=jnp.ones(1, jnp.int32),
+      page_video=jnp.arange(8, dtype=jnp.int32)[None]))
   train = np.ones(8, bool)
   train[6] = False
   rep = SimpleNamespace(train_video=jnp.asarray(train))
   used = jnp.zeros((1, 8), bool).at[0, 3].set(True)
   keys = jax.random.split(jax.random.key(0), 6000)
-  first = jax.vmap(lambda k: step.window_candidates(
-      spec, env, rep, used, jnp.zeros(1, jnp.int32), k)[2][0, 0])(keys)
+  first = jax.vmap(lambda k: window_candidates(
+      spec, env, rep, used, jnp.zeros(1, jnp.int32), k, jnp.asarray(weights))[2][0, 0])(keys)
   counts = np.bincount(np.asarray(first), minlength=8)
   eligible = np.array([0, 1, 2, 4, 5, 7])
   assert counts[[3, 6]].sum() == 0

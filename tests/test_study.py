@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import small_sim_config
-from gtesim import checkpoints, default_config, inputs, study
+from gtesim.config import defaults as default_config
+from gtesim.driver import checkpoints
+from gtesim.driver import setup as setup_lib
+from gtesim.study import execute as study
+from gtesim.study import plan
 from gtesim.errors import GtesimError
 
 
@@ -18,7 +22,7 @@ def _study_config(root, **overrides):
 
 
 def test_plan_runs_every_design_and_point_from_one_production_model(tiny_root):
-  jobs = {j.name: j for j in study.plan(_study_config(tiny_root))}
+  jobs = {j.name: j for j in plan.plan(_study_config(tiny_root))}
   assert list(jobs) == ["truth", "truth-frozen", "pooling", "splitting", "snapshot",
                         "weighting", "codiverted", "cluster", "switchback", "weighting-video"]
   assert jobs["truth"].worlds.points == ((0.5, 1.0), (0.5, 0.25), (0.5, 0.5))
@@ -88,20 +92,19 @@ def test_study_gives_codiverted_and_cluster_their_setup(tiny_root, tmp_path):
 
 
 def test_a_setup_without_a_designs_data_is_refused(tiny_root):
-  from gtesim import core, inputs  # pylint: disable=g-import-not-at-top
-  from gtesim.errors import GtesimError  # pylint: disable=g-import-not-at-top
+  from gtesim.core import simulation  # pylint: disable=g-import-not-at-top
   config = small_sim_config(tiny_root)
-  setup = inputs.build(config)
+  setup = setup_lib.build(config)
   config.mode = "codiverted"
-  with pytest.raises(GtesimError, match="needs per-repetition video_u"):
-    core.make_simulation(config, setup)
+  with pytest.raises(GtesimError, match="codiverted design needs its per-repetition set-up"):
+    simulation.make_simulation(config, setup)
 
 
 def test_production_of_a_changed_config_replaces_the_saved_one(tiny_root, tmp_path):
   """Orbax skips a save at a step it holds: re-pretrained production models must replace the
   saved ones, or the next invocation would restore the old models under the new config."""
   config = _study_config(tiny_root, repetitions=1)
-  setup = inputs.build(config)
+  setup = setup_lib.build(config)
   config.pretrain.max_epochs = 1
   first, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
   config.pretrain.max_epochs = 3

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gtesim import label_kinds as label_kinds_lib
 from gtesim.data import features as features_lib
 from gtesim.data import files as files_lib
 from gtesim.data import synthetic
@@ -48,19 +49,18 @@ class Dataset:
 
 
 def label_kinds(config) -> dict:
-  """Label name -> "binary" or "numerical" (a thresholded label is binary)."""
-  return {n: "binary" if config.labels[n].threshold is not None else config.labels[n].type
-          for n in config.labels}
+  """Label name -> its kind's name (label_kinds.KINDS; a thresholded label is binary)."""
+  return {n: label_kinds_lib.of(config.labels[n]).name for n in config.labels}
 
 
 def _column_checks(config) -> dict:
-  """Log column -> the check its values get: "numerical" if a label reads it as numerical or
-  thresholds it (>= 0 and finite), "binary" if a label reads it as 0/1."""
+  """Log column -> the label kind whose checks its values get: of the labels reading it, the
+  least strict kind (a threshold reads a column as numerical)."""
   checks = {}
   for n in config.labels:
     label = config.labels[n]
-    kind = "numerical" if label.threshold is not None else label.type
-    if checks.get(label.column) != "numerical":
+    kind = label_kinds_lib.column_kind(label)
+    if label.column not in checks or kind.strictness < checks[label.column].strictness:
       checks[label.column] = kind
   return checks
 
@@ -89,19 +89,15 @@ def _read_logs(config, found, fmt, cache_dir):
 
 
 def _check_labels(table, kinds: dict, files, counts):
-  """Labels must be finite; binary labels 0 or 1; numerical labels >= 0 (their heads
-  predict log1p(y)). Errors name the file, column and 1-based line."""
+  """Labels must be finite, and pass their kind's checks (label_kinds: binary labels 0 or 1;
+  numerical labels >= 0, their heads predict log1p(y)). Errors name the file, column and
+  1-based line."""
   bounds = np.cumsum(counts)
   for column, kind in kinds.items():
     values = table[column]
     checks = [(pc.or_kleene(pc.is_null(values), pc.invert(pc.is_finite(values))),
                "missing, NaN or inf value(s)", "Labels must be finite numbers")]
-    if kind == "binary":
-      checks.append((pc.invert(pc.is_in(values, pa.array([0.0, 1.0], pa.float32()))),
-                     "value(s) other than 0 and 1", "A binary label must be 0 or 1"))
-    elif kind == "numerical":
-      checks.append((pc.less(values, 0), "negative value(s)",
-                     "A numerical label must be >= 0 (its model predicts log1p of it)"))
+    checks += kind.value_checks(values)
     for bad, what, rule in checks:
       n_bad = pc.sum(bad).as_py() or 0
       if n_bad:
@@ -213,7 +209,7 @@ def resolve_root(config) -> pathlib.Path:
 
 
 def _stat_key(name, kind) -> str:
-  return f"{name}_rate" if kind == "binary" else f"mean_{name}"
+  return label_kinds_lib.KINDS[kind].stat_key(name)
 
 
 def label_stat_keys(config) -> list:

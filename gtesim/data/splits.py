@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from gtesim import rng
+from gtesim import prng
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ def split(key, n_users: int, n_videos: int, user_p_val: float, video_p_test: flo
   users and among the others separately, so every repetition has as many train users in the
   environment.
   """
-  k_user, k_video = jax.random.split(rng.stream(key, "split"))
+  k_user, k_video = jax.random.split(prng.stream(key, "split"))
   order = np.asarray(jax.random.permutation(k_user, n_users))
   train_user = np.ones(n_users, bool)
   groups = [order] if env_user is None else [order[env_user[order]], order[~env_user[order]]]

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from gtesim.default_config import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
+from gtesim.data.sizes import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
 from gtesim.errors import InputError
 from gtesim.logs import get_logger
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gtesim.errors import InputError
-from gtesim.io import atomic_path, write_json
+from gtesim.writing import atomic_path, write_json
 from gtesim.logs import get_logger
 
 log = get_logger("data")

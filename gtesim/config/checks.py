@@ -1,0 +1,164 @@
+"""Checks a config's values before any long work starts (SPEC §7)."""
+
+import difflib
+import math
+
+import ml_collections
+
+from gtesim import designs
+from gtesim import environments
+from gtesim import label_kinds
+from gtesim.config import defaults as default_config
+from gtesim.data.dataset import FORMATS
+from gtesim.data.sizes import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
+from gtesim.errors import InputError
+from gtesim.errors import require as _require
+
+# Sections whose keys other code checks: feature declarations (data.features.<table>).
+_FREE_SECTIONS = ("data.features",)
+
+
+def _unknown(key, known, prefix):
+  close = difflib.get_close_matches(key, list(known), n=1)
+  hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+  raise InputError(f"config key '{prefix}{key}' does not exist{hint}. Keys are those of "
+                   "gtesim/default_config.py; fix the config file or the override.")
+
+
+def _check_keys(config, reference, prefix=""):
+  """Every key of `config` exists in `reference` (recursively); labels are checked against
+  the label schema, whatever their names."""
+  for key in config.keys():
+    if key not in reference:
+      _unknown(key, reference.keys(), prefix)
+    value, ref = config[key], reference[key]
+    path = f"{prefix}{key}"
+    if path in _FREE_SECTIONS:
+      continue
+    if path == "labels":
+      schema = next(iter(default_config.get_config().labels.values()))
+      for name, label in value.items():
+        if not isinstance(label, ml_collections.ConfigDict):
+          raise InputError(f"config key 'labels.{name}' must be a label section like "
+                           "labels.click in gtesim/default_config.py.")
+        _check_keys(label, schema, f"labels.{name}.")
+        missing = sorted(set(schema.keys()) - set(label.keys()))
+        if missing:
+          raise InputError(f"config key 'labels.{name}.{missing[0]}' is missing: every label "
+                           f"declares {', '.join(schema.keys())}.")
+    elif isinstance(ref, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise InputError(f"config key '{path}' must be a section, not {value!r}.")
+      _check_keys(value, ref, f"{path}.")
+
+
+def check_keys(config) -> None:
+  """The config's keys are the default schema's (plus `study` in study configs)."""
+  reference = default_config.get_config()
+  with reference.unlocked():
+    reference.study = default_config.study_section()
+  _check_keys(config, reference)
+
+
+def check(config) -> None:
+  """Raises InputError naming the first bad key (the designs and environments check their
+  own keys)."""
+  check_keys(config)
+  _require(config.mode in designs.MODES, "mode",
+           f"'{config.mode}' is not one of {', '.join(designs.MODES)}.")
+  _require(config.repetitions >= 1, "repetitions", "must be at least 1.")
+  _require(config.rep_offset >= 0, "rep_offset", "must be non-negative.")
+  data = config.data
+  _require(data.name in FORMATS, "data.name", f"'{data.name}': use one of {', '.join(FORMATS)}.")
+  _require(data.synthetic.kuairec_size in SYNTHETIC_KUAIREC_SIZES,
+           "data.synthetic.kuairec_size", f"'{data.synthetic.kuairec_size}': use one of "
+           f"{', '.join(SYNTHETIC_KUAIREC_SIZES)}.")
+  _require(0 <= data.synthetic.blocked_rate < 1, "data.synthetic.blocked_rate",
+           "must be in [0, 1).")
+  _require(data.synthetic.size in SYNTHETIC_SIZES, "data.synthetic.size",
+           f"'{data.synthetic.size}': use one of {', '.join(SYNTHETIC_SIZES)}.")
+  _require(0 <= data.user_p_val < 1, "data.user_p_val", "must be in [0, 1).")
+  _require(0 <= data.video_p_test < 1, "data.video_p_test", "must be in [0, 1).")
+  _require(data.max_history >= 0, "data.max_history", "must be >= 0 (0 keeps every row).")
+  _require(data.page_slots >= 1, "data.page_slots", "must be at least 1.")
+  _require(len(config.labels) >= 1, "labels", "declare at least one label.")
+  _require(config.checkpoint_every >= 1, "checkpoint_every", "must be at least 1.")
+  _require(config.optim.grad_clip > 0, "optim.grad_clip", "must be > 0.")
+  _require(data.user_p_val > 0, "data.user_p_val",
+           "must be > 0: validation users decide when pretraining stops and give the "
+           "validation metrics.")
+  for name, label in config.labels.items():
+    _require(label.learning_rate > 0, f"labels.{name}.learning_rate", "must be > 0.")
+    _require(label.weight_decay >= 0, f"labels.{name}.weight_decay", "must be >= 0.")
+  for name, label in config.labels.items():
+    for arm in ("alpha_T", "alpha_C"):
+      _require(math.isfinite(label[arm]), f"labels.{name}.{arm}", "must be a finite number.")
+    kinds = label_kinds.KINDS
+    _require(label.type in kinds, f"labels.{name}.type",
+             f"'{label.type}': use {' or '.join(repr(k) for k in kinds)}.")
+    _require(label.loss in kinds[label.type].losses, f"labels.{name}.loss",
+             f"'{label.loss}' does not fit a {label.type} label; use one of "
+             f"{', '.join(kinds[label.type].losses)}.")
+    _require(all(h >= 1 for h in label.hidden), f"labels.{name}.hidden",
+             "widths must be positive.")
+    _require(0 <= label.dropout < 1, f"labels.{name}.dropout", "must be in [0, 1).")
+    _require(label.threshold is None or (isinstance(label.threshold, (int, float)) and
+                                         math.isfinite(label.threshold)),
+             f"labels.{name}.threshold", "must be None or a finite number.")
+    _require(label.threshold is None or label.type == "binary", f"labels.{name}.type",
+             "a label derived by a threshold is binary; set type 'binary' and loss 'bce'.")
+  exp = config.experiment
+  _require(0 < exp.p_treatment < 1, "experiment.p_treatment", "must be in (0, 1).")
+  _require(exp.assignment in ("user", "step"), "experiment.assignment",
+           f"'{exp.assignment}': use 'user' or 'step'.")
+  sweep = config.sweep
+  _require(all(0 < p < 1 for p in sweep.p_treatment), "sweep.p_treatment",
+           "every p must be in (0, 1).")
+  _require(len(set(sweep.p_treatment)) == len(sweep.p_treatment), "sweep.p_treatment",
+           "holds a value twice.")
+  _require(all(g >= 0 for g in sweep.alpha_gap), "sweep.alpha_gap",
+           "every gap must be >= 0 (0 is the A/A).")
+  _require(len(set(sweep.alpha_gap)) == len(sweep.alpha_gap), "sweep.alpha_gap",
+           "holds a value twice.")
+  _require(not sweep.points or not (sweep.p_treatment or sweep.alpha_gap), "sweep.points",
+           "set either sweep.points or sweep.p_treatment / sweep.alpha_gap, not both.")
+  for point in sweep.points:
+    _require(len(point) == 2 and 0 < point[0] < 1 and point[1] >= 0, "sweep.points",
+             f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
+  designs.check_config(config)
+  _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
+  pre = config.pretrain
+  for key in ("n_interactions", "batch_size", "max_epochs", "patience"):
+    _require(pre[key] >= 1, f"pretrain.{key}", "must be at least 1.")
+  _require(pre.min_delta >= 0, "pretrain.min_delta", "must be >= 0.")
+  sim = config.get("sim")
+  if sim is not None:
+    _require(sim.vectorize in ("auto", "map", "vmap"), "sim.vectorize",
+             f"'{sim.vectorize}': use 'auto', 'map' or 'vmap'.")
+    environments.check_config(config)
+    for key in ("n_steps", "batch_size", "n_candidate", "validate_every", "updates_per_step",
+                "eval_rows"):
+      _require(sim[key] >= 1, f"sim.{key}", "must be at least 1.")
+    _require(sim.arm_blocks >= 1, "sim.arm_blocks", "must be at least 1.")
+    _require(sim.n_steps % sim.validate_every == 0, "sim.n_steps",
+             f"{sim.n_steps} must be a multiple of sim.validate_every ({sim.validate_every}).")
+    _require(config.checkpoint_every % sim.validate_every == 0, "checkpoint_every",
+             f"{config.checkpoint_every} must be a multiple of sim.validate_every "
+             f"({sim.validate_every}).")
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def first_difference(a: dict, b: dict, allowed=()):
+  """The first dotted key (sorted) where two JSON configs differ, outside `allowed`, as
+  (key, value in a, value in b); None if they agree."""
+  a, b = _flatten(a), _flatten(b)
+  for key in sorted(set(a) | set(b)):
+    if key not in allowed and a.get(key) != b.get(key):
+      return key, a.get(key), b.get(key)
+  return None

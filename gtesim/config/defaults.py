@@ -1,0 +1,235 @@
+"""The default configuration: every number the simulator uses lives here or in a config file.
+
+Config files in `configs/` import `get_config()` and override a few fields.
+"""
+
+import ml_collections
+
+
+def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
+  """One label's section (`config.labels.<name>`)."""
+  label = ml_collections.ConfigDict()
+  label.column = column  # Log column holding the label (or the one it is derived from).
+  label.threshold = ml_collections.config_dict.placeholder(float)  # None: y = the column; a
+  # number: y = (column >= threshold), a binary label derived from a numerical column.
+  if threshold is not None:
+    label.threshold = threshold
+  label.type = kind  # "binary" (BCE on logits) or "numerical" (head predicts log1p(y)).
+  label.unit = unit  # Unit of a numerical label, for axis labels and reports ("" = none).
+  label.loss = loss  # binary: "bce"; numerical: "logmae", "mse" or "mae".
+  label.alpha_T = alpha_t  # Weight of this label's prediction in the treatment ranking score.
+  label.alpha_C = alpha_c  # Weight of this label's prediction in the control ranking score.
+  label.update(_mlp())
+  return label
+
+
+def _mlp():
+  mlp = ml_collections.ConfigDict()
+  mlp.hidden = (128, 64)  # MLP hidden layer widths.
+  mlp.dropout = 0.0  # Dropout rate on hidden layers while training.
+  mlp.learning_rate = 1e-3  # AdamW learning rate.
+  mlp.weight_decay = 1e-4  # AdamW decoupled weight decay.
+  return mlp
+
+
+def study_section() -> ml_collections.ConfigDict:
+  """The `study` section of a study config (scripts/study.py)."""
+  study = ml_collections.ConfigDict()
+  study.name = "study"  # Folder under experiments/.
+  study.designs = ("pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
+                   "switchback")  # A/B designs to compare.
+  study.p_values = (0.1, 0.2, 0.5, 0.8, 0.9)  # p sweep at alpha gap 1 (experiment.p_treatment
+  # is the main point).
+  study.alpha_gaps = (0.0, 0.25, 0.5, 1.0)  # Gap sweep at the main p; 0 is the A/A.
+  study.frozen_truth = True  # Also the global truth with frozen models (policy effect at the
+  # pretrained model), against which snapshot is scored too.
+  study.weighting_video = True  # Also weighting with G on video features only.
+  return study
+
+
+def _user_features(*extra_categorical) -> ml_collections.ConfigDict:
+  """The user-table declaration (KuaiRand's and KuaiRec's user tables share their columns)."""
+  return ml_collections.ConfigDict(dict(
+      numerical=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      log1p=("follow_user_num", "fans_user_num", "friend_user_num", "register_days"),
+      categorical=("user_active_degree", *extra_categorical, "is_live_streamer",
+                   "is_video_author", "onehot_feat0", "onehot_feat1", "onehot_feat2",
+                   "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat9",
+                   "onehot_feat10", "onehot_feat11", "onehot_feat12", "onehot_feat13",
+                   "onehot_feat14", "onehot_feat15", "onehot_feat16", "onehot_feat17"),
+      multi_hot=(),
+  ))
+
+
+def use_kuairec(config, name="kuairec") -> ml_collections.ConfigDict:
+  """Switches a config to KuaiRec 2.0 (`name` "kuairec", or "synthetic-kuairec" for the
+  generated KuaiRec-format data): the small matrix is the environment (`matrix`), the big
+  matrix pretrains the production models; labels watch_ratio, play_duration, long_view."""
+  data = config.data
+  data.name = name
+  data.logs = ("small_matrix",)
+  data.pretrain_logs = ("big_matrix",)
+  data.features = feats = ml_collections.ConfigDict()
+  feats.user = _user_features("is_lowactive_period")
+  feats.video_daily = ml_collections.ConfigDict(dict(
+      numerical=("video_duration", "video_width", "video_height", "show_cnt", "play_cnt",
+                 "complete_play_cnt", "play_progress", "like_cnt", "share_cnt"),
+      log1p=("video_duration", "show_cnt", "play_cnt", "complete_play_cnt", "like_cnt",
+             "share_cnt"),
+      categorical=("video_type", "upload_type", "visible_status"),
+      multi_hot=(),
+  ))
+  feats.video_categories = ml_collections.ConfigDict(dict(
+      numerical=(), log1p=(), categorical=(), multi_hot=("feat",)))
+  config.labels = ml_collections.ConfigDict()
+  # Treatment ranks by predicted watch ratio (favours videos watched through, often short
+  # ones), control by predicted play duration (favours long ones); long_view (watch_ratio >= 2,
+  # a re-watch) is an outcome both are scored on.
+  config.labels.watch_ratio = label("watch_ratio", "numerical", "logmae", alpha_t=1.0,
+                                    alpha_c=0.0, unit="play / duration")
+  config.labels.play_duration = label("play_duration", "numerical", "logmae", alpha_t=0.0,
+                                      alpha_c=1e-4, unit="ms")
+  config.labels.long_view = label("watch_ratio", "binary", "bce", alpha_t=0.0, alpha_c=0.0,
+                                  threshold=2.0)
+  config.sim.environment = "matrix"
+  return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the base configuration (global mode, synthetic Pure-like data)."""
+  config = ml_collections.ConfigDict()
+  config.mode = "global"  # global (GT/GC worlds), or an A/B design: pooling, splitting,
+  # snapshot, weighting, codiverted, cluster, switchback.
+  config.seed = 0  # Root seed; repetition b uses (seed, rep_offset + b).
+  config.repetitions = 8  # B: repetitions run in parallel (a vmap axis).
+  config.rep_offset = 0  # Index of the first repetition (SLURM array jobs shift it).
+  config.checkpoint_every = 100  # Steps between orbax checkpoints (multiple of validate_every).
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = "synthetic"  # "synthetic" (embedded KuaiRand-format, generated), "kuairand" or
+  # "kuairec" (CSVs in data.root), "synthetic-kuairec" (KuaiRec-format, generated).
+  data.root = ""  # Folder of the dataset's CSVs; synthetic: where to write them.
+  data.cache_dir = ""  # Columnar cache folder; "" = <root>/.gtesim_cache.
+  data.logs = ("standard", "random")  # Which logs are the environment (KuaiRand: standard,
+  # random; KuaiRec: small_matrix).
+  data.pretrain_logs = ()  # Logs that only pretrain the production models (KuaiRec:
+  # big_matrix); () = pretrain on the environment logs.
+  data.user_id = "user_id"  # Log/user-table id column.
+  data.video_id = "video_id"  # Log/video-table id column.
+  data.missing_codes = (-124.0,)  # Values meaning "missing" in feature columns (KuaiRand: -124).
+  data.max_history = 0  # Interactions kept per user (longer histories are subsampled, logged);
+  # 0 keeps every row. Uniform candidate sampling costs the same at any history length.
+  data.page_slots = 32  # Slots per page of the packed layout (padding < this per user).
+  data.pack_seed = 0  # Seed of the (logged) subsampling of histories over max_history.
+  data.user_p_val = 0.1  # Fraction of users held out for validation (per repetition).
+  data.video_p_test = 0.1  # Fraction of videos held out for testing (0 disables).
+
+  data.synthetic = syn = ml_collections.ConfigDict()
+  syn.size = "pure"  # One of gtesim/data/sizes.py's SYNTHETIC_SIZES: tiny, small, pure, 1k, 27k.
+  syn.seed = 0  # Generator seed (the dataset is a pure function of size and seed).
+  syn.latent_dim = 8  # Dimension of latent user taste / video topic vectors.
+  syn.click_rate = 0.33  # Target click rate over all logs.
+  syn.feature_signal = 0.75  # Share of latent variance the observable features explain.
+  syn.duplicate_rate = 0.002  # Fraction of log rows written twice (a real-data quirk).
+  syn.rows_per_part = 5_000_000  # Logs longer than this are written as _partN files.
+  syn.kuairec_size = "small"  # data.name = "synthetic-kuairec": one of SYNTHETIC_KUAIREC_SIZES.
+  syn.blocked_rate = 0.004  # KuaiRec format: share of the small matrix's pairs left out.
+
+  # Declared features per source table; undeclared columns are never read.
+  data.features = feats = ml_collections.ConfigDict()
+  feats.user = _user_features()
+  feats.video_basic = ml_collections.ConfigDict(dict(
+      numerical=("video_duration", "server_width", "server_height"),
+      log1p=("video_duration",),
+      categorical=("video_type", "upload_type", "music_type"),
+      multi_hot=("tag",),
+  ))
+  feats.video_statistic = ml_collections.ConfigDict(dict(
+      numerical=("show_cnt", "play_cnt", "complete_play_cnt", "play_progress", "like_cnt",
+                 "share_cnt", "follow_user_num"),
+      log1p=("show_cnt", "play_cnt", "complete_play_cnt", "like_cnt", "share_cnt",
+             "follow_user_num"),
+      categorical=(),
+      multi_hot=(),
+  ))
+
+  # Labels keyed by name; treatment ranks by play time, control by click probability.
+  config.labels = ml_collections.ConfigDict()
+  config.labels.click = label("is_click", "binary", "bce", alpha_t=0.0, alpha_c=1.0)
+  config.labels.play_time = label("play_time_ms", "numerical", "logmae",
+                                  alpha_t=1e-4, alpha_c=0.0, unit="ms")
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.grad_clip = 1.0  # Global-norm gradient clipping of each model's update.
+
+  config.pretrain = pre = ml_collections.ConfigDict()
+  pre.enabled = True  # False: the "production" models are untrained (a warning is logged).
+  pre.n_interactions = 200_000  # Logged train-user x train-video rows to pretrain on.
+  pre.batch_size = 1024  # Minibatch size.
+  pre.max_epochs = 40  # Upper bound on passes over the rows.
+  pre.patience = 3  # Epochs without improvement of the validation loss before a model stops.
+  pre.min_delta = 1e-3  # Relative improvement of the validation loss that counts.
+
+  config.experiment = exp = ml_collections.ConfigDict()
+  exp.p_treatment = 0.5  # P(user is treated) in A/B designs.
+  exp.assignment = "user"  # "user": drawn once per user and repetition; "step": every step.
+  exp.weight_clip = 0.0  # Weighting: clip G/p and (1-G)/(1-p) at this value; 0 = no clip.
+  exp.g_update = "after"  # Weighting: update G "after" (weights from a G that has not yet
+  # seen the step's items) or "before" the label models within a step.
+  exp.weight_features = "all"  # Weighting: G sees "all" features, or "video" features only.
+  exp.weight_model = _mlp()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
+  exp.p_items = ml_collections.config_dict.placeholder(float)  # Co-diverted: P(video in the
+  # treatment arm), drawn per video and repetition; None = p_treatment (also along a sweep).
+  exp.codiverted_training = "diverted"  # Co-diverted: "diverted" (each arm's models train on
+  # their own arm's data) or "pooled" (both on everything).
+  exp.n_clusters = 20  # Cluster design: k-means clusters of the users (per repetition).
+  exp.cluster_column = ""  # Cluster design: a declared categorical user feature (e.g.
+  # "user.user_active_degree") whose values are the clusters, instead of k-means.
+  exp.cluster_iterations = 20  # Cluster design: Lloyd iterations of k-means.
+  exp.cluster_shuffle = 0.0  # Cluster design: share of users moved to a random other cluster.
+  exp.switch_every = 14  # Switchback: steps per period; the population switches between them.
+  exp.switch_order = "balanced"  # Switchback: "balanced" (exactly round(p x periods) treated
+  # periods, in random order), "random" (each period treated with probability p: some
+  # repetitions may get no period of an arm) or "alternating" (T, C, T, ... from a random
+  # first arm; needs p = 0.5).
+  exp.switch_burn_in = 2  # Switchback: first steps of each period left out of the estimate.
+
+  config.sweep = sweep = ml_collections.ConfigDict()
+  sweep.p_treatment = ()  # p values to run as one vmapped axis; () = experiment.p_treatment.
+  sweep.alpha_gap = ()  # Gaps lambda: alpha_T(l) = (1-l) alpha_C + l alpha_T; () = (1.0,).
+  sweep.points = ()  # Explicit ((p, lambda), ...) pairs instead of the product of the two.
+  # The run's points are the product of the two (or the listed pairs); lambda = 0 is the A/A.
+
+  config.estimator = est = ml_collections.ConfigDict()
+  est.batch_blocks = 10  # Blocks of consecutive steps of the batch-means standard error.
+
+  config.sim = sim = ml_collections.ConfigDict()
+  sim.environment = "replay"  # Where candidates and outcomes come from: "replay" (each user's
+  # logged items and their logged outcomes), "matrix" (a fully observed matrix, e.g. KuaiRec's
+  # small matrix, replayed: every pair has an outcome) or "latent" (synthetic data only:
+  # candidates from the whole catalogue, outcomes drawn from the latent model).
+  sim.outcome = "sampled"  # latent: "sampled" outcomes, or "expected" (E[y | pair], no noise).
+  sim.retrieval = "uniform"  # Candidate draw among the eligible items: "uniform", or
+  # "popularity" (probability ~ (rows of the video in all loaded logs + 1) ** popularity_power,
+  # drawn without replacement).
+  sim.popularity_power = 1.0
+  sim.candidate_draws = 64  # latent: draws per user and step from which the first n_candidate
+  # distinct, unrecommended train videos are the candidates (fewer are counted as n_short).
+  sim.matrix_min_density = 0.9  # matrix: refuse environment logs with fewer outcomes than
+  # this share of their users x videos.
+  sim.n_steps = 200  # Simulation steps.
+  sim.batch_size = 256  # Train users sampled per step.
+  sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).
+  sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
+  sim.arm_blocks = 4  # A/B designs: the batch, sorted by arm, is scored in this many blocks
+  # with one arm's models each, plus the block where the arms meet again (5/4 of one arm's
+  # work at 4; measured on 2 CPU cores at 256 x 16: 1.25x one arm's scoring time at 4 blocks,
+  # 1.7x at 8, 1.8x scoring every user with both arms).
+  sim.validate_every = 20  # Steps between validations (and the scan chunk length).
+  sim.eval_rows = 8192  # Fixed validation/train-side evaluation rows per repetition (the
+  # validation rows also decide when pretraining stops).
+  sim.train_models = True  # False: models stay pretrained (the "frozen" global truth).
+  sim.vectorize = "auto"  # Repetitions and worlds: "map" (lax.map: each repetition's program
+  # is the same whatever B, so results are exact across B and devices), "vmap", or "auto"
+  # (map on CPU, vmap on accelerators).
+  return config

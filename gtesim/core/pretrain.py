@@ -1,0 +1,114 @@
+"""Pretraining the production models (SPEC §3) until their validation loss stops improving.
+
+Each label model trains on the repetition's logged train-user x train-video rows in shuffled
+minibatches, one epoch per call; after each epoch its loss on the validation rows
+(validation users x test videos) decides whether it improved. A model that has not improved by
+more than `min_delta` (relative) for `patience` epochs stops; the production model is each
+label model at its best epoch, with that epoch's optimizer state.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from jax import lax
+
+from gtesim import prng
+from gtesim.core import features
+from gtesim.core.evaluation import evaluate_models
+from gtesim.core.state import Env, EvalRows, RepData
+from gtesim.core.training import train_update
+
+
+@struct.dataclass
+class Production:
+  """Pretraining state of one repetition; `best_*` is the production model."""
+  params: tuple  # [L] parameters after the last epoch.
+  opt_state: tuple  # [L]
+  best_params: tuple  # [L] parameters at each label's best validation loss.
+  best_opt_state: tuple
+  best_loss: jax.Array  # [L] best validation loss so far.
+  best_epoch: jax.Array  # [L] int32 epoch (1-based) of the best loss; 0 = initial model.
+  bad_epochs: jax.Array  # [L] int32 epochs since the last improvement.
+  stopped: jax.Array  # [L] bool: the label's model has reached its plateau.
+
+
+def init(spec, env: Env, rep: RepData, rows: EvalRows) -> Production:
+  """Fresh label models of one repetition and their optimizer states.
+
+  A head starts with its kind's output bias over the pretraining rows where the kind has one
+  (label_kinds: a numerical head at the median of log1p(y), the logMAE minimizer, so it need
+  not first climb from 0 to ~10).
+  """
+  key = prng.stream(rep.key, "init")
+  y = env.logs.page_labels[rows.page, rows.col]
+  params = []
+  for l, m in enumerate(spec.models):
+    p = m.init(jax.random.fold_in(key, l), spec.static.user_layout.width,
+               spec.static.video_layout.width)
+    bias = m.kind.head_bias(y[:, l])
+    if bias is not None:
+      p = m.net.with_head(p, bias)
+    params.append(p)
+  params = tuple(params)
+  opt = tuple(m.optimizer.init(p) for m, p in zip(spec.models, params))
+  n = len(spec.models)
+  return Production(params, opt, params, opt, jnp.full((n,), jnp.inf), jnp.zeros(n, jnp.int32),
+                    jnp.zeros(n, jnp.int32), jnp.zeros(n, bool))
+
+
+def _select(flags, new, old):
+  """Per label: `new[l]` where flags[l], else `old[l]` (tuples of pytrees)."""
+  return tuple(jax.tree.map(lambda a, b, f=f: jnp.where(f, a, b), n, o)
+               for f, n, o in zip(flags, new, old))
+
+
+def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
+          rep: RepData, rows: EvalRows, prod: Production, index):
+  """One pass over the pretraining rows, then the early-stopping bookkeeping.
+
+  Models that have stopped do not change. Returns (Production, metrics): metrics hold
+  `train_loss` [L] (mean over the epoch's minibatches) and the validation metrics of
+  `evaluate_models` (`<label>/loss`, `<label>/auc` or `<label>/rel_error`).
+  """
+  n = rows.user.shape[0]
+  n_batches = n // batch_size
+  key = jax.random.fold_in(prng.stream(rep.key, "pretrain"), index)
+  order = jax.random.permutation(jax.random.fold_in(key, 0), n)
+  batches = order[:n_batches * batch_size].reshape(n_batches, batch_size)
+
+  def body(carry, item):
+    i, batch = item
+    p, o = carry
+    pairs, y = features.logged_rows(spec.static, env, rep, rows.user[batch], rows.page[batch],
+                                    rows.col[batch])
+    p, o, loss = train_update(spec.models, p, o, pairs, y, jnp.ones(batch_size), batch_size,
+                              jax.random.fold_in(key, 1 + i), n_updates=1)
+    return (p, o), loss
+
+  def train(carry):
+    return lax.scan(body, carry, (jnp.arange(n_batches), batches))
+
+  def skip(carry):  # Every model of this repetition has stopped: no work (under lax.map).
+    # NaN losses computed from per-repetition data, so that under shard_map they vary over
+    # repetitions like the other branch's.
+    nan = jnp.where(prod.stopped, jnp.nan, jnp.nan)
+    return carry, jnp.broadcast_to(nan, (n_batches, len(spec.models)))
+
+  (params, opt), losses = lax.cond(jnp.all(prod.stopped), skip, train,
+                                   (prod.params, prod.opt_state))
+  active = ~prod.stopped
+  params = _select(active, params, prod.params)
+  opt = _select(active, opt, prod.opt_state)
+  val = evaluate_models(spec, env, rep, params, rep.val_rows)
+  val_loss = jnp.stack([val[f"{m.name}/loss"] for m in spec.models])
+  threshold = jnp.where(jnp.isfinite(prod.best_loss),
+                        prod.best_loss - min_delta * jnp.abs(prod.best_loss), jnp.inf)
+  improved = active & (val_loss < threshold)
+  bad = jnp.where(improved, 0, prod.bad_epochs + active.astype(jnp.int32))
+  prod = Production(params, opt, _select(improved, params, prod.best_params),
+                    _select(improved, opt, prod.best_opt_state),
+                    jnp.where(improved, val_loss, prod.best_loss),
+                    jnp.where(improved, index + 1, prod.best_epoch), bad,
+                    prod.stopped | (bad >= patience))
+  train_loss = jnp.where(active, jnp.mean(losses, axis=0), jnp.nan)  # NaN: already stopped.
+  return prod, {"train_loss": train_loss, **val}

@@ -1,0 +1,31 @@
+"""A step's users and random keys (SPEC §4 step 1).
+
+Keys depend on (repetition, step) only, never on the world, so the worlds of a repetition (GT
+and GC, the points of a sweep) share user batches and candidate and outcome random numbers.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from gtesim import prng
+
+
+def sample_users(spec, rep, t):
+  """`batch_size` distinct train users: step t's slice of its epoch's random permutation (a
+  keyed Feistel bijection, O(batch) work). An epoch is floor(n_train / batch) steps; the
+  remaining users sit that epoch out.
+
+  Returns (user indices [b], their positions among the train users [b]).
+  """
+  epoch, within = t // spec.steps_per_epoch, t % spec.steps_per_epoch
+  pos = within * spec.batch_size + jnp.arange(spec.batch_size)
+  key = jax.random.fold_in(jax.random.fold_in(prng.stream(rep.key, "sim"), 0), epoch)
+  position = prng.permute(pos, spec.n_train, key)
+  return rep.train_users[position], position
+
+
+def step_keys(rep, t):
+  """(candidate, dropout, assignment, outcome) keys of step t, shared by all worlds of a
+  repetition."""
+  key = jax.random.fold_in(jax.random.fold_in(prng.stream(rep.key, "sim"), 1), t)
+  return tuple(jax.random.fold_in(key, i) for i in range(4))

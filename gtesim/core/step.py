@@ -1,0 +1,190 @@
+"""The simulation step (SPEC §4) as pure functions of one repetition's world.
+
+One step in one world, in five phases (`step` composes them; bench.py times prefixes of
+them through `step_prefix`): sampling (`draw`: train users, their arms, candidates among
+each user's eligible items, from the environment), features, scoring (`choose`: each user's
+candidates ranked by its own arm's models and alphas, the argmax recommended), bookkeeping
+(`record`, `tally`: the outcome and the items marked used, from the environment; the per-arm
+sums and the design's own tally) and training (`learn`: the label models on the recommended
+items with the design's masks and weights). Every variant's hook is static: the design and
+the environment objects in the SimSpec.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gtesim.core import features as features_lib
+from gtesim.core import training
+from gtesim.core.sampling import sample_users, step_keys
+from gtesim.core.scoring import blocked_scores, predictions
+from gtesim.core.state import Env, RepData, Static, StepOut, World
+from gtesim.environments.base import Candidates
+from gtesim.models import Pairs
+
+PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimSpec:
+  """Static description of the compiled simulation."""
+  static: Static
+  models: tuple  # LabelModel per label.
+  batch_size: int
+  n_candidate: int
+  updates_per_step: int
+  n_train: int  # Train users per repetition.
+  design: object  # designs.base.Design
+  environment: object  # environments.base.Environment
+  arm_blocks: int = 4  # A/B designs: blocks of the batch in per-arm scoring (blocked_scores).
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.n_train // self.batch_size
+
+
+class Draw(NamedTuple):
+  """A step's users, their arms and their candidates (the sampling phase)."""
+  users: jax.Array  # [b] user indices.
+  position: jax.Array  # [b] their positions among the train users.
+  z: jax.Array  # [b] bool: treated.
+  arm: jax.Array  # [b] int32 arm index.
+  cls: jax.Array  # [b] int32 video class each user draws from (designs' user_class).
+  cand: Candidates
+
+
+class Scored(NamedTuple):
+  """The recommendation of each user (the features and scoring phases)."""
+  choice: jax.Array  # [b] index of the recommended candidate.
+  rec: Pairs  # The recommended (user, video) pairs: what the models train on.
+
+
+def draw(spec: SimSpec, env: Env, rep: RepData, point, world: World, t) -> Draw:
+  """Sampling: the step's users, their assignment and their candidates."""
+  design = spec.design
+  users, position = sample_users(spec, rep, t)
+  cand_key, _, assign_key, _ = step_keys(rep, t)
+  z = design.assign(rep, users, assign_key, point.p_treatment, t)
+  arm = design.arm_of(z)
+  cls = design.user_class(arm)
+  allowed = design.candidate_filter(rep, point, z)
+  cand = spec.environment.candidates(spec, env, rep, point, world.memory, users, position, cls,
+                                     allowed, cand_key)
+  return Draw(users, position, z, arm, cls, cand)
+
+
+def arm_order(spec: SimSpec, d: Draw):
+  """Two-arm worlds: the batch order that groups the users by arm (treatment first); else
+  None."""
+  return jnp.argsort(d.arm, stable=True) if spec.design.arms == 2 else None
+
+
+def features(spec: SimSpec, env: Env, rep: RepData, d: Draw, order) -> Pairs:
+  """The users (in `order`, arm_order, when given) with their candidates."""
+  users, video = (d.users, d.cand.video) if order is None else (d.users[order],
+                                                                d.cand.video[order])
+  return features_lib.pairs(spec.static, env, rep, users, video)
+
+
+def choose(spec: SimSpec, point, world: World, d: Draw, pairs: Pairs, order) -> Scored:
+  """Scoring: every user's candidates ranked by its arm's models; the argmax is recommended."""
+  rows = jnp.arange(d.users.shape[0])
+  if order is None:
+    scores = jnp.einsum("l,lbk->bk", point.alpha[0],
+                        predictions(spec.models, world.params[0], pairs))
+    at = rows
+  else:
+    sorted_scores = blocked_scores(spec.models, world.params, point.alpha, pairs,
+                                   d.arm[order], spec.arm_blocks)
+    at = jnp.zeros_like(order).at[order].set(rows)  # Each user's row in the sorted order.
+    scores = sorted_scores[at]
+  choice = jnp.argmax(jnp.where(d.cand.valid, scores, -jnp.inf), axis=1)
+  rec = Pairs(pairs.user_x[at], pairs.video_x[at, choice], d.users, d.cand.video[rows, choice])
+  return Scored(choice, rec)
+
+
+def record(spec: SimSpec, env: Env, rep: RepData, world: World, d: Draw, s: Scored, t):
+  """Bookkeeping: the recommendations' outcomes [b, L] and the world's memory of what each
+  user was recommended. Returns (outcomes, rec_ok [b], memory)."""
+  rec_ok = d.cand.valid[:, 0]
+  y, memory = spec.environment.record(spec, env, rep, world.memory, d.users, d.position, d.cls,
+                                      d.cand, s.choice, rec_ok, t, step_keys(rep, t)[3])
+  return y, rec_ok, memory
+
+
+def tally(spec: SimSpec, world: World, d: Draw, y, rec_ok, t):
+  """Bookkeeping: the design's own tally (A/B designs: per-user sums) and the step's sums per
+  arm. Returns (design state, the StepOut fields but loss and design)."""
+  design = spec.design
+  arm_of = d.arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
+  in_arm = arm_of & rec_ok[None, :] & design.counted(t)  # Enters the estimate.
+  yw = jnp.where(in_arm[..., None], y[None], 0.0)  # [A, b, L]
+  state = design.tally(world.design, d.position, in_arm, yw)
+  return state, (jnp.sum(yw, axis=1), jnp.sum(yw * yw, axis=1), jnp.sum(in_arm, axis=1),
+                 jnp.sum(arm_of & (d.cand.n_eligible == 0), axis=1),
+                 jnp.sum(arm_of & (d.cand.n_eligible < spec.n_candidate), axis=1))
+
+
+def learn(spec: SimSpec, rep: RepData, point, world: World, state, d: Draw, s: Scored, y,
+          rec_ok, t):
+  """Training: the design's weights (and its own models, e.g. weighting's G), then every
+  arm's label models on the step's items.
+
+  Returns (params, opt_state, design state, losses [A, L], the design's step metrics).
+  """
+  design = spec.design
+  dropout_key = step_keys(rep, t)[1]
+  state, mask, weight, design_metrics = design.train_weights(spec, state, rep, point, s.rec,
+                                                             d.z, rec_ok, dropout_key)
+  params, opt_state, losses = [], [], []
+  for a in range(design.arms):
+    if design.train_models:
+      p, o, loss = training.train_update(spec.models, world.params[a], world.opt_state[a],
+                                         s.rec, y, mask[a] * weight[a], jnp.sum(mask[a]),
+                                         jax.random.fold_in(dropout_key, a),
+                                         spec.updates_per_step)
+    else:
+      p, o = world.params[a], world.opt_state[a]
+      loss = training.losses_only(spec.models, p, s.rec, y, mask[a] * weight[a],
+                                  jnp.sum(mask[a]))
+    params.append(p)
+    opt_state.append(o)
+    losses.append(loss)
+  return tuple(params), tuple(opt_state), state, jnp.stack(losses), design_metrics
+
+
+def _phases(spec: SimSpec, env: Env, rep: RepData, point, world: World, t, n_phases: int):
+  """The first n_phases phases of a step: (world, StepOut) after all five, else (the world as
+  far as they changed it, a checksum of the last phase's outputs that keeps them computed)."""
+  d = draw(spec, env, rep, point, world, t)
+  if n_phases == 1:
+    return world, (jnp.sum(d.cand.video) + jnp.sum(d.cand.n_eligible)).astype(jnp.float32)
+  order = arm_order(spec, d)
+  pairs = features(spec, env, rep, d, order)
+  if n_phases == 2:
+    return world, jnp.sum(pairs.user_x) + jnp.sum(pairs.video_x)
+  s = choose(spec, point, world, d, pairs, order)
+  if n_phases == 3:
+    return world, jnp.sum(s.rec.user_x) + jnp.sum(s.rec.video_x) + jnp.sum(s.choice)
+  y, rec_ok, memory = record(spec, env, rep, world, d, s, t)
+  state, sums = tally(spec, world, d, y, rec_ok, t)
+  if n_phases == 4:
+    return dataclasses.replace(world, memory=memory, design=state), jnp.sum(sums[0])
+  params, opt_state, state, losses, design_metrics = learn(spec, rep, point, world, state, d,
+                                                           s, y, rec_ok, t)
+  return World(params, opt_state, memory, state), StepOut(*sums, losses, design_metrics)
+
+
+def step(spec: SimSpec, env: Env, rep: RepData, point, world: World, t):
+  """One simulation step of one world; returns (new World, StepOut)."""
+  return _phases(spec, env, rep, point, world, t, len(PHASES))
+
+
+def step_prefix(spec: SimSpec, env: Env, rep: RepData, point, world: World, t, n_phases: int):
+  """The step's first `n_phases` phases (bench.py's profile): (world, a float checksum)."""
+  world, out = _phases(spec, env, rep, point, world, t, n_phases)
+  if n_phases == len(PHASES):
+    out = jnp.sum(out.outcome_sum) + jnp.sum(out.loss)
+  return world, out

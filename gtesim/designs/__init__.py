@@ -1,0 +1,52 @@
+"""Experiment designs (SPEC §5): one module each, resolved by name here and nowhere else.
+
+`mode` names the design: `global` (the GT and GC worlds of the true GTE) or an A/B design.
+Adding one is a module with a Design subclass, one line in DESIGNS and a config
+(docs/extending.md).
+"""
+
+from gtesim.designs import base
+from gtesim.designs import cluster
+from gtesim.designs import codiverted
+from gtesim.designs import pooling
+from gtesim.designs import snapshot
+from gtesim.designs import splitting
+from gtesim.designs import switchback
+from gtesim.designs import weighting
+from gtesim.designs.worlds import Worlds
+from gtesim.registry import Registry
+
+DESIGNS = Registry("mode", "mode")
+DESIGNS.register("global", base.GlobalMode)
+DESIGNS.register("pooling", pooling.Pooling)
+DESIGNS.register("splitting", splitting.Splitting)
+DESIGNS.register("snapshot", snapshot.Snapshot)
+DESIGNS.register("weighting", weighting.Weighting)
+DESIGNS.register("codiverted", codiverted.Codiverted)
+DESIGNS.register("cluster", cluster.Cluster)
+DESIGNS.register("switchback", switchback.Switchback)
+
+MODES = DESIGNS.names()
+AB_DESIGNS = tuple(n for n, d in DESIGNS.items() if d.arms == 2)
+
+
+def make(config, ds=None) -> base.Design:
+  """The design of `config.mode` (`ds`: the dataset, for a size the compiled code needs)."""
+  return DESIGNS.get(config.mode).from_config(config, ds)
+
+
+def check_config(config) -> None:
+  """Every design's checks of its own config keys (the run's design also its mode checks)."""
+  for name, design in DESIGNS.items():
+    design.check_config(config, active=name == config.mode)
+
+
+def worlds_of(config, design=None) -> Worlds:
+  """The run's worlds from `experiment.p_treatment` and the `sweep` section: the listed
+  `sweep.points`, else the product of `sweep.p_treatment` and `sweep.alpha_gap`."""
+  design = design or make(config)
+  if config.sweep.points:
+    return Worlds(design, tuple((float(p), float(g)) for p, g in config.sweep.points))
+  ps = tuple(config.sweep.p_treatment) or (config.experiment.p_treatment,)
+  gaps = tuple(config.sweep.alpha_gap) or (1.0,)
+  return Worlds(design, tuple((float(p), float(g)) for p in ps for g in gaps))

@@ -1,0 +1,145 @@
+"""Cluster-randomised design: users are clustered, whole clusters are treated, data pooled.
+
+A cluster is treated when its per-repetition uniform is below p; the `unit` standard error
+treats clusters as the units (CR1 over per-cluster sums, summed on the device from the
+per-user sums). Clusters come from k-means on the repetition's encoded user features (the
+models' own input: standardized numerical features and one-hot categories, fitted on the
+training users), with
+k-means++ seeding and `experiment.cluster_iterations` Lloyd iterations over the training
+users; every user (validation users too) joins its nearest centroid. Or they are the values
+of a declared categorical user feature (`experiment.cluster_column`). Then
+`experiment.cluster_shuffle` moves that share of users, at random, to a random other cluster
+(degrading the clusters, as Holtz et al. do). All randomness comes from the repetition's key.
+"""
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtesim import prng
+from gtesim.data import encoding
+from gtesim.designs.base import ABDesign, unit_uniform
+from gtesim.errors import require
+from gtesim.errors import GtesimError, InputError
+from gtesim.stats import variance
+
+
+def _kmeans(gen, x, k: int, iterations: int):
+  """Centroids [k, d] of x [n, d]: k-means++ seeding, then Lloyd iterations."""
+  centroids = [x[gen.integers(len(x))]]
+  dist = ((x - centroids[0]) ** 2).sum(1)
+  for _ in range(1, k):
+    total = dist.sum()
+    pick = gen.choice(len(x), p=dist / total) if total > 0 else gen.integers(len(x))
+    centroids.append(x[pick])
+    dist = np.minimum(dist, ((x - x[pick]) ** 2).sum(1))
+  centroids = np.stack(centroids)
+  for _ in range(iterations):
+    label = _nearest(x, centroids)
+    sums = np.zeros_like(centroids)
+    np.add.at(sums, label, x)
+    counts = np.bincount(label, minlength=k)
+    centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids)
+  return centroids
+
+
+def _nearest(x, centroids):
+  d = (x * x).sum(1)[:, None] - 2 * x @ centroids.T + (centroids * centroids).sum(1)[None]
+  return np.argmin(d, axis=1)
+
+
+def n_clusters(config, ds) -> int:
+  """Number of cluster ids (static: the size of the per-cluster sums)."""
+  column = config.experiment.cluster_column
+  if not column:
+    return config.experiment.n_clusters
+  return len(ds.users.cat_vocab[_column_index(ds, column)]) + 2
+
+
+def _column_index(ds, column: str) -> int:
+  if column not in ds.users.cat_names:
+    raise InputError(f"config key experiment.cluster_column = '{column}' is not a declared "
+                     f"categorical user feature; use one of {', '.join(ds.users.cat_names)}.")
+  return ds.users.cat_names.index(column)
+
+
+def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np.ndarray:
+  """[U] int32 cluster of every user in one repetition (see the module docstring)."""
+  exp = config.experiment
+  gen = prng.numpy_rng(prng.stream(key, "cluster"))
+  if exp.cluster_column:
+    cluster = ds.users.cat[:, _column_index(ds, exp.cluster_column)].astype(np.int64)
+  else:
+    layout = encoding.Layout.of(ds.users)
+    x = np.asarray(encoding.dense(layout, user_enc, ds.users.num, ds.users.cat,
+                                  list(ds.users.multi)), np.float64)
+    train = np.flatnonzero(train_user)
+    if len(train) < exp.n_clusters:
+      raise InputError(f"config key experiment.n_clusters ({exp.n_clusters}) exceeds the "
+                       f"{len(train)} train users; lower it.")
+    centroids = _kmeans(gen, x[train], exp.n_clusters, exp.cluster_iterations)
+    cluster = _nearest(x, centroids)
+  k = n_clusters(config, ds)
+  if exp.cluster_shuffle > 0 and k > 1:
+    moved = gen.choice(len(cluster), int(round(exp.cluster_shuffle * len(cluster))),
+                       replace=False)
+    shift = gen.integers(1, k, len(moved))  # To a uniformly random *other* cluster.
+    cluster[moved] = (cluster[moved] + shift) % k
+  return cluster.astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster(ABDesign):
+  """See the module docstring."""
+  n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
+  # when the design was made without the dataset (reporting only).
+  needs_rep_data: ClassVar[bool] = True
+  evaluation_fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_count")  # + the
+  # cluster-level variance so far and its number of clusters.
+
+  @classmethod
+  def from_config(cls, config, ds=None):
+    return cls(config.mode, train_models=config.sim.train_models,
+               assignment=config.experiment.assignment,
+               n_units=None if ds is None else n_clusters(config, ds))
+
+  @classmethod
+  def check_config(cls, config, active):
+    exp = config.experiment
+    require(exp.n_clusters >= 2, "experiment.n_clusters", "must be at least 2.")
+    require(exp.cluster_iterations >= 0, "experiment.cluster_iterations", "must be >= 0.")
+    require(0 <= exp.cluster_shuffle <= 1, "experiment.cluster_shuffle", "must be in [0, 1].")
+
+  @staticmethod
+  def rep_data(config, ds, train_user, user_enc, key):
+    """[U] int32 cluster of every user."""
+    return user_clusters(config, ds, train_user, user_enc, key)
+
+  def assign(self, rep, users, step_key, p, t):
+    """One uniform per (repetition, cluster): a cluster's users share their Z at every step."""
+    cluster = rep.designs[self.name][users]
+    return jax.vmap(lambda c: unit_uniform(rep.key, c))(cluster) < p
+
+  def unit_sums(self, state, rep):
+    """Per-cluster outcome sums [n_units, A, L] and recommendation counts [n_units, A] from
+    the per-user ones."""
+    if self.n_units is None:
+      raise GtesimError("the cluster design was made without its dataset (designs.make(config,"
+                        " ds)): its number of clusters is unknown.")
+    unit = rep.designs[self.name][rep.train_users]
+    return (jax.ops.segment_sum(state.user_sum, unit, num_segments=self.n_units),
+            jax.ops.segment_sum(state.user_n, unit, num_segments=self.n_units))
+
+  def evaluate(self, spec, state, rep):
+    out = super().evaluate(spec, state, rep)
+    unit_sum, unit_n = self.unit_sums(state, rep)
+    out["unit_var"] = variance.clustered_variance(unit_sum, unit_n, xp=jnp)
+    count = jnp.sum(jnp.sum(unit_n, 1) > 0)  # Clusters with a recommendation.
+    out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
+    return out
+
+  def unit_variance(self, steps_sum, steps_n, evals, e, point):
+    return evals["unit_var"][e][:, point], int(np.max(evals["unit_count"][e][:, point]))

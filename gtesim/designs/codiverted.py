@@ -1,0 +1,82 @@
+"""User-corpus co-diverted (Su et al., WSDM 2024; Holtz, Brennan et al. 2025).
+
+Videos are randomised to arms too, each with its per-repetition uniform below
+`experiment.p_items` (None = p, also along a p sweep); a user of arm a is shown only arm-a
+videos (candidates are drawn among them, in every environment: replay and matrix keep one
+Fenwick tree per video arm). `experiment.codiverted_training` "diverted" trains each arm's
+models on its own arm's items, "pooled" on all. The estimate (difference of arm means)
+compares treatment on its share of the catalogue with control on the rest: another
+population than the global GTE, which studies score it against.
+"""
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtesim import prng
+from gtesim.designs.base import ABDesign
+from gtesim.errors import require
+from gtesim.designs.splitting import own_arm_masks
+
+
+@dataclasses.dataclass(frozen=True)
+class Codiverted(ABDesign):
+  """See the module docstring."""
+  p_items: float | None = None  # P(video in treatment); None = p_treatment.
+  diverted_training: bool = True  # Each arm trains on its own arm's items.
+  needs_rep_data: ClassVar[bool] = True
+  report_note: ClassVar[str] = (
+      "Co-diverted's estimate is of another population than the truth: each arm's users are "
+      "shown only that arm's videos (a share p_items of the catalogue for treatment, the rest "
+      "for control), so it measures treatment-on-its-half minus control-on-the-other-half; the "
+      "table scores it against the global GTE over the whole catalogue, the effect a launch "
+      "would have.")
+
+  @classmethod
+  def from_config(cls, config, ds=None):
+    del ds
+    exp = config.experiment
+    return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
+               p_items=exp.p_items, diverted_training=exp.codiverted_training == "diverted")
+
+  @classmethod
+  def check_config(cls, config, active):
+    exp = config.experiment
+    require(exp.p_items is None or 0 < exp.p_items < 1, "experiment.p_items",
+            "must be None (= p_treatment) or in (0, 1).")
+    require(exp.codiverted_training in ("diverted", "pooled"), "experiment.codiverted_training",
+            f"'{exp.codiverted_training}': use 'diverted' or 'pooled'.")
+
+  @staticmethod
+  def rep_data(config, ds, train_user, user_enc, key):
+    """[V] uniforms of the repetition's videos (their arm: below p_items is treatment)."""
+    return np.asarray(jax.random.uniform(prng.stream(key, "assign_video"),
+                                         (len(ds.video_ids),)))
+
+  def video_treated(self, rep, videos, p):
+    """Whether videos are in the treatment arm."""
+    p_items = p if self.p_items is None else self.p_items
+    return rep.designs[self.name][videos] < p_items
+
+  def candidate_filter(self, rep, point, z):
+    def allowed(videos):
+      treated = self.video_treated(rep, videos, point.p_treatment)
+      return treated == z.reshape(z.shape + (1,) * (videos.ndim - 1))
+    return allowed
+
+  def user_class(self, arm):
+    return arm
+
+  def video_classes(self, rep, point, videos):
+    """Class 0: the treatment arm's videos, 1: control's (a user draws from its arm's)."""
+    treated = self.video_treated(rep, videos, point.p_treatment)
+    return [treated, ~treated]
+
+  def train_weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
+    if not self.diverted_training:
+      return super().train_weights(spec, state, rep, point, pairs, z, rec_ok, key)
+    mask = own_arm_masks(z, rec_ok)
+    return state, mask, jnp.ones_like(mask), {}

@@ -1,0 +1,10 @@
+"""Pooling: both arms' models train on every new item, unweighted (the ABDesign defaults)."""
+
+import dataclasses
+
+from gtesim.designs.base import ABDesign
+
+
+@dataclasses.dataclass(frozen=True)
+class Pooling(ABDesign):
+  """Users treated with probability p; both arms train on all of the step's items."""

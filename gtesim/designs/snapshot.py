@@ -1,0 +1,25 @@
+"""Snapshot: the models are frozen at the production state for the whole experiment."""
+
+import dataclasses
+from typing import ClassVar
+
+from gtesim.designs.base import ABDesign
+from gtesim.errors import require
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot(ABDesign):
+  """Both arms rank with the pretrained models; nothing trains (losses are still reported).
+  Studies also score it against the truth with frozen models."""
+  scored_against_frozen_truth: ClassVar[bool] = True
+
+  @classmethod
+  def from_config(cls, config, ds=None):
+    del ds
+    return cls(config.mode, train_models=False, assignment=config.experiment.assignment)
+
+  @classmethod
+  def check_config(cls, config, active):
+    if active:
+      require(config.sim.train_models, "sim.train_models",
+              "the snapshot design already freezes the models; leave it True.")

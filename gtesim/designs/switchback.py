@@ -1,0 +1,96 @@
+"""Switchback: the whole population switches arm every `experiment.switch_every` steps.
+
+`switch_order = "balanced"` (default) treats exactly round(p x G) of the G periods, in random
+order, so both arms occur in every repetition; `"random"` treats each period with
+probability p (i.i.d.: some repetitions may lack an arm); `"alternating"` goes T, C, T, ...
+from a random first arm (p = 0.5 only). Both arms' models train on all data; the first
+`experiment.switch_burn_in` steps of each period are left out of the estimate (they still
+train the models). The `unit` standard error treats the periods as the units.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtesim import prng
+from gtesim.designs.base import ABDesign, unit_uniform
+from gtesim.errors import require
+from gtesim.stats import variance
+
+
+def period_variance(outcome_sum, n_recs, period: int):
+  """([B, L] variance with periods of `period` steps as the units (CR1), the number of
+  periods).
+
+  Args:
+    outcome_sum: [T, B, 2, L] per-step sums (steps left out of the estimate: zero counts).
+    n_recs: [T, B, 2].
+  """
+  t = outcome_sum.shape[0]
+  index = np.arange(t) // period
+  g = int(index[-1]) + 1 if t else 0
+  sums = np.zeros((g,) + outcome_sum.shape[1:])
+  counts = np.zeros((g,) + n_recs.shape[1:])
+  np.add.at(sums, index, outcome_sum.astype(np.float64))
+  np.add.at(counts, index, n_recs.astype(np.float64))
+  return np.stack([variance.clustered_variance(sums[:, b], counts[:, b])
+                   for b in range(outcome_sum.shape[1])]), g
+
+
+@dataclasses.dataclass(frozen=True)
+class Switchback(ABDesign):
+  """See the module docstring."""
+  switch_every: int = 1  # Steps per period.
+  switch_order: str = "balanced"  # "balanced", "random" or "alternating".
+  n_periods: int = 1  # Periods in the run, ceil(n_steps / switch_every).
+  switch_burn_in: int = 0  # First steps of a period left out of the estimate.
+
+  @classmethod
+  def from_config(cls, config, ds=None):
+    del ds
+    exp = config.experiment
+    return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
+               switch_every=exp.switch_every, switch_order=exp.switch_order,
+               n_periods=-(-config.sim.n_steps // exp.switch_every),
+               switch_burn_in=exp.switch_burn_in)
+
+  @classmethod
+  def check_config(cls, config, active):
+    exp = config.experiment
+    require(exp.switch_every >= 1, "experiment.switch_every", "must be at least 1.")
+    require(0 <= exp.switch_burn_in < exp.switch_every, "experiment.switch_burn_in",
+            f"must be in [0, experiment.switch_every = {exp.switch_every}).")
+    require(exp.switch_order in ("balanced", "random", "alternating"),
+            "experiment.switch_order",
+            f"'{exp.switch_order}': use 'balanced', 'random' or 'alternating'.")
+    if active and exp.switch_order == "alternating":
+      ps = {exp.p_treatment, *config.sweep.p_treatment, *(q for q, _ in config.sweep.points)}
+      require(ps == {0.5}, "experiment.switch_order",
+              "'alternating' treats every other period, i.e. p = 0.5; set p_treatment (and any "
+              "swept p) to 0.5 or use 'random'.")
+
+  def assign(self, rep, users, step_key, p, t):
+    """Period t // switch_every is treated: "balanced", when its rank in a random
+    permutation of the G periods is below round(p G) (exactly that many treated periods, so
+    both arms occur whenever 1 <= round(p G) < G); "random", when its own uniform is below
+    p; or alternately T, C, T, ... from a random first arm."""
+    period = t // self.switch_every
+    if self.switch_order == "alternating":
+      first = unit_uniform(rep.key, jnp.uint32(0xFFFFFFFF)) < 0.5  # Reserved unit index.
+      z = (period % 2 == 0) == first
+    elif self.switch_order == "balanced":
+      key = jax.random.fold_in(prng.stream(rep.key, "assign_unit"), jnp.uint32(0xFFFFFFFE))
+      rank = prng.permute(jnp.asarray(period)[None], self.n_periods, key)[0]
+      z = rank < jnp.round(p * self.n_periods)
+    else:
+      z = unit_uniform(rep.key, period) < p
+    return jnp.broadcast_to(z, users.shape)
+
+  def counted(self, t):
+    """Each period's first `switch_burn_in` steps are left out, while the models adapt."""
+    return t % self.switch_every >= self.switch_burn_in
+
+  def unit_variance(self, steps_sum, steps_n, evals, e, point):
+    return period_variance(steps_sum, steps_n, self.switch_every)

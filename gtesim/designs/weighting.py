@@ -1,0 +1,122 @@
+"""Weighting (Si 2023): a weight model G(x) ~ P(Z=1 | x) reweights the pooled data per arm.
+
+G is trained every step with BCE on (x, Z) of the step's items; the treatment models train on
+every item with weight G(x)/p, the control models with (1 - G(x))/(1 - p), loss
+(1/n) sum W l. `experiment.g_update = "after"` computes the step's weights with G before it
+sees that step's items and then updates G; "before" updates G first (which pulls G(x_i)
+towards Z_i and the weights towards splitting's Z/p). `experiment.weight_features = "video"`
+gives G the video features alone (it then cannot recognise users); `experiment.weight_clip`
+clips both weights from above. G starts at G(x) = p (last layer zero, bias logit p): the
+Bayes-optimal model before the experiment, where Z is independent of x.
+"""
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from gtesim import label_kinds
+from gtesim import models
+from gtesim import prng
+from gtesim.core import metrics
+from gtesim.core.training import train_update
+from gtesim.designs.base import ABDesign, UserSums
+from gtesim.errors import require
+
+METRICS = ("loss", "auc", "accuracy")  # G's metrics on each step's items, before its update.
+
+
+def arm_weights(g, p, clip: float = 0.0):
+  """[2, b] weights of the step's items: G/p for treatment, (1 - G)/(1 - p) for control
+  (clipped from above at `clip` when clip > 0)."""
+  weight = jnp.stack([g / p, (1 - g) / (1 - p)])
+  if clip > 0:
+    weight = jnp.minimum(weight, clip)
+  return weight
+
+
+@struct.dataclass
+class WeightingState(UserSums):
+  g_params: tuple  # (G's parameters,)
+  g_opt: tuple  # (G's optimizer state,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Weighting(ABDesign):
+  """See the module docstring."""
+  weight_model: models.LabelModel = None  # G.
+  weight_clip: float = 0.0  # Upper clip of G/p and (1-G)/(1-p); 0 = none.
+  g_first: bool = False  # The weights come from G after (True) or before its update.
+  step_metrics: ClassVar[tuple] = tuple(f"weight/{m}" for m in METRICS)
+  step_metrics_world: ClassVar[str] = "G"
+  step_metrics_label: ClassVar[str] = "G on new items"
+  figure_panels: ClassVar[tuple] = (
+      ("weight-model AUC and accuracy", "AUC, accuracy", ("weight/auc", "weight/accuracy"),
+       "no weight model in this mode"),
+      ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"))
+
+  @classmethod
+  def from_config(cls, config, ds=None):
+    del ds
+    exp = config.experiment
+    return cls(config.mode, train_models=config.sim.train_models,
+               assignment=exp.assignment,
+               weight_model=models.label_model(
+                   config, "weight", label_kinds.KINDS["binary"], "bce", exp.weight_model,
+                   video_only=exp.weight_features == "video"),
+               weight_clip=exp.weight_clip, g_first=exp.g_update == "before")
+
+  @classmethod
+  def check_config(cls, config, active):
+    exp = config.experiment
+    require(exp.weight_model.learning_rate > 0, "experiment.weight_model.learning_rate",
+            "must be > 0.")
+    require(exp.weight_model.weight_decay >= 0, "experiment.weight_model.weight_decay",
+            "must be >= 0.")
+    require(exp.g_update in ("after", "before"), "experiment.g_update",
+            f"'{exp.g_update}': use 'after' or 'before'.")
+    require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")
+    require(exp.weight_features in ("all", "video"), "experiment.weight_features",
+            f"'{exp.weight_features}': use 'all' or 'video'.")
+
+  @classmethod
+  def study_extra_jobs(cls, config):
+    if not config.study.weighting_video:
+      return []
+    return [("weighting-video", {"experiment.weight_features": "video"})]
+
+  def init_state(self, spec, rep, point):
+    g = self.weight_model
+    p = g.init(jax.random.fold_in(prng.stream(rep.key, "init"), len(spec.models)),
+               spec.static.user_layout.width, spec.static.video_layout.width)
+    g_params = (g.net.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
+                                zero_kernel=True),)
+    users = super().init_state(spec, rep, point)
+    return WeightingState(users.user_sum, users.user_n, g_params,
+                          (g.optimizer.init(g_params[0]),))
+
+  def train_weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
+    g_model = self.weight_model
+    raw = g_model.apply(state.g_params[0], pairs)
+    zf = z.astype(jnp.float32)
+    before = {"weight/loss": metrics.masked_mean(g_model.loss(raw, zf), rec_ok),
+              "weight/auc": metrics.auc(raw, zf, rec_ok),
+              "weight/accuracy": metrics.masked_mean((raw > 0) == z, rec_ok)}
+    g_params, g_opt, _ = train_update((g_model,), state.g_params, state.g_opt, pairs,
+                                      zf[:, None], rec_ok.astype(jnp.float32), jnp.sum(rec_ok),
+                                      jax.random.fold_in(key, self.arms),
+                                      spec.updates_per_step)
+    weighting_g = g_params if self.g_first else state.g_params  # G after or before update.
+    g = jax.nn.sigmoid(g_model.apply(weighting_g[0], pairs))
+    ok = rec_ok.astype(jnp.float32)
+    mask = jnp.broadcast_to(ok, (self.arms,) + ok.shape)
+    weight = arm_weights(g, point.p_treatment, self.weight_clip)
+    return state.replace(g_params=g_params, g_opt=g_opt), mask, weight, before
+
+  def extra_flops(self, spec):
+    """G: trained on the step's items, plus the forward passes of its metrics and weights."""
+    f = self.weight_model.net.flops(spec.static.user_layout.width,
+                                    spec.static.video_layout.width, spec.n_candidate)
+    return f["row"] * spec.batch_size * (3 * spec.updates_per_step + 2)

@@ -1,0 +1,38 @@
+"""The worlds a run simulates per repetition, and the sweep points they belong to."""
+
+import dataclasses
+
+from gtesim.core.state import Point
+
+
+@dataclasses.dataclass(frozen=True)
+class Worlds:
+  """A run's design and its sweep points ((p_treatment, alpha_gap), ...): the design decides
+  the worlds (global mode: GT at every point's gap, then one GC; an A/B design: one world per
+  point with arms T and C)."""
+  design: object  # designs.base.Design
+  points: tuple
+
+  @property
+  def mode(self) -> str:
+    return self.design.name
+
+  @property
+  def n_worlds(self) -> int:
+    return self.design.n_worlds(len(self.points))
+
+  @property
+  def arms(self) -> int:
+    return self.design.arms
+
+  def groups(self) -> list:
+    """(world, arm, point, name) of every world x arm (a point of -1: every point)."""
+    return self.design.groups(self.points)
+
+  def point_inputs(self, alpha_t, alpha_c) -> Point:
+    """The traced inputs of every world, stacked [W]; alpha_t/alpha_c: [L] numpy arrays."""
+    return self.design.point_inputs(self.points, alpha_t, alpha_c)
+
+  def point_name(self, point: int) -> str:
+    """A sweep point's label: "" when the run has one point."""
+    return self.design.point_name(self.points, point)

@@ -1,0 +1,87 @@
+"""figure.png / figure.svg: a run's validation metrics per step (SPEC §6)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from gtesim import designs
+from gtesim import label_kinds
+from gtesim import writing
+
+GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment arm",
+                "C": "control arm", **{d.step_metrics_world: d.step_metrics_label
+                                       for _, d in designs.DESIGNS.items() if d.step_metrics}}
+
+
+def panels(config) -> list:
+  """(title, y-axis label, metric keys, text when empty) of the figure's panels: per label,
+  its kind's metric (label_kinds: AUC, or relative error on y > 0) and the loss; then every
+  design's own (the weight model's: SPEC §6's six panels)."""
+  out = []
+  for name in config.labels:
+    label = config.labels[name]
+    out.append(label_kinds.of(label).panel(name, label) + ("no values",))
+    out.append((f"{name} loss", f"{label.loss} loss", f"{name}/loss", "no values"))
+  for _, design in designs.DESIGNS.items():
+    out += list(design.figure_panels)
+  return out
+
+
+def figure(path_stem, metrics_table: dict, panel_list) -> None:
+  """The metrics figure (PNG and SVG), one panel per `panels(config)` entry, two per column:
+  mean over repetitions, band = +-1 sd.
+
+  Args:
+    path_stem: output path without suffix.
+    metrics_table: columns step, world, split and one per metric (rows per rep); a metric is
+      drawn for every (world, split) where it has values.
+    panel_list: `panels(config)`.
+  """
+  n_cols = -(-len(panel_list) // 2)
+  fig, axes = plt.subplots(2, n_cols, figsize=(5 * n_cols, 8), constrained_layout=True,
+                           squeeze=False)
+  steps = np.asarray(metrics_table["step"])
+  worlds = np.asarray(metrics_table["world"])
+  split = np.asarray(metrics_table["split"])
+  for ax, (title, ylabel, keys, empty) in zip(axes.T.ravel(), panel_list):
+    keys = (keys,) if isinstance(keys, str) else keys
+    drawn = False
+    for key in keys:
+      if key not in metrics_table:
+        continue
+      values = np.asarray(metrics_table[key], np.float64)
+      for world, label in GROUP_LABELS.items():
+        for part, style in (("train", "--"), ("val", "-"), ("new", "-")):
+          rows = (worlds == world) & (split == part) & ~np.isnan(values)
+          if not rows.any():
+            continue
+          xs = np.unique(steps[rows])
+          per = [values[rows & (steps == x)] for x in xs]
+          mean = np.array([np.nanmean(p) for p in per])
+          sd = np.array([np.nanstd(p) for p in per])
+          name = key.split("/")[-1]
+          text = label if part == "new" else f"{label} {part}"
+          line, = ax.plot(xs, mean, style,
+                          label=text + (f": {name}" if len(keys) > 1 else ""))
+          ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+          drawn = True
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if drawn:
+      ax.legend(fontsize=7)
+    else:
+      ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
+  for ax in axes.T.ravel()[len(panel_list):]:
+    ax.set_visible(False)
+  save_figure(fig, path_stem)
+
+
+def save_figure(fig, stem) -> None:
+  """Writes a matplotlib figure as PNG and SVG, atomically, and closes it."""
+  for suffix in (".png", ".svg"):
+    with writing.atomic_path(f"{stem}{suffix}") as tmp:
+      fig.savefig(tmp, format=suffix[1:], dpi=110)
+  plt.close(fig)

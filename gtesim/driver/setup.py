@@ -1,0 +1,171 @@
+"""Everything a run loads and builds before its first step: data, device arrays, repetitions."""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from gtesim import designs
+from gtesim import environments
+from gtesim import logs
+from gtesim import prng
+from gtesim.config import checks as config_checks
+from gtesim.core.state import Env, EvalRows, FeatureTables, Logs, RepData, Static
+from gtesim.data import dataset
+from gtesim.data import encoding
+from gtesim.data import packing
+from gtesim.data import splits as splits_lib
+from gtesim.driver import parallel
+from gtesim.errors import InputError
+
+log = logs.get_logger("run")
+
+
+@dataclasses.dataclass
+class Setup:
+  """The loaded data and the per-repetition set-up, on the devices and on the host."""
+  ds: dataset.Dataset
+  packed: packing.Packed
+  static: Static
+  env: Env  # Replicated on the mesh.
+  reps: RepData  # Stacked over repetitions, split over the mesh.
+  reps_host: RepData  # The same on the host.
+  pretrain_rows: EvalRows  # Stacked over repetitions, split over the mesh.
+  rep_indices: np.ndarray  # [B] absolute repetition indices.
+  mesh: jax.sharding.Mesh
+
+  @property
+  def n_train(self) -> int:
+    return int(self.reps_host.train_users.shape[1])
+
+
+def make_env(config, ds, packed) -> Env:
+  """The shared environment as host arrays (placed on devices by `parallel.replicate`)."""
+  return Env(Logs(packed.video, packed.labels, packed.first_page, packed.n_pages),
+             FeatureTables(ds.users.num, ds.users.cat, tuple(ds.users.multi), ds.videos.num,
+                           ds.videos.cat, tuple(ds.videos.multi)),
+             environments.get(config).arrays(config, ds, packed))
+
+
+def make_static(ds, packed) -> Static:
+  return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
+                packed.page_slots, packed.window_pages, packed.n_env_pages)
+
+
+def _sample_rows(gen, slots, size):
+  """`size` slots drawn without replacement (all of them, padded, when fewer)."""
+  pick = slots if len(slots) <= size else gen.choice(slots, size, replace=False)
+  mask = np.zeros(size, bool)
+  mask[:len(pick)] = True
+  return np.concatenate([pick, np.zeros(size - len(pick), pick.dtype)]), mask
+
+
+def _slots(packed, user_ok, video_ok, pretrain=False) -> np.ndarray:
+  """Flat indices (page * C + col) of the filled slots of the given users and videos, in the
+  environment pages (or in the pretraining-only pages)."""
+  first, last = ((packed.n_env_pages, packed.video.shape[0]) if pretrain
+                 else (0, packed.n_env_pages))
+  video = packed.video[first:last]
+  ok = (video >= 0) & user_ok[packed.owner[first:last]][:, None] & video_ok[np.maximum(video, 0)]
+  return np.flatnonzero(ok.ravel()) + first * packed.page_slots
+
+
+def _eval_rows(gen, packed, user_ok, video_ok, size) -> EvalRows:
+  flat, mask = _sample_rows(gen, _slots(packed, user_ok, video_ok), size)
+  page, col = np.divmod(flat, packed.page_slots)
+  return EvalRows(packed.owner[page].astype(np.int32), page.astype(np.int32),
+                  col.astype(np.int32), mask)
+
+
+def make_rep(config, ds, packed, rep_index: int, modes=None):
+  """One repetition's RepData and its pretraining rows (page, col), on the host; with the
+  set-up of the designs in `modes` that need one (default: config.mode)."""
+  modes = tuple(modes or (config.mode,))
+  key = prng.rep_key(config.seed, rep_index)
+  has_env = packed.n_pages > 0
+  split = splits_lib.split(key, len(ds.user_ids), len(ds.video_ids), config.data.user_p_val,
+                           config.data.video_p_test, None if has_env.all() else has_env)
+  gen = prng.numpy_rng(prng.stream(key, "eval"))
+  val_rows = _eval_rows(gen, packed, split.val_user, split.test_video, config.sim.eval_rows)
+  train_rows = _eval_rows(gen, packed, split.train_user, split.train_video,
+                          config.sim.eval_rows)
+  slots = _slots(packed, split.train_user, split.train_video, packed.pretrain_pages)
+  gen = prng.numpy_rng(prng.stream(key, "pretrain_data"))
+  n = config.pretrain.n_interactions
+  if len(slots) < n:
+    raise InputError(f"config key pretrain.n_interactions ({n:,}) exceeds the {len(slots):,} "
+                     f"logged train-user x train-video {'pretraining ' * packed.pretrain_pages}"
+                     f"rows of repetition {rep_index}; lower it.")
+  pre = gen.choice(slots, n, replace=False)
+  pre_page, pre_col = np.divmod(pre, packed.page_slots)
+  # The simulation samples train users with environment rows (KuaiRec's big-matrix-only users
+  # have none).
+  sim_users = np.flatnonzero(split.train_user & has_env).astype(np.int32)
+  user_enc = encoding.fit(ds.users, split.train_user)
+  design_data = {}
+  for mode in dict.fromkeys(modes):
+    design = designs.DESIGNS.get(mode)
+    if design.needs_rep_data:
+      design_data[mode] = design.rep_data(config, ds, split.train_user, user_enc, key)
+  rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
+                encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data)
+  pretrain_rows = EvalRows(packed.owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
+                           pre_col.astype(np.int32), np.ones(len(pre), bool))
+  return rep, pretrain_rows
+
+
+def build(config, modes=None) -> Setup:
+  """Loads the data and builds the device arrays and per-repetition set-up.
+
+  `modes`: every mode the Setup will run (a study runs several from one Setup); the
+  repetitions get the set-up those designs need (co-diverted video arms, user clusters).
+  Default: config.mode.
+  """
+  modes = tuple(modes or (config.mode,))
+  config_checks.check(config)
+  ds = dataset.load(config)
+  packed = packing.pack(ds, config.data.max_history, config.data.page_slots,
+                        config.data.pack_seed)
+  ov = ds.overview
+  log.info("dataset %s: %s users, %s videos, %s interactions (%.1f%% of the pairs), %s",
+           ov["folder"], f"{ov['n_users']:,}", f"{ov['n_videos']:,}", f"{ov['n_interactions']:,}",
+           100 * ov["env_density"],
+           ", ".join(f"{k} {ov[k]:.4g}" for k in dataset.label_stat_keys(config)))
+  if ov["n_pretrain_interactions"]:
+    log.info("pretraining-only logs (%s): %s rows", ", ".join(config.data.pretrain_logs),
+             f"{ov['n_pretrain_interactions']:,}")
+  environments.check_data(config, ds)
+  log.info("environment: %s (%s outcomes, %s retrieval)", config.sim.environment,
+           config.sim.outcome, config.sim.retrieval)
+  rep_indices = config.rep_offset + np.arange(config.repetitions)
+  made = [make_rep(config, ds, packed, int(r), modes) for r in rep_indices]
+  reps_host = stack([m[0] for m in made])
+  n_train = int(reps_host.train_users.shape[1])
+  if config.sim.batch_size > n_train:
+    raise InputError(f"config key sim.batch_size ({config.sim.batch_size}) exceeds the "
+                     f"{n_train} train users; lower it or data.user_p_val.")
+  n_pre = int(made[0][1].user.shape[0])
+  if config.pretrain.batch_size > n_pre:
+    raise InputError(f"config key pretrain.batch_size ({config.pretrain.batch_size}) exceeds "
+                     f"the {n_pre} pretraining rows; lower it or raise "
+                     "pretrain.n_interactions.")
+  n_val = int(reps_host.val_rows.mask.sum(1).min())
+  if n_val == 0:
+    raise InputError("no validation rows (validation users x test videos) in some "
+                     "repetition: raise data.user_p_val or data.video_p_test.")
+  static = make_static(ds, packed)
+  log.info("features: user %d + video %d = %d wide; longest history %d slots; %d train "
+           "users per repetition", static.user_layout.width, static.video_layout.width,
+           static.width, packed.window, n_train)
+  environments.make(config, static, n_train).log_setup(log, packed)
+  mesh = parallel.rep_mesh(config.repetitions)
+  log.info("%d repetitions on %d device(s) (%s)", config.repetitions,
+           parallel.devices_used(mesh), jax.devices()[0].platform)
+  return Setup(ds, packed, static, parallel.replicate(make_env(config, ds, packed), mesh),
+               parallel.shard_reps(reps_host, mesh), reps_host,
+               parallel.shard_reps(stack([m[1] for m in made]), mesh), rep_indices, mesh)
+
+
+def stack(items):
+  """Stacks host pytrees along a new leading (repetition) axis."""
+  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)

@@ -1,0 +1,253 @@
+"""The host driver of one run: pretraining, compiled chunks of steps, checkpoints, outputs.
+
+Global mode runs, per repetition, a GT world at every sweep point (treatment alphas at that
+alpha gap) and one GC world; an A/B design runs one world per sweep point with two arms (T,
+C), each arm its own label models, one used mask. The pure functions come from `gtesim.core`;
+this module only loops over chunks, validates, logs, checkpoints and writes results (SPEC
+§4-§6).
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from gtesim import designs
+from gtesim import logs
+from gtesim import throughput
+from gtesim import writing
+from gtesim.config import checks as config_checks
+from gtesim.core import mapping
+from gtesim.core import simulation
+from gtesim.core.state import Point
+from gtesim.data import encoding
+from gtesim.driver import checkpoints as ckpt_lib
+from gtesim.driver import history as history_lib
+from gtesim.driver import parallel
+from gtesim.driver import results
+from gtesim.driver import setup as setup_lib
+from gtesim.driver import workdir as workdir_lib
+from gtesim.errors import NumericalError
+from gtesim.stats import descriptive
+
+log_run = logs.get_logger("run")
+log_pre = logs.get_logger("pretrain")
+log_train = logs.get_logger("train")
+log_val = logs.get_logger("validate")
+
+
+def point_inputs(config, worlds: designs.Worlds) -> Point:
+  """The traced inputs of the run's worlds, as device arrays."""
+  alpha_t = [config.labels[n].alpha_T for n in config.labels]
+  alpha_c = [config.labels[n].alpha_C for n in config.labels]
+  point = worlds.point_inputs(alpha_t, alpha_c)
+  return Point(jnp.asarray(point.p_treatment), jnp.asarray(point.alpha))
+
+
+def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
+  """Raises NumericalError naming the first non-finite value of [B, ..., L] arrays (the
+  step is t0 + 1 + the index on axis `pos`)."""
+  values = np.asarray(values)
+  bad = ~np.isfinite(values)
+  if not bad.any():
+    return
+  idx = np.argwhere(bad)[0]
+  if pos is not None:
+    where = f"step {t0 + idx[pos] + 1}, "
+  raise NumericalError(f"non-finite {what} ({values[tuple(idx)]}) at {where}repetition "
+                       f"{rep_indices[idx[0]]}, label '{labels[idx[-1]]}'. The run stops here; "
+                       "its last checkpoint is kept. Check the labels' range, learning rates "
+                       "and alphas.")
+
+
+def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled):
+  """Pretrains the label models until their validation loss plateaus (SPEC §3).
+
+  Returns (Production stacked over repetitions, report dict for result.json). The report's
+  curve holds every epoch's per-repetition training loss (NaN once a model has stopped) and
+  validation metrics.
+  """
+  labels = list(config.labels)
+  pre = config.pretrain
+  prod = fns.init(setup.env, setup.reps, setup.pretrain_rows)
+  curve = {"train_loss": {l: [] for l in labels}, "val": {}}
+  t0 = time.perf_counter()
+  epochs = pre.max_epochs if pre.enabled else 0
+  bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True, disable=None,
+             desc="pretrain")
+  for e in range(epochs):
+    stopped_before = parallel.to_host(prod.stopped)
+    prod, m = fns.pretrain_epoch(setup.env, setup.reps, setup.pretrain_rows, prod,
+                                 jnp.int32(e))
+    m = parallel.to_host(m)
+    stopped = parallel.to_host(prod.stopped)  # [B, L]
+    _check_finite(np.where(stopped_before, 0.0, m["train_loss"]), "pretraining loss", labels,
+                  0, setup.rep_indices, where=f"epoch {e + 1}, ")
+    for i, l in enumerate(labels):
+      curve["train_loss"][l].append(m["train_loss"][:, i].tolist())
+    for k, v in m.items():
+      if k != "train_loss":
+        curve["val"].setdefault(k, []).append(np.asarray(v).tolist())
+    bar.update(1)
+    log_pre.info("epoch %d/%d: train loss %s; val %s; %d of %d models still improving "
+                 "(%.0f s)", e + 1, epochs,
+                 ", ".join(f"{l} " + ("stopped" if np.isnan(v) else f"{v:.4f}")
+                           for l, v in zip(labels, descriptive.finite_mean(m["train_loss"], 0))),
+                 ", ".join(f"{k} {np.nanmean(v):.4f}" for k, v in m.items() if k != "train_loss"),
+                 int((~stopped).sum()), stopped.size, time.perf_counter() - t0)
+    if stopped.all():
+      break
+  bar.close()
+  host = parallel.to_host(prod)
+  converged = host.stopped.mean(0)
+  if not pre.enabled:
+    log_pre.warning("pretrain.enabled is False: the production models are untrained "
+                    "(random initialisation)")
+  elif converged.min() < 1:
+    log_pre.warning("pretraining reached pretrain.max_epochs = %d before every model's "
+                    "validation loss plateaued (%s); raise pretrain.max_epochs",
+                    pre.max_epochs, ", ".join(f"{l}: {c:.0%} of repetitions converged"
+                                              for l, c in zip(labels, converged)))
+  report = {
+      "enabled": bool(pre.enabled), "rows": int(setup.pretrain_rows.user.shape[1]),
+      "batch_size": pre.batch_size, "max_epochs": pre.max_epochs, "patience": pre.patience,
+      "min_delta": pre.min_delta, "epochs_run": len(curve["train_loss"][labels[0]]),
+      "wall_s": time.perf_counter() - t0,
+      "best_epoch": {l: host.best_epoch[:, i].tolist() for i, l in enumerate(labels)},
+      "best_val_loss": {l: host.best_loss[:, i].tolist() for i, l in enumerate(labels)},
+      "converged": {l: host.stopped[:, i].tolist() for i, l in enumerate(labels)},
+      "converged_fraction": dict(zip(labels, converged.tolist())), "curve": curve}
+  log_pre.info("pretrained in %.1f s: best epochs (mean) %s", report["wall_s"],
+               ", ".join(f"{l} {np.mean(v):.1f}" for l, v in report["best_epoch"].items()))
+  return prod, report
+
+
+def _log_validation(t, evaluated, worlds: designs.Worlds):
+  """One line: the first point's validation metrics per world-arm, mean over repetitions."""
+  groups = [g for g in worlds.groups() if g[2] in (0, -1)]
+  parts = []
+  for name, v in evaluated["val"].items():
+    v = np.asarray(v)
+    parts.append(f"{name} " + "/".join(f"{np.nanmean(v[:, w, a]):.4f}" for w, a, _, _ in groups))
+  log_val.info("step %d: %s (%s; mean over repetitions)", t, ", ".join(parts),
+               "/".join(n for _, _, _, n in groups))
+
+
+def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds_state,
+                   worlds: designs.Worlds, history, start: int, ckpts=None, desc="train"):
+  """Runs chunks from step `start` to sim.n_steps; returns (world states, History, timing)."""
+  points = point_inputs(config, worlds)
+  chunk_len = config.sim.validate_every
+  n_steps = config.sim.n_steps
+  labels = list(config.labels)
+  bar = tqdm(total=n_steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True,
+             disable=None, desc=desc)
+  compile_s, steps_timed, time_timed = None, 0, 0.0
+  for t in range(start, n_steps, chunk_len):
+    tic = time.perf_counter()
+    worlds_state, out = fns.chunk(setup.env, setup.reps, points, worlds_state, jnp.int32(t))
+    out = parallel.to_host(out)  # Blocks until the chunk is done.
+    elapsed = time.perf_counter() - tic
+    if compile_s is None:
+      compile_s = elapsed
+    else:
+      steps_timed += chunk_len
+      time_timed += elapsed
+    _check_finite(np.moveaxis(out.outcome_sum, 2, 1), "outcome", labels, t, setup.rep_indices,
+                  pos=1)
+    _check_finite(np.moveaxis(out.loss, 2, 1), "training loss", labels, t, setup.rep_indices,
+                  pos=1)
+    evaluated = parallel.to_host(fns.evaluate(setup.env, setup.reps, worlds_state))
+    history = history_lib.append(history, out, evaluated, t + chunk_len)
+    rate = throughput.rec_per_s(config, worlds, chunk_len, elapsed)
+    bar.update(chunk_len)
+    bar.set_postfix_str(f"{rate:,.0f} rec/s")
+    log_train.info("step %d/%d (%.0f rec/s)", t + chunk_len, n_steps, rate)
+    _log_validation(t + chunk_len, evaluated, worlds)
+    if ckpts is not None and ((t + chunk_len) % config.checkpoint_every == 0 or
+                              t + chunk_len == n_steps):
+      ckpts.save(t + chunk_len, worlds_state, history_lib.to_dict(history))
+  bar.close()
+  timing = {"first_chunk_s": compile_s,
+            "steady_rec_per_s": (throughput.rec_per_s(config, worlds, steps_timed, time_timed)
+                                 if time_timed else None)}
+  return worlds_state, history, timing
+
+
+def start_history(setup, fns, worlds_state, worlds: designs.Worlds):
+  evaluated = parallel.to_host(fns.evaluate(setup.env, setup.reps, worlds_state))
+  _log_validation(0, evaluated, worlds)
+  return history_lib.start(evaluated)
+
+
+def run(config, workdir, resume=False, overwrite=False) -> dict:
+  """Runs the configured mode into `workdir` and returns result.json's content.
+
+  The workdir is locked for the run; one holding another run is refused unless `resume`
+  (continue it: same config but a larger sim.n_steps, same data) or `overwrite`.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if not parallel.is_primary():
+    return _run(config, workdir, resume)
+  with workdir_lib.lock(workdir):
+    workdir_lib.prepare(workdir, resume, overwrite)
+    return _run(config, workdir, resume)
+
+
+def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
+  logs.setup(workdir / "run.log" if parallel.is_primary() else None)
+  config_checks.check(config)
+  worlds = designs.worlds_of(config)
+  log_run.info("mode %s, %d repetitions from %d, seed %d, %d steps, %d sweep point(s), "
+               "workdir %s", config.mode, config.repetitions, config.rep_offset, config.seed,
+               config.sim.n_steps, len(worlds.points), workdir)
+  t_start = time.perf_counter()
+  setup = setup_lib.build(config)
+  dataset_info = results.dataset_info(config, setup.ds.overview)
+  if resume:
+    workdir_lib.check_resume(config, workdir, dataset_info["fingerprint"])
+  if parallel.is_primary():
+    writing.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    writing.write_json(workdir / "data.json", writing.jsonable(setup.ds.overview))
+    def per_rep(enc):
+      return [{k: v[b] for k, v in enc.items()} for b in range(config.repetitions)]
+    writing.write_json(workdir / "encoding.json", {
+        "user": encoding.describe(setup.ds.users, per_rep(setup.reps_host.user_enc)),
+        "video": encoding.describe(setup.ds.videos, per_rep(setup.reps_host.video_enc))})
+  sim = simulation.make_simulation(config, setup)
+  fns = mapping.compile_simulation(sim, setup.mesh)
+  points = point_inputs(config, worlds)
+  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints")
+  start = ckpts.latest_step() if resume else None
+
+  if start is not None:
+    template = fns.start(setup.env, setup.reps,
+                         fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
+    worlds_state, saved = ckpts.restore(start, template)
+    history = history_lib.from_dict(saved)
+    pretrain_report = json.loads((workdir / "pretrain.json").read_text())
+    log_run.info("resumed from the checkpoint at step %d", start)
+  else:
+    if resume:
+      log_run.info("no checkpoint yet in %s: starting the run from the beginning", workdir)
+    prod, pretrain_report = pretrain_production(config, setup, fns)
+    if parallel.is_primary():
+      writing.write_json(workdir / "pretrain.json", writing.jsonable(pretrain_report))
+    worlds_state = fns.start(setup.env, setup.reps, prod, points)
+    history = start_history(setup, fns, worlds_state, worlds)
+    start = 0
+  try:
+    worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
+                                                   history, start, ckpts)
+  finally:
+    ckpts.close()
+  timing["wall_s"] = time.perf_counter() - t_start
+  if not parallel.is_primary():
+    return None
+  return results.write_run(config, dataset_info, pretrain_report, history, worlds,
+                           setup.rep_indices, workdir, timing)

@@ -1,0 +1,81 @@
+"""A workdir belongs to one run: a lock against a second writer, no silent reuse of another
+run's files, and checks that a resumed run is the same run (SPEC §6-§7)."""
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+
+from gtesim.config import checks as config_checks
+from gtesim.errors import InputError
+
+# What a run writes into its workdir (all of it is replaced by --overwrite).
+RUN_FILES = ("config.json", "data.json", "pretrain.json", "encoding.json", "result.json",
+             "steps.parquet", "metrics.parquet", "figure.png", "figure.svg", "run.log",
+             "checkpoints")
+# Keys that may differ between a run and its resumption.
+RESUMABLE_KEYS = ("sim.n_steps", "checkpoint_every")
+
+
+@contextlib.contextmanager
+def lock(workdir: pathlib.Path):
+  """Holds an exclusive lock on `workdir/.lock` for the block; a second run is refused."""
+  path = workdir / ".lock"
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+      if err.errno not in (errno.EAGAIN, errno.EACCES):
+        raise
+      holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+      raise InputError(f"workdir {workdir} is in use by another run ({holder}); wait for it "
+                       "to finish or choose another --workdir.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+    yield
+  finally:
+    os.close(fd)
+
+
+def prepare(workdir: pathlib.Path, resume: bool, overwrite: bool) -> None:
+  """Refuses a workdir holding another run unless resuming it or told to overwrite it."""
+  present = [name for name in RUN_FILES if (workdir / name).exists()]
+  if resume:
+    if overwrite:
+      raise InputError("--resume and --overwrite contradict each other; pass one.")
+    if "config.json" not in present:
+      raise InputError(f"--resume: {workdir} holds no run (no config.json).")
+    return
+  if present and not overwrite:
+    raise InputError(f"workdir {workdir} already holds a run ({', '.join(present[:4])}...); "
+                     "pass --resume to continue it, --overwrite to replace it, or choose "
+                     "another --workdir.")
+  for name in present:
+    target = workdir / name
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def check_resume(config, workdir: pathlib.Path, fingerprint: str) -> None:
+  """The resumed run has the saved run's config (n_steps may grow) and the same data."""
+  saved = json.loads((workdir / "config.json").read_text())
+  diff = config_checks.first_difference(saved, json.loads(config.to_json_best_effort()),
+                                       RESUMABLE_KEYS)
+  if diff:
+    key, before, now = diff
+    raise InputError(f"--resume: config key {key} is {now!r} but the run in {workdir} used "
+                     f"{before!r}; resume with the same config (only "
+                     f"{', '.join(RESUMABLE_KEYS)} may change).")
+  if config.sim.n_steps < saved["sim"]["n_steps"]:
+    raise InputError(f"--resume: config key sim.n_steps is {config.sim.n_steps}, fewer than "
+                     f"the {saved['sim']['n_steps']} of the run in {workdir}; a run can only "
+                     "be extended.")
+  data = workdir / "data.json"
+  before = json.loads(data.read_text()).get("fingerprint") if data.exists() else None
+  if before != fingerprint:
+    raise InputError(f"--resume: the data files changed since the run in {workdir} started "
+                     f"(fingerprint {before} then, {fingerprint} now); resuming would mix two "
+                     "datasets. Restore the files or start a new run.")

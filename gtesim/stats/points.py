@@ -1,0 +1,59 @@
+"""result.json's block of one sweep point: the global truth, or an A/B design's estimate."""
+
+import numpy as np
+
+from gtesim.stats import estimator
+from gtesim.stats.descriptive import summary
+from gtesim.stats.variance import METHODS
+
+
+def truth_block(labels, history, worlds, point: int) -> dict:
+  """GT at a point's alpha gap, GC (the last world), and the true GTE per label (per
+  recommendation, also as totals and as % of GC)."""
+  s = history.steps
+  gt_w, gc_w = point, worlds.n_worlds - 1
+  means = estimator.world_means(s.outcome_sum[:, :, :, 0], s.n_recs[:, :, :, 0])  # [B, W, L]
+  totals = s.outcome_sum[:, :, :, 0].astype(np.float64).sum(0)
+  out = {"p_treatment": None, "alpha_gap": worlds.points[point][1], "gte": {}, "gt": {},
+         "gc": {}}
+  for l, name in enumerate(labels):
+    gte = means[:, gt_w, l] - means[:, gc_w, l]
+    with np.errstate(invalid="ignore", divide="ignore"):
+      pct = np.where(means[:, gc_w, l] != 0, 100 * gte / means[:, gc_w, l], np.nan)
+    extra = {"total_per_rep": (totals[:, gt_w, l] - totals[:, gc_w, l]).tolist(),
+             "pct_per_rep": pct.tolist(),
+             "pct_mean": float(pct.mean()) if np.isfinite(pct).all() else None}
+    if not np.isfinite(pct).all():
+      extra["pct_note"] = ("undefined (null) where GC's mean outcome is 0: no percentage of "
+                           "zero")
+    out["gte"][name] = summary(gte, **extra)
+    out["gt"][name] = summary(means[:, gt_w, l], total_per_rep=totals[:, gt_w, l].tolist())
+    out["gc"][name] = summary(means[:, gc_w, l], total_per_rep=totals[:, gc_w, l].tolist())
+  return out
+
+
+def estimate(history, design, point: int, t: int, e: int, n_blocks: int):
+  """estimator.ab_estimate of a point over the first t steps, with the user- and unit-level
+  variances of validation e."""
+  s = history.steps
+  user_var = history.evals["user_var"][e][:, point] if "user_var" in history.evals else None
+  unit_var, n_units = design.unit_variance(s.outcome_sum[:t, :, point], s.n_recs[:t, :, point],
+                                           history.evals, e, point)
+  return estimator.ab_estimate(s.outcome_sum[:t, :, point], s.outcome_sq[:t, :, point],
+                               s.n_recs[:t, :, point], user_var, n_blocks, estimator.LEVEL,
+                               unit_var, n_units)
+
+
+def estimate_block(labels, history, worlds, point: int, n_blocks: int) -> dict:
+  """The naive estimate of one point with its standard errors and 95% CIs per method."""
+  e = estimate(history, worlds.design, point, history.n_steps, -1, n_blocks)
+  p, gap = worlds.points[point]
+  out = {"p_treatment": p, "alpha_gap": gap, "gte": {}, "arms": {"T": {}, "C": {}}}
+  for l, name in enumerate(labels):
+    out["gte"][name] = summary(
+        e["estimate"][:, l],
+        se_per_rep={m: e["se"][m][:, l].tolist() for m in METHODS},
+        ci95_per_rep={m: e["ci"][m][:, l].tolist() for m in METHODS})
+    out["arms"]["T"][name] = summary(e["arm_mean"][:, 0, l])
+    out["arms"]["C"][name] = summary(e["arm_mean"][:, 1, l])
+  return out

@@ -1,0 +1,113 @@
+"""The standard-error methods of the A/B estimate, one table entry each (SPEC §5).
+
+Every A/B design estimates the GTE by the naive difference of mean outcome per
+recommendation, treated minus control. Its standard error comes from the experiment's own
+data by each method of METHODS:
+
+- `welch`: recommendations as independent draws, sqrt(s_T^2/n_T + s_C^2/n_C), normal quantile;
+- `user`: users as independent clusters (cluster-robust, CR1, from per-user sums kept on the
+  device; see clustered_variance), normal quantile;
+- `batch`: batch means over K blocks of consecutive steps: the estimate of every block, SE =
+  sd of the K block estimates / sqrt(K), Student t quantile with K - 1 degrees of freedom. It
+  sees the temporal correlation the training loop creates (the models drift, and every
+  recommendation of a stretch of steps shares their state);
+- `unit`: the design's own randomisation unit where it is not the user: clusters (cluster
+  design; per-cluster sums kept on the device) or switchback periods (from the per-step sums),
+  cluster-robust (CR1) with a Student t quantile on G - 1 degrees of freedom (G units); NaN
+  for the other designs (the design's `unit_variance` gives the variance).
+
+Adding a method is one function pair and one METHODS entry (docs/extending.md).
+"""
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+
+
+def _mean(total, n):
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(n > 0, total / np.where(n > 0, n, 1), np.nan)
+
+
+def clustered_variance(unit_sum, unit_n, xp=np):
+  """Variance [L] of the naive estimate with independent units (users, clusters, periods):
+  CR1.
+
+  The estimate is m_T - m_C with m_a = sum_i S_ia / N_a over units i (S_ia: unit i's summed
+  outcome in arm a, n_ia its recommendations, N_a = sum_i n_ia). Its linearisation is
+  sum_i psi_i with psi_i = (S_iT - n_iT m_T) / N_T - (S_iC - n_iC m_C) / N_C, so
+  var = G / (G - 1) sum_i psi_i^2 over the G units with a recommendation. NaN until both arms
+  have one.
+
+  Args:
+    unit_sum: [G, 2, L]; unit_n: [G, 2]; xp: numpy, or jax.numpy on the device.
+  """
+  big_n = xp.sum(unit_n, axis=0)  # [2]
+  mean = xp.sum(unit_sum, axis=0) / xp.maximum(big_n, 1)[:, None]  # [2, L]
+  resid = (unit_sum - unit_n[..., None] * mean[None]) / xp.maximum(big_n, 1)[None, :, None]
+  psi = resid[:, 0] - resid[:, 1]  # [G, L]
+  g = xp.sum(xp.sum(unit_n, axis=1) > 0)
+  var = xp.sum(psi * psi, axis=0) * g / xp.maximum(g - 1, 1)
+  return xp.where(xp.all(big_n > 0) & (g > 1), var, xp.nan)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sums:
+  """What every method may use of one point's experiment."""
+  outcome_sum: np.ndarray  # [T, B, 2, L] per-step sums (arm 0 = T, 1 = C).
+  n_recs: np.ndarray  # [T, B, 2] per-step recommendations.
+  n: np.ndarray  # [B, 2, 1] recommendations per arm.
+  var: np.ndarray  # [B, 2, L] per-recommendation variance of each arm's outcome.
+  user_var: np.ndarray | None  # [B, L] user-clustered variance, or None.
+  unit_var: np.ndarray | None  # [B, L] variance with the design's units, or None.
+  n_units: int  # G, the number of those units.
+  n_blocks: int  # K of the batch-means method.
+
+  @property
+  def blocks(self) -> int:
+    return min(self.n_blocks, self.outcome_sum.shape[0])
+
+
+def _welch(s: Sums, est):
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.sqrt(s.var[:, 0] / s.n[:, 0] + s.var[:, 1] / s.n[:, 1])
+
+
+def _user(s: Sums, est):
+  return (np.sqrt(np.asarray(s.user_var, np.float64)) if s.user_var is not None
+          else np.full_like(est, np.nan))
+
+
+def _batch(s: Sums, est):
+  k = s.blocks
+  blocks = [(s.outcome_sum[b].astype(np.float64).sum(0), s.n_recs[b].astype(np.float64).sum(0))
+            for b in np.array_split(np.arange(s.outcome_sum.shape[0]), k)]
+  block_mean = np.stack([_mean(t, c[..., None]) for t, c in blocks])  # [K, B, 2, L]
+  block_est = block_mean[:, :, 0] - block_mean[:, :, 1]
+  return block_est.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.full_like(est, np.nan)
+
+
+def _unit(s: Sums, est):
+  return (np.sqrt(np.asarray(s.unit_var, np.float64)) if s.unit_var is not None
+          else np.full_like(est, np.nan))
+
+
+def _normal(s: Sums, level: float) -> float:
+  return stats.norm.ppf(0.5 + level / 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A standard-error method: se(sums, estimate) -> [B, L]; quantile(sums, level)."""
+  se: Callable
+  quantile: Callable
+
+
+METHODS = {
+    "welch": Method(_welch, _normal),
+    "user": Method(_user, _normal),
+    "batch": Method(_batch, lambda s, level: stats.t.ppf(0.5 + level / 2, max(s.blocks - 1, 1))),
+    "unit": Method(_unit, lambda s, level: stats.t.ppf(0.5 + level / 2, max(s.n_units - 1, 1))),
+}

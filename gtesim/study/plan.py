@@ -1,0 +1,76 @@
+"""A study's jobs (SPEC §6): the global truth, every design and its sweep points.
+
+A design's sweep points (p at alpha gap 1, then alpha gaps at the main p; gap 0 is the A/A)
+are one mapped axis of one compiled call; the truth runs at every nonzero gap, with trained
+and (optionally) frozen models.
+"""
+
+import dataclasses
+
+from gtesim import designs
+from gtesim.errors import InputError
+
+TRUTH_MODE = "global"  # The design whose worlds give the true GTE.
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One compiled call of the study: a mode, its points, its run config."""
+  name: str
+  config: object  # The run config (no `study` section).
+  worlds: designs.Worlds
+
+
+def _job_config(config, mode, points, frozen=False, overrides=None):
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    del c["study"]
+  c.mode = mode
+  c.sweep.points = tuple(points)
+  c.sweep.p_treatment = ()
+  c.sweep.alpha_gap = ()
+  c.sim.train_models = not frozen
+  for key, value in (overrides or {}).items():
+    node = c
+    *path, last = key.split(".")
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return c
+
+
+def design_points(config) -> list:
+  """The A/B points: the main one first, the other p at gap 1, the other gaps at the main p."""
+  study, p_main = config.study, config.experiment.p_treatment
+  return ([(p_main, 1.0)] + [(p, 1.0) for p in study.p_values if p != p_main] +
+          [(p_main, g) for g in study.alpha_gaps if g != 1.0])
+
+
+def truth_points(config) -> list:
+  """Global truth at every nonzero gap (at gap 0 GT is GC: the truth is exactly 0)."""
+  p_main = config.experiment.p_treatment
+  return [(p_main, 1.0)] + [(p_main, g) for g in config.study.alpha_gaps if g not in (0.0, 1.0)]
+
+
+def plan(config) -> list:
+  """Every job of the study, in run order."""
+  study = config.study
+  for design in study.designs:
+    if design not in designs.AB_DESIGNS:
+      raise InputError(f"config key study.designs holds '{design}'; use "
+                       f"{', '.join(designs.AB_DESIGNS)}.")
+  if not study.p_values or not study.alpha_gaps:
+    raise InputError("config keys study.p_values and study.alpha_gaps must not be empty.")
+  specs = [("truth", TRUTH_MODE, truth_points(config), {})]
+  if study.frozen_truth:
+    specs.append(("truth-frozen", TRUTH_MODE, truth_points(config), {"frozen": True}))
+  for design in study.designs:
+    specs.append((design, design, design_points(config), {}))
+  for design in study.designs:  # A design's extra jobs (weighting with G on video features).
+    for name, overrides in designs.DESIGNS.get(design).study_extra_jobs(config):
+      specs.append((name, design, design_points(config), {"overrides": overrides}))
+  jobs = []
+  for name, mode, points, extra in specs:
+    c = _job_config(config, mode, points, **extra)
+    jobs.append(Job(name, c, designs.worlds_of(c)))
+  return jobs

@@ -1,0 +1,64 @@
+"""Writing results: atomically (a file appears whole or not at all, SPEC §7), JSON-safe.
+
+The content goes to a temporary file beside the target, is flushed to disk (fsync), gets the
+permissions a plain `open()` would give it (0666 minus the user's umask, so results and caches
+can be shared), and is renamed onto the target.
+"""
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  os.close(fd)
+  try:
+    yield pathlib.Path(tmp)
+    with open(tmp, "rb+") as f:
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+def write_json(path, obj, indent=1) -> None:
+  """Writes `obj` as JSON (indented, or compact with indent=None), atomically."""
+  with atomic_path(path) as tmp:
+    tmp.write_text(json.dumps(obj, indent=indent, allow_nan=False,
+                              separators=None if indent else (",", ":")) + "\n")
+
+
+def jsonable(obj, digits: int = 0):
+  """obj with NaN/inf floats as None (JSON null) and numpy scalars as Python numbers; floats
+  rounded to `digits` significant digits when digits > 0."""
+  if isinstance(obj, dict):
+    return {k: jsonable(v, digits) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [jsonable(v, digits) for v in obj]
+  if isinstance(obj, np.ndarray):
+    return jsonable(obj.tolist(), digits)
+  if isinstance(obj, (float, np.floating)):
+    if not math.isfinite(obj):
+      return None
+    return float(f"{obj:.{digits}g}") if digits else float(obj)
+  if isinstance(obj, np.integer):
+    return int(obj)
+  return obj

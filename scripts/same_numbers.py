@@ -1,0 +1,245 @@
+"""Same numbers across two versions of the code: a fixed set of small runs, then a comparison.
+
+  python scripts/same_numbers.py run REPO OUT DATA   # every case into OUT/<case>/, REPO's code
+  python scripts/same_numbers.py compare A B         # every output of A against B's
+
+The cases: the eight modes in replay, latent and matrix, sweeps, both retrievals, expected
+outcomes, the designs' variants (assignment per step, two updates and dropout, G on video
+features, pooled co-diverted, cluster by a column, random and alternating switchbacks), a
+frozen truth, a resumed run, merged array pieces and a tiny study. Only the command line
+(scripts/run.py, merge.py, study.py) is used, so any two versions can be compared, e.g. a
+`git worktree` of an earlier commit against this checkout, on the same data folder (run one
+version first: it generates the data). The comparison is exact: every JSON value but timings,
+paths and the data fingerprint (file mtimes), and every Parquet column, bit for bit.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+
+TINY = ["--config.data.synthetic.size=tiny", "--config.repetitions=3",
+        "--config.checkpoint_every=20", "--config.pretrain.n_interactions=512",
+        "--config.pretrain.max_epochs=3", "--config.pretrain.batch_size=128",
+        "--config.sim.n_steps=40", "--config.sim.batch_size=8", "--config.sim.n_candidate=4",
+        "--config.sim.validate_every=10", "--config.sim.eval_rows=256",
+        "--config.estimator.batch_blocks=4", "--config.labels.click.hidden=(16,)",
+        "--config.labels.play_time.hidden=(16,)"]
+MODES = ("global", "pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
+         "switchback")
+KUAIREC = ["--config.data.name=synthetic-kuairec", "--config.data.synthetic.kuairec_size=tiny",
+           "--config.repetitions=2", "--config.checkpoint_every=20",
+           "--config.pretrain.n_interactions=2000", "--config.pretrain.max_epochs=3",
+           "--config.pretrain.batch_size=256", "--config.sim.n_steps=40",
+           "--config.sim.batch_size=8", "--config.sim.n_candidate=4",
+           "--config.sim.validate_every=10", "--config.sim.eval_rows=256",
+           "--config.estimator.batch_blocks=4", "--config.data.user_p_val=0.2"]
+
+
+def cases():
+  """(name, kind, args): kind 'run' (configs/<mode>.py + args) or others."""
+  out = []
+  for env in ("replay", "latent"):
+    for mode in MODES:
+      out.append((f"{env}-{mode}", "run", [f"configs/{mode}.py", *TINY,
+                                           f"--config.sim.environment={env}"]))
+  out += [
+      ("replay-pooling-sweep", "run", ["configs/pooling.py", *TINY,
+                                       "--config.sweep.p_treatment=(0.2,0.5)",
+                                       "--config.sweep.alpha_gap=(0.0,1.0)"]),
+      ("replay-global-gaps", "run", ["configs/global.py", *TINY,
+                                     "--config.sweep.alpha_gap=(0.0,0.5,1.0)"]),
+      ("replay-pooling-popularity", "run", ["configs/pooling.py", *TINY,
+                                            "--config.sim.retrieval=popularity"]),
+      ("latent-global-popularity", "run", ["configs/global.py", *TINY,
+                                           "--config.sim.environment=latent",
+                                           "--config.sim.retrieval=popularity"]),
+      ("latent-pooling-expected", "run", ["configs/pooling.py", *TINY,
+                                          "--config.sim.environment=latent",
+                                          "--config.sim.outcome=expected"]),
+      ("replay-codiverted-popularity", "run", ["configs/codiverted.py", *TINY,
+                                               "--config.sim.retrieval=popularity"]),
+      ("replay-codiverted-pooled", "run", ["configs/codiverted.py", *TINY,
+                                           "--config.experiment.codiverted_training=pooled",
+                                           "--config.experiment.p_items=0.3"]),
+      ("latent-codiverted-popularity", "run", ["configs/codiverted.py", *TINY,
+                                               "--config.sim.environment=latent",
+                                               "--config.sim.retrieval=popularity"]),
+      ("replay-weighting-video", "run", ["configs/weighting.py", *TINY,
+                                         "--config.experiment.weight_features=video",
+                                         "--config.experiment.g_update=before",
+                                         "--config.experiment.weight_clip=3.0",
+                                         "--config.sweep.p_treatment=(0.3,0.6)"]),
+      ("replay-pooling-step", "run", ["configs/pooling.py", *TINY,
+                                      "--config.experiment.assignment=step",
+                                      "--config.sim.updates_per_step=2",
+                                      "--config.labels.click.dropout=0.2",
+                                      "--config.sim.arm_blocks=3"]),
+      ("replay-cluster-column", "run", ["configs/cluster.py", *TINY,
+                                        "--config.experiment.cluster_column="
+                                        "user.user_active_degree",
+                                        "--config.experiment.cluster_shuffle=0.2"]),
+      ("replay-switchback-random", "run", ["configs/switchback.py", *TINY,
+                                           "--config.experiment.switch_order=random",
+                                           "--config.experiment.switch_every=5",
+                                           "--config.experiment.switch_burn_in=1"]),
+      ("replay-switchback-alternating", "run", ["configs/switchback.py", *TINY,
+                                                "--config.experiment.switch_order=alternating",
+                                                "--config.experiment.switch_every=10",
+                                                "--config.experiment.switch_burn_in=0"]),
+      ("replay-snapshot-frozen-global", "run", ["configs/global.py", *TINY,
+                                                "--config.sim.train_models=False"]),
+  ]
+  for mode in MODES:
+    out.append((f"matrix-{mode}", "run", [f"{mode}.py", *KUAIREC]))
+  out.append(("matrix-pooling-popularity", "run", ["pooling.py", *KUAIREC,
+                                                   "--config.sim.retrieval=popularity"]))
+  out.append(("resume-pooling", "resume", ["configs/pooling.py", *TINY]))
+  out.append(("merge-weighting", "merge", ["configs/weighting.py", *TINY]))
+  out.append(("study-tiny", "study", ["configs/study.py", *TINY, "--config.repetitions=4",
+                                      "--config.study.name=tiny",
+                                      "--config.study.p_values=(0.2,0.5)",
+                                      "--config.study.alpha_gaps=(0.0,0.5,1.0)"]))
+  return out
+
+
+def sh(repo, args, log):
+  env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+  with open(log, "a") as f:
+    f.write("$ " + " ".join(args) + "\n")
+    f.flush()
+    r = subprocess.run([sys.executable, *args], cwd=repo, env=env, stdout=f, stderr=f)
+  if r.returncode:
+    raise SystemExit(f"failed ({r.returncode}): {' '.join(args)}; see {log}")
+
+
+def run(repo, out, data):
+  repo, out, data = (pathlib.Path(p).resolve() for p in (repo, out, data))
+  out.mkdir(parents=True, exist_ok=True)
+  # configs/kuairec.py is global mode; the matrix cases use a config per mode written beside
+  # the outputs (the defaults' module moved with the package layout of issue 17).
+  mk = out / "matrix_configs"
+  mk.mkdir(exist_ok=True)
+  old_layout = (repo / "gtesim" / "default_config.py").exists()
+  for mode in MODES:
+    (mk / f"{mode}.py").write_text(
+        ("from gtesim import default_config as d\n" if old_layout else
+         "from gtesim.config import defaults as d\n") +
+        f"def get_config():\n  c = d.use_kuairec(d.get_config())\n  c.mode = {mode!r}\n"
+        "  return c\n")
+  log = out / "commands.log"
+  for name, kind, args in cases():
+    target = out / name
+    if (target / "done").exists():
+      continue
+    tic = time.time()
+    args = list(args)
+    if name.startswith("matrix-"):
+      args[0] = str(mk / args[0])
+      root = data / "kuairec"
+    else:
+      root = data / "synthetic"
+    common = [f"--config.data.root={root}"]
+    if kind == "run":
+      sh(repo, ["scripts/run.py", "--config", *args[:1], *args[1:], *common,
+                "--workdir", str(target), "--overwrite"], log)
+    elif kind == "resume":
+      sh(repo, ["scripts/run.py", "--config", *args[:1], *args[1:], *common,
+                "--config.sim.n_steps=20", "--workdir", str(target), "--overwrite"], log)
+      sh(repo, ["scripts/run.py", "--config", *args[:1], *args[1:], *common,
+                "--workdir", str(target), "--resume"], log)
+    elif kind == "merge":
+      for off, n in ((0, 1), (1, 2)):
+        sh(repo, ["scripts/run.py", "--config", *args[:1], *args[1:], *common,
+                  f"--config.repetitions={n}", f"--config.rep_offset={off}",
+                  "--workdir", str(target / f"rep{off}"), "--overwrite"], log)
+      sh(repo, ["scripts/merge.py", str(target / "rep0"), str(target / "rep1"), "--out",
+                str(target / "merged")], log)
+    elif kind == "study":
+      sh(repo, ["scripts/study.py", "--config", *args[:1], *args[1:], *common,
+                "--out", str(target)], log)
+    (target / "done").write_text(f"{time.time() - tic:.1f}\n")
+    print(f"{name}: {time.time() - tic:.1f} s", flush=True)
+
+
+SKIP = {"timing", "wall_s", "cost", "command", "workdir", "folder", "this_invocation_s",
+        "fingerprint"}
+
+
+def _json_diff(a, b, path, out):
+  if isinstance(a, dict) and isinstance(b, dict):
+    for k in sorted(set(a) | set(b)):
+      if k in SKIP:
+        continue
+      if k not in a or k not in b:
+        out.append(f"{path}.{k}: only in {'B' if k not in a else 'A'}")
+        continue
+      _json_diff(a[k], b[k], f"{path}.{k}", out)
+  elif isinstance(a, list) and isinstance(b, list):
+    if len(a) != len(b):
+      out.append(f"{path}: length {len(a)} vs {len(b)}")
+      return
+    for i, (x, y) in enumerate(zip(a, b)):
+      _json_diff(x, y, f"{path}[{i}]", out)
+  elif a != b and not (isinstance(a, str) and isinstance(b, str) and
+                       ("/" in a and a.split("/")[-1] == b.split("/")[-1])):
+    out.append(f"{path}: {a!r} vs {b!r}")
+
+
+def compare(a, b):
+  a, b = pathlib.Path(a), pathlib.Path(b)
+  problems, files = [], 0
+  for fa in sorted(a.rglob("*")):
+    rel = fa.relative_to(a)
+    if fa.is_dir() or "checkpoint" in str(rel) or rel.parts[0] == "matrix_configs":
+      continue
+    fb = b / rel
+    if rel.name in ("run.log", "commands.log", "done", "study.log", ".lock") or \
+        rel.suffix in (".png", ".svg", ".md"):
+      continue
+    if not fb.exists():
+      problems.append(f"{rel}: missing in B")
+      continue
+    files += 1
+    if rel.suffix == ".json":
+      diffs = []
+      _json_diff(json.loads(fa.read_text()), json.loads(fb.read_text()), str(rel), diffs)
+      problems += diffs[:20]
+    elif rel.suffix == ".parquet":
+      ta, tb = pq.read_table(fa).to_pydict(), pq.read_table(fb).to_pydict()
+      if list(ta) != list(tb):
+        problems.append(f"{rel}: columns {list(ta)} vs {list(tb)}")
+        continue
+      for k in ta:
+        x, y = np.asarray(ta[k]), np.asarray(tb[k])
+        if x.dtype.kind == "f" or y.dtype.kind == "f":
+          same = x.shape == y.shape and np.array_equal(x.astype(np.float64), y.astype(np.float64),
+                                                       equal_nan=True)
+        else:
+          same = x.shape == y.shape and (x == y).all()
+        if not same:
+          problems.append(f"{rel}: column {k} differs")
+    else:
+      if fa.read_bytes() != fb.read_bytes():
+        problems.append(f"{rel}: bytes differ")
+  for fb in sorted(b.rglob("*")):
+    rel = fb.relative_to(b)
+    if fb.is_file() and rel.suffix in (".json", ".parquet") and "checkpoint" not in str(rel) \
+        and not (a / rel).exists():
+      problems.append(f"{rel}: missing in A")
+  print(f"compared {files} files: {len(problems)} differences")
+  for p in problems[:200]:
+    print("  " + p)
+  return not problems
+
+
+if __name__ == "__main__":
+  if sys.argv[1] == "run":
+    run(*sys.argv[2:5])
+  else:
+    sys.exit(0 if compare(*sys.argv[2:4]) else 1)

@@ -1,0 +1,41 @@
+"""Merging array-task pieces gives the result of one run with all the repetitions."""
+
+import json
+
+import pytest
+
+from conftest import small_sim_config
+from gtesim.driver import simulate
+from gtesim.study import merge
+from gtesim.errors import InputError
+
+
+def _comparable(result):
+  result = json.loads(json.dumps(result))
+  result.pop("timing")
+  result["pretrain"].pop("wall_s")
+  return result
+
+
+@pytest.mark.parametrize("mode", ["global", "weighting"])
+def test_merged_pieces_equal_the_single_run(tiny_root, tmp_path, mode):
+  overrides = {"sweep.alpha_gap": (0.5, 1.0)} if mode == "global" else {}
+  whole = simulate.run(small_sim_config(tiny_root, mode=mode, repetitions=3, **overrides),
+                         tmp_path / "all")
+  simulate.run(small_sim_config(tiny_root, mode=mode, repetitions=2, rep_offset=1,
+                                  **overrides), tmp_path / "b")
+  simulate.run(small_sim_config(tiny_root, mode=mode, repetitions=1, **overrides),
+                 tmp_path / "a")
+  merged = merge.merge([tmp_path / "b", tmp_path / "a"], tmp_path / "merged")
+  assert _comparable(merged) == _comparable(whole)  # Metrics and pretraining curve included.
+  on_disk = json.loads((tmp_path / "merged" / "result.json").read_text())
+  assert _comparable(on_disk) == _comparable(whole)
+
+
+def test_merge_refuses_mismatched_or_overlapping_pieces(tiny_root, tmp_path):
+  simulate.run(small_sim_config(tiny_root, repetitions=1), tmp_path / "a")
+  simulate.run(small_sim_config(tiny_root, repetitions=1, seed=5), tmp_path / "b")
+  with pytest.raises(InputError, match="config key seed is 5"):
+    merge.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+  with pytest.raises(InputError, match="contiguous range once"):
+    merge.merge([tmp_path / "a", tmp_path / "a"], tmp_path / "m")
