@@ -9,7 +9,7 @@ from jax import lax
 
 # One independent stream per purpose, so adding a use of randomness never shifts another.
 _STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign",
-            "pretrain_weight", "assign_unit", "assign_video", "cluster")
+            "pretrain_weight", "assign_unit", "assign_video", "cluster", "release")
 
 
 def rep_key(seed: int, rep: int) -> jax.Array:

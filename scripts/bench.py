@@ -3,6 +3,7 @@ that the step's model arithmetic reaches, and where a step's time goes.
 
   python scripts/bench.py [--config configs/global.py] [--config.KEY=VALUE ...]
       [--modes global,pooling | all] [--bs 1,8,64] [--profile_b 8] [--chunks 3]
+      [--model_classes mlp,two_tower,wide_deep] [--id_rows 10000,1000000,10000000]
 
 The peak is measured once per device: the best rate over large square float32 matmuls. For
 each mode and B the chunk of `sim.validate_every` steps is compiled (compile time reported
@@ -19,6 +20,10 @@ assignment, candidates), + features, + scoring (and the argmax), + bookkeeping (
 used marks, Fenwick trees, per-user sums), + training = the whole step; a phase's cost is the
 difference of the fastest chunks of two prefixes, timed interleaved (XLA fuses across
 phases, so the split is approximate).
+`--model_classes` times every mode and B with each model class for every label (rows carry
+`model`). `--id_rows` times the two-tower ranker in global mode at B = 1 with its ID tables
+hashed into each number of rows (the sparse update's cost must not grow with the table:
+the rows under `id_rows`).
 The last line is one JSON object with every mode and B.
 """
 
@@ -49,6 +54,13 @@ _MODES = flags.DEFINE_string("modes", "global,pooling",
 _BS = flags.DEFINE_string("bs", None, "Comma-separated repetition counts B to time.")
 _CHUNKS = flags.DEFINE_integer("chunks", 3, "Timed chunks per B (after the compiling one).")
 _PROFILE_B = flags.DEFINE_integer("profile_b", 8, "B of the per-phase profile (0: none).")
+_CLASSES = flags.DEFINE_string("model_classes", "",
+                               "Comma-separated model classes to time for every label ('' = "
+                               "the config's).")
+_ID_ROWS = flags.DEFINE_string("id_rows", "", "Comma-separated ID-table sizes to time the "
+                               "two-tower ranker at (global mode, B = 1).")
+_ID_VECTORIZE = flags.DEFINE_string("id_rows_vectorize", "vmap,map",
+                                    "sim.vectorize modes of the --id_rows runs.")
 log = logs.get_logger("bench")
 
 def step_flops(spec) -> float:
@@ -114,7 +126,8 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
   compile_s, step_s = time_chunks(fns.chunk, setup, points, fresh(), sim.chunk_len)
   b = config.repetitions
   flops = step_flops(sim.spec) * b * worlds.n_worlds
-  row = {"mode": config.mode, "B": b, "worlds": worlds.n_worlds, "compile_s": compile_s,
+  row = {"mode": config.mode, "B": b,
+         "model": ",".join(sorted({config.labels[n].model for n in config.labels})), "worlds": worlds.n_worlds, "compile_s": compile_s,
          "step_ms": 1e3 * step_s, "rec_per_s": throughput.rec_per_s(config, worlds, 1, step_s),
          "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
          "flop_fraction": flops / step_s / peak, "peak_memory_mib": peak_memory_bytes() / 2**20,
@@ -159,22 +172,56 @@ def main(argv):
   device = jax.devices()[0]
   log.info("peak float32 matmul rate of %s: %.1f GFLOP/s (best of square 1024-4096)",
            device.device_kind, peak / 1e9)
+  classes = [c for c in _CLASSES.value.split(",") if c] or [None]
   rows = []
   for b in bs:
     config = base.copy_and_resolve_references()
     config.repetitions = b
     setup = setup_lib.build(config, modes)
-    for mode in modes:
-      config.mode = mode
-      row = bench_mode(config, setup, peak, b == _PROFILE_B.value)
+    for model_class in classes:
+      if model_class is not None:
+        with_class(config, model_class)
+      for mode in modes:
+        config.mode = mode
+        row = bench_mode(config, setup, peak, b == _PROFILE_B.value)
+        rows.append(row)
+        log.info("%s %s B=%-5d compile %.1f s, step %.1f ms, %s rec/s, model %.1f GFLOP/s = "
+                 "%.2f of peak, peak memory %.0f MiB", mode, row["model"], b, row["compile_s"],
+                 row["step_ms"], f"{row['rec_per_s']:,.0f}", row["model_gflop_per_s"],
+                 row["flop_fraction"], row["peak_memory_mib"])
+  out = {"device": f"{device.platform}:{device.device_kind}", "n_devices": jax.device_count(),
+         "peak_gflop_per_s": peak / 1e9, "runs": rows}
+  if _ID_ROWS.value:
+    out["id_rows"] = bench_id_rows(base, [int(float(n)) for n in _ID_ROWS.value.split(",")],
+                                   peak)
+  print(json.dumps(out))
+
+
+def with_class(config, model_class: str) -> None:
+  for name in config.labels:
+    config.labels[name].model = model_class
+
+
+def bench_id_rows(base, sizes, peak) -> list:
+  """Two-tower, global mode, B = 1: the step at each hashed ID-table size, with each
+  `--id_rows_vectorize` mode (lax.map copies every world's state in and out of the mapped
+  axis once per chunk, an O(table) cost per chunk that vmap does not have)."""
+  config = base.copy_and_resolve_references()
+  config.repetitions, config.mode = 1, "global"
+  with_class(config, "two_tower")
+  setup = setup_lib.build(config)
+  rows = []
+  for vectorize in _ID_VECTORIZE.value.split(","):
+    config.sim.vectorize = vectorize
+    for n in sizes:
+      for name in config.labels:
+        config.labels[name].id_budget, config.labels[name].id_buckets = 0, n
+      row = bench_mode(config, setup, peak, False)
+      row["id_rows"] = n
       rows.append(row)
-      log.info("%s B=%-5d compile %.1f s, step %.1f ms, %s rec/s, model %.1f GFLOP/s = %.2f "
-               "of peak, peak memory %.0f MiB", mode, b, row["compile_s"], row["step_ms"],
-               f"{row['rec_per_s']:,.0f}", row["model_gflop_per_s"], row["flop_fraction"],
-               row["peak_memory_mib"])
-  print(json.dumps({"device": f"{device.platform}:{device.device_kind}",
-                    "n_devices": jax.device_count(), "peak_gflop_per_s": peak / 1e9,
-                    "runs": rows}))
+      log.info("two_tower id_rows %s (%s): step %.2f ms, peak memory %.0f MiB", f"{n:,}",
+               vectorize, row["step_ms"], row["peak_memory_mib"])
+  return rows
 
 
 if __name__ == "__main__":

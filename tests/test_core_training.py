@@ -7,19 +7,20 @@ import optax
 
 from gtesim.core import training
 from gtesim.label_kinds import KINDS
-from gtesim.models import LabelModel, Pairs
+from gtesim.models import Dims, LabelModel, Pairs
 from gtesim.models.mlp import MLPNet
 
 
 def _pairs(x):
   """Rows of pairs whose concatenated features are x [n, 3] (1 user column, 2 video)."""
   n = x.shape[0]
-  return Pairs(x[:, :1], x[:, 1:], jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32))
+  return Pairs(x[:, :1], x[:, 1:], jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32),
+               jnp.zeros((n, 0), jnp.int32), jnp.zeros((n, 0), jnp.int32))
 
 
 def test_weighted_loss_gradient_matches_hand_computation():
   model = LabelModel("click", KINDS["binary"], "bce", MLPNet(hidden=()), optax.sgd(1.0))
-  params = model.init(jax.random.key(0), 1, 2)
+  params = model.init(jax.random.key(0), Dims(1, 2))
   x = jnp.array([[1.0, 2.0, 0.5], [0.0, -1.0, 1.0], [3.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
   y = jnp.array([1.0, 0.0, 1.0, 0.0])
   w = jnp.array([2.0, 0.5, 0.0, 1.0])  # Row 2 is not an item (weight 0).
@@ -40,7 +41,7 @@ def test_weighted_loss_gradient_matches_hand_computation():
 def test_train_update_steps_every_model_and_reports_the_loss_before():
   models = tuple(LabelModel(f"y{i}", KINDS["numerical"], "logmae", MLPNet(hidden=(4,)),
                             optax.sgd(0.1)) for i in range(2))
-  params = tuple(m.init(jax.random.key(i), 1, 2) for i, m in enumerate(models))
+  params = tuple(m.init(jax.random.key(i), Dims(1, 2)) for i, m in enumerate(models))
   opt = tuple(m.optimizer.init(p) for m, p in zip(models, params))
   x = jax.random.normal(jax.random.key(5), (16, 3))
   y = jnp.abs(jax.random.normal(jax.random.key(6), (16, 2))) * 10

@@ -17,7 +17,7 @@ from gtesim.designs.splitting import Splitting
 from gtesim.designs.weighting import arm_weights
 from gtesim.driver import simulate
 from gtesim.label_kinds import KINDS
-from gtesim.models import LabelModel, Pairs
+from gtesim.models import Dims, LabelModel, Pairs
 from gtesim.models.mlp import MLPNet
 
 
@@ -125,12 +125,13 @@ def test_trained_weight_model_reproduces_treatment_distribution():
   x = (jnp.where(z, 1.0, -1.0) + jax.random.normal(kx, (n,)))[:, None]
   g_model = LabelModel("weight", KINDS["binary"], "bce", MLPNet(hidden=(16,)),
                        optax.adam(1e-2))
-  params = (g_model.init(jax.random.key(1), 0, 1),)
+  params = (g_model.init(jax.random.key(1), Dims(0, 1)),)
   opt = (g_model.optimizer.init(params[0]),)
 
   def pairs(xb):  # The pairs' features: x as the video part, no user part.
     return Pairs(jnp.zeros((len(xb), 0)), xb, jnp.zeros(len(xb), jnp.int32),
-                 jnp.zeros(len(xb), jnp.int32))
+                 jnp.zeros(len(xb), jnp.int32), jnp.zeros((len(xb), 0), jnp.int32),
+                 jnp.zeros((len(xb), 0), jnp.int32))
 
   update = jax.jit(lambda p, o, xb, zb: training.train_update(
       (g_model,), p, o, pairs(xb), zb[:, None], jnp.ones(len(zb)), len(zb), jax.random.key(2),

@@ -84,7 +84,7 @@ def test_every_design_builds_from_the_default_config_and_lays_out_its_worlds(mod
   checks.check(config)
   design = designs.make(config)
   assert design.name == mode and design.arms in (1, 2)
-  points = ((0.3, 1.0), (0.5, 0.0))
+  points = (designs.SweepPoint(0.3, 1.0), designs.SweepPoint(0.5, 0.0))
   groups = design.groups(points)
   assert len(groups) == design.n_worlds(len(points)) * design.arms
   inputs = design.point_inputs(points, np.ones(2), np.zeros(2))

@@ -25,12 +25,21 @@ def test_plan_runs_every_design_and_point_from_one_production_model(tiny_root):
   jobs = {j.name: j for j in plan.plan(_study_config(tiny_root))}
   assert list(jobs) == ["truth", "truth-frozen", "pooling", "splitting", "snapshot",
                         "weighting", "codiverted", "cluster", "switchback", "weighting-video"]
-  assert jobs["truth"].worlds.points == ((0.5, 1.0), (0.5, 0.25), (0.5, 0.5))
+  assert [q[:2] for q in jobs["truth"].worlds.points] == [(0.5, 1.0), (0.5, 0.25), (0.5, 0.5)]
   assert jobs["truth-frozen"].config.sim.train_models is False
-  assert jobs["pooling"].worlds.points == ((0.5, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0),
-                                           (0.9, 1.0), (0.5, 0.0), (0.5, 0.25), (0.5, 0.5))
+  assert [q[:2] for q in jobs["pooling"].worlds.points] == [
+      (0.5, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0), (0.9, 1.0), (0.5, 0.0), (0.5, 0.25),
+      (0.5, 0.5)]
   assert jobs["weighting-video"].config.experiment.weight_features == "video"
   assert "study" not in jobs["truth"].config
+  # An exploration sweep: its designs cross their points with the epsilons, each epsilon
+  # gets its own truth.
+  config = _study_config(tiny_root, **{"sim.exploration": "epsilon"})
+  config.study.epsilons = (0.2,)
+  jobs = {j.name: j for j in plan.plan(config)}
+  assert "truth-eps=0.2" in jobs and jobs["truth-eps=0.2"].config.sim.epsilon == 0.2
+  assert [q.epsilon for q in jobs["pooling"].worlds.points][:2] == [0.0, 0.2]
+  assert {q.epsilon for q in jobs["snapshot"].worlds.points} == {0.0}
 
 
 def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, tmp_path):

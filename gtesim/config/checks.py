@@ -8,6 +8,8 @@ import ml_collections
 from gtesim import designs
 from gtesim import environments
 from gtesim import label_kinds
+from gtesim import models
+from gtesim.core import exploration
 from gtesim.config import defaults as default_config
 from gtesim.data.dataset import FORMATS
 from gtesim.data.sizes import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
@@ -60,6 +62,31 @@ def check_keys(config) -> None:
   _check_keys(config, reference)
 
 
+def _check_model_section(section, key: str) -> None:
+  """A label's (or the weight model's) model class and sizes."""
+  names = models.MODEL_CLASSES.names()
+  close = difflib.get_close_matches(str(section.model), list(names), n=1)
+  _require(section.model in names, f"{key}.model",
+           f"'{section.model}' is not a model class"
+           f"{f' (did you mean {close[0]!r}?)' if close else ''}; use one of {', '.join(names)}.")
+  _require(section.learning_rate > 0, f"{key}.learning_rate", "must be > 0.")
+  _require(section.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0.")
+  for sizes in ("hidden", "tower_hidden"):
+    _require(all(isinstance(h, int) and h >= 1 for h in section[sizes]), f"{key}.{sizes}",
+             "widths must be positive integers.")
+  for size in ("tower_dim", "id_dim", "id_buckets", "cross_buckets"):
+    _require(isinstance(section[size], int) and section[size] >= 1, f"{key}.{size}",
+             "must be a positive integer.")
+  _require(isinstance(section.id_budget, int) and section.id_budget >= 0, f"{key}.id_budget",
+           "must be a non-negative integer (0: always hash).")
+  _require(section.id_buckets < 2**32 and section.cross_buckets < 2**32, f"{key}.id_buckets",
+           "buckets must be below 2^32 (32-bit hashes).")
+  _require(section.id_learning_rate > 0, f"{key}.id_learning_rate", "must be > 0.")
+  _require(section.id_initial_accumulator > 0, f"{key}.id_initial_accumulator",
+           "must be > 0.")
+  _require(section.id_eps >= 0, f"{key}.id_eps", "must be >= 0.")
+
+
 def check(config) -> None:
   """Raises InputError naming the first bad key (the designs and environments check their
   own keys)."""
@@ -88,8 +115,12 @@ def check(config) -> None:
            "must be > 0: validation users decide when pretraining stops and give the "
            "validation metrics.")
   for name, label in config.labels.items():
-    _require(label.learning_rate > 0, f"labels.{name}.learning_rate", "must be > 0.")
-    _require(label.weight_decay >= 0, f"labels.{name}.weight_decay", "must be >= 0.")
+    _check_model_section(label, f"labels.{name}")
+  _check_model_section(config.experiment.weight_model, "experiment.weight_model")
+  _require(config.experiment.weight_model.model == models.DEFAULT_CLASS
+           or config.experiment.weight_features == "all", "experiment.weight_features",
+           "'video' (G on video features alone) needs experiment.weight_model.model = "
+           f"'{models.DEFAULT_CLASS}': the ID models' user side is the user's own row.")
   for name, label in config.labels.items():
     for arm in ("alpha_T", "alpha_C"):
       _require(math.isfinite(label[arm]), f"labels.{name}.{arm}", "must be a finite number.")
@@ -125,6 +156,7 @@ def check(config) -> None:
   for point in sweep.points:
     _require(len(point) == 2 and 0 < point[0] < 1 and point[1] >= 0, "sweep.points",
              f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
+  exploration.check_config(config)
   designs.check_config(config)
   _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
   pre = config.pretrain

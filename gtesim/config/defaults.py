@@ -19,17 +19,35 @@ def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
   label.loss = loss  # binary: "bce"; numerical: "logmae", "mse" or "mae".
   label.alpha_T = alpha_t  # Weight of this label's prediction in the treatment ranking score.
   label.alpha_C = alpha_c  # Weight of this label's prediction in the control ranking score.
-  label.update(_mlp())
+  label.update(_model())
   return label
 
 
-def _mlp():
-  mlp = ml_collections.ConfigDict()
-  mlp.hidden = (128, 64)  # MLP hidden layer widths.
-  mlp.dropout = 0.0  # Dropout rate on hidden layers while training.
-  mlp.learning_rate = 1e-3  # AdamW learning rate.
-  mlp.weight_decay = 1e-4  # AdamW decoupled weight decay.
-  return mlp
+def _model():
+  """A model's section: its class (models/__init__.py's registry) and every class's sizes."""
+  m = ml_collections.ConfigDict()
+  m.model = "mlp"  # Model class: "mlp" (features only), "two_tower" (user and video towers
+  # over ID embeddings and features, dot product) or "wide_deep" (linear ID and cross terms +
+  # the MLP).
+  m.hidden = (128, 64)  # mlp and wide_deep's deep part: hidden layer widths.
+  m.dropout = 0.0  # Dropout rate on hidden layers while training (every class).
+  m.learning_rate = 1e-3  # AdamW learning rate of the dense parameters.
+  m.weight_decay = 1e-4  # AdamW decoupled weight decay of the dense parameters.
+  m.tower_hidden = (64,)  # two_tower: hidden layer widths of each tower.
+  m.tower_dim = 32  # two_tower: output width of each tower (the dot product's dimension).
+  m.id_dim = 16  # two_tower: ID embedding width (each row also holds the id's bias).
+  m.id_budget = 5_000_000  # two_tower, wide_deep: a table has one row per id when the users
+  # (videos) number at most this; otherwise they are hashed into id_buckets rows.
+  m.id_buckets = 2_097_152  # Rows of a hashed ID table (the collision rate is logged).
+  m.cross_buckets = 1_048_576  # wide_deep: rows of the hashed user-feature x video-feature
+  # cross terms.
+  m.id_learning_rate = 0.05  # Row-wise AdaGrad learning rate of the ID tables.
+  m.id_initial_accumulator = 0.1  # Row-wise AdaGrad's initial accumulator value.
+  m.id_eps = 1e-8  # Row-wise AdaGrad's epsilon.
+  m.id_dropout = 0.0  # two_tower, wide_deep: while training, an id's row is replaced by
+  # the zero (unknown) row with this probability, so the features alone also learn to score
+  # (ids never seen in pretraining start at zero).
+  return m
 
 
 def study_section() -> ml_collections.ConfigDict:
@@ -44,6 +62,9 @@ def study_section() -> ml_collections.ConfigDict:
   study.frozen_truth = True  # Also the global truth with frozen models (policy effect at the
   # pretrained model), against which snapshot is scored too.
   study.weighting_video = True  # Also weighting with G on video features only.
+  study.epsilons = ()  # sim.exploration = "epsilon": more epsilons (besides sim.epsilon) at
+  # which study.exploration_designs run (one more mapped axis) and the truth is rerun.
+  study.exploration_designs = ("pooling", "splitting")  # Designs swept over study.epsilons.
   return study
 
 
@@ -125,7 +146,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.video_p_test = 0.1  # Fraction of videos held out for testing (0 disables).
 
   data.synthetic = syn = ml_collections.ConfigDict()
-  syn.size = "pure"  # One of gtesim/data/sizes.py's SYNTHETIC_SIZES: tiny, small, pure, 1k, 27k.
+  syn.size = "pure"  # One of gtesim/data/sizes.py's SYNTHETIC_SIZES: tiny, mini, small, pure,
+  # 1k, 27k.
   syn.seed = 0  # Generator seed (the dataset is a pure function of size and seed).
   syn.latent_dim = 8  # Dimension of latent user taste / video topic vectors.
   syn.click_rate = 0.33  # Target click rate over all logs.
@@ -177,7 +199,7 @@ def get_config() -> ml_collections.ConfigDict:
   exp.g_update = "after"  # Weighting: update G "after" (weights from a G that has not yet
   # seen the step's items) or "before" the label models within a step.
   exp.weight_features = "all"  # Weighting: G sees "all" features, or "video" features only.
-  exp.weight_model = _mlp()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
+  exp.weight_model = _model()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
   exp.p_items = ml_collections.config_dict.placeholder(float)  # Co-diverted: P(video in the
   # treatment arm), drawn per video and repetition; None = p_treatment (also along a sweep).
   exp.codiverted_training = "diverted"  # Co-diverted: "diverted" (each arm's models train on
@@ -199,11 +221,19 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.alpha_gap = ()  # Gaps lambda: alpha_T(l) = (1-l) alpha_C + l alpha_T; () = (1.0,).
   sweep.points = ()  # Explicit ((p, lambda), ...) pairs instead of the product of the two.
   # The run's points are the product of the two (or the listed pairs); lambda = 0 is the A/A.
+  sweep.epsilon = ()  # sim.exploration = "epsilon": epsilons to run as one more mapped axis
+  # (crossed with the points above); () = sim.epsilon. A/B designs only.
+  sweep.temperature = ()  # sim.exploration = "softmax": temperatures, likewise.
 
   config.estimator = est = ml_collections.ConfigDict()
   est.batch_blocks = 10  # Blocks of consecutive steps of the batch-means standard error.
 
   config.sim = sim = ml_collections.ConfigDict()
+  sim.release = "all"  # "all": every video is a candidate from the start; "staggered"
+  # (latent): a share sim.new_video_share of the train videos is new, left out of pretraining
+  # and released at a step uniform over the horizon (environments/release.py).
+  sim.new_video_share = 0.2  # sim.release = "staggered": share of the train videos that are
+  # new.
   sim.environment = "replay"  # Where candidates and outcomes come from: "replay" (each user's
   # logged items and their logged outcomes), "matrix" (a fully observed matrix, e.g. KuaiRec's
   # small matrix, replayed: every pair has an outcome) or "latent" (synthetic data only:
@@ -220,6 +250,12 @@ def get_config() -> ml_collections.ConfigDict:
   sim.n_steps = 200  # Simulation steps.
   sim.batch_size = 256  # Train users sampled per step.
   sim.n_candidate = 16  # Candidates per user (fewer when fewer are eligible).
+  sim.exploration = "greedy"  # How a user's recommendation is chosen from its scored
+  # candidates: "greedy" (the top score), "epsilon" (with probability sim.epsilon a uniform
+  # candidate, else the top) or "softmax" (drawn ~ exp(z / sim.temperature), z the user's
+  # scores standardised over its candidates).
+  sim.epsilon = 0.0  # epsilon-greedy's exploration probability, in [0, 1].
+  sim.temperature = 1.0  # softmax's temperature (> 0) on standardised scores.
   sim.updates_per_step = 1  # Optimizer updates on each step's recommended items.
   sim.arm_blocks = 4  # A/B designs: the batch, sorted by arm, is scored in this many blocks
   # with one arm's models each, plus the block where the arms meet again (5/4 of one arm's

@@ -20,8 +20,10 @@ def video_features(static: Static, env: Env, enc, videos):
 def pairs(static: Static, env: Env, rep: RepData, users, videos) -> Pairs:
   """Pairs of users and videos: rows (users [...] and videos [...] of one shape) or users
   [b] with their candidates [b, k] (the user features then once per user)."""
+  f = env.features
   return Pairs(user_features(static, env, rep.user_enc, users),
-               video_features(static, env, rep.video_enc, videos), users, videos)
+               video_features(static, env, rep.video_enc, videos), users, videos,
+               f.user_cat[users], f.video_cat[videos])
 
 
 def logged_rows(static: Static, env: Env, rep: RepData, users, page, col):

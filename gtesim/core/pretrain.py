@@ -43,14 +43,13 @@ def init(spec, env: Env, rep: RepData, rows: EvalRows) -> Production:
   y = env.logs.page_labels[rows.page, rows.col]
   params = []
   for l, m in enumerate(spec.models):
-    p = m.init(jax.random.fold_in(key, l), spec.static.user_layout.width,
-               spec.static.video_layout.width)
+    p = m.init(jax.random.fold_in(key, l), spec.static.dims)
     bias = m.kind.head_bias(y[:, l])
     if bias is not None:
       p = m.net.with_head(p, bias)
     params.append(p)
   params = tuple(params)
-  opt = tuple(m.optimizer.init(p) for m, p in zip(spec.models, params))
+  opt = tuple(m.init_optimizer(p) for m, p in zip(spec.models, params))
   n = len(spec.models)
   return Production(params, opt, params, opt, jnp.full((n,), jnp.inf), jnp.zeros(n, jnp.int32),
                     jnp.zeros(n, jnp.int32), jnp.zeros(n, bool))

@@ -25,7 +25,7 @@ def sample_users(spec, rep, t):
 
 
 def step_keys(rep, t):
-  """(candidate, dropout, assignment, outcome) keys of step t, shared by all worlds of a
-  repetition."""
+  """(candidate, dropout, assignment, outcome, exploration) keys of step t, shared by all
+  worlds of a repetition."""
   key = jax.random.fold_in(jax.random.fold_in(prng.stream(rep.key, "sim"), 1), t)
-  return tuple(jax.random.fold_in(key, i) for i in range(4))
+  return tuple(jax.random.fold_in(key, i) for i in range(5))

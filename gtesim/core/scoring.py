@@ -28,9 +28,7 @@ def blocked_scores(models, params, alpha, pairs: Pairs, arm, n_blocks: int):
   b, k = pairs.video_x.shape[:2]
   c = -(-b // n_blocks)
   pad = n_blocks * c - b  # Padding users (arm 1, so the order stays sorted) fill the last block.
-  padded = Pairs(jnp.pad(pairs.user_x, ((0, pad), (0, 0))),
-                 jnp.pad(pairs.video_x, ((0, pad), (0, 0), (0, 0))),
-                 jnp.pad(pairs.user, (0, pad)), jnp.pad(pairs.video, ((0, pad), (0, 0))))
+  padded = jax.tree.map(lambda x: jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)), pairs)
   arm = jnp.pad(arm, (0, pad), constant_values=CONTROL)
   meet = jnp.minimum(jnp.sum(arm == TREATMENT) // c, n_blocks - 1)
 
@@ -39,11 +37,18 @@ def blocked_scores(models, params, alpha, pairs: Pairs, arm, n_blocks: int):
     return jnp.concatenate([a, lax.dynamic_slice_in_dim(a, meet, 1)])
 
   block_arm = jnp.concatenate([arm[::c], jnp.full((1,), CONTROL, arm.dtype)])
-  stacked = jax.tree.map(lambda *p: jnp.stack(p)[block_arm], *params)
-  preds = jax.vmap(lambda p, x: predictions(models, p, x))(
-      stacked, jax.tree.map(blocks, padded))  # [n+1, L, c, k]
+  dense = [tuple(m.dense_of(p) for m, p in zip(models, arm_params)) for arm_params in params]
+  stacked = jax.tree.map(lambda *p: jnp.stack(p)[block_arm], *dense)
+  # ID-table rows are gathered from every arm's tables, then each block keeps its arm's: a
+  # table is never copied (O(rows touched), not O(table)).
+  rows = [jax.tree.map(lambda *g: jnp.stack([blocks(x) for x in g])[
+      block_arm, jnp.arange(n_blocks + 1)], *[m.gather(p[l], padded) for p in params])
+          if m.net.has_ids else {} for l, m in enumerate(models)]
+  preds = jax.vmap(lambda p, g, x: jnp.stack([
+      m.predict(m.score_gathered(p[l], g[l], x)) for l, m in enumerate(models)]))(
+          stacked, rows, jax.tree.map(blocks, padded))  # [n+1, L, c, k]
   scores = jnp.einsum("nl,nlck->nck", alpha[block_arm], preds)
-  rows = jnp.arange(n_blocks * c)
-  again = (rows // c == meet) & (arm == CONTROL)
-  redo = scores[-1][jnp.clip(rows - meet * c, 0, c - 1)]
+  rows_at = jnp.arange(n_blocks * c)
+  again = (rows_at // c == meet) & (arm == CONTROL)
+  redo = scores[-1][jnp.clip(rows_at - meet * c, 0, c - 1)]
   return jnp.where(again[:, None], redo, scores[:-1].reshape(-1, k))[:b]

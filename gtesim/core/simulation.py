@@ -25,6 +25,7 @@ from jax import lax
 from gtesim import designs
 from gtesim import environments
 from gtesim import models as models_lib
+from gtesim.core import exploration
 from gtesim.core import pretrain
 from gtesim.core import step as step_lib
 from gtesim.core.evaluation import evaluate_models
@@ -101,9 +102,10 @@ def make_simulation(config, setup) -> Simulation:
                       f"modes=(..., '{design.name}')).")
   sim = config.sim
   spec = step_lib.SimSpec(
-      setup.static, models_lib.label_models(config), sim.batch_size, sim.n_candidate,
+      setup.static, models_lib.label_models(config, setup.static.dims), sim.batch_size, sim.n_candidate,
       sim.updates_per_step, setup.n_train, design,
-      environments.make(config, setup.static, setup.n_train), arm_blocks=sim.arm_blocks)
+      environments.make(config, setup.static, setup.n_train), exploration.make(config),
+      staggered=sim.release == "staggered", arm_blocks=sim.arm_blocks)
   pre = config.pretrain
   return Simulation(spec, config.sim.validate_every, pre.batch_size, pre.patience,
                     pre.min_delta, vectorize_mode(config))

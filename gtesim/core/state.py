@@ -14,6 +14,7 @@ import jax
 from flax import struct
 
 from gtesim.data import encoding
+from gtesim.models.label_model import Dims
 
 
 class Logs(NamedTuple):
@@ -58,6 +59,8 @@ class RepData(NamedTuple):
   val_rows: EvalRows  # Validation users x test videos.
   train_rows: EvalRows  # Train users x train videos (train-side metrics).
   designs: dict  # {design name: its per-repetition set-up} for the designs that need one.
+  release: jax.Array  # [V] int32: the first step a video may be a candidate (0: from the
+  # start; sim.release = "staggered" gives new videos a later one, environments/release.py).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +71,17 @@ class Static:
   page_slots: int
   window_pages: int  # The longest user's pages.
   n_pages: int  # Pages of the environment's packed logs.
+  n_users: int = 1  # Users and videos of the dataset (the models' ID tables).
+  n_videos: int = 1
 
   @property
   def width(self):
     return self.user_layout.width + self.video_layout.width
+
+  @property
+  def dims(self) -> Dims:
+    return Dims(self.user_layout.width, self.video_layout.width, self.n_users, self.n_videos,
+                self.user_layout.cat_widths, self.video_layout.cat_widths)
 
 
 @struct.dataclass
@@ -79,6 +89,8 @@ class Point:
   """The traced inputs of one world: p and the ranking weights of its arms."""
   p_treatment: jax.Array  # [] float32: P(user is treated) (its design's meaning of p).
   alpha: jax.Array  # [A, L] float32: ranking weights of the world's arms.
+  epsilon: jax.Array  # [] float32: exploration's epsilon (core.exploration).
+  temperature: jax.Array  # [] float32: exploration's softmax temperature.
 
 
 @struct.dataclass

@@ -16,11 +16,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gtesim.core import exploration as exploration_lib
 from gtesim.core import features as features_lib
 from gtesim.core import training
 from gtesim.core.sampling import sample_users, step_keys
 from gtesim.core.scoring import blocked_scores, predictions
 from gtesim.core.state import Env, RepData, Static, StepOut, World
+from gtesim.environments import release
 from gtesim.environments.base import Candidates
 from gtesim.models import Pairs
 
@@ -38,6 +40,10 @@ class SimSpec:
   n_train: int  # Train users per repetition.
   design: object  # designs.base.Design
   environment: object  # environments.base.Environment
+  exploration: object = exploration_lib.Greedy()  # core.exploration: how a user's choice is
+  # drawn from its scored candidates.
+  staggered: bool = False  # sim.release = "staggered": videos become candidates at their
+  # release step (environments/release.py).
   arm_blocks: int = 4  # A/B designs: blocks of the batch in per-arm scoring (blocked_scores).
 
   @property
@@ -65,11 +71,15 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point, world: World, t) -> Draw:
   """Sampling: the step's users, their assignment and their candidates."""
   design = spec.design
   users, position = sample_users(spec, rep, t)
-  cand_key, _, assign_key, _ = step_keys(rep, t)
+  cand_key, _, assign_key, _, _ = step_keys(rep, t)
   z = design.assign(rep, users, assign_key, point.p_treatment, t)
   arm = design.arm_of(z)
   cls = design.user_class(arm)
   allowed = design.candidate_filter(rep, point, z)
+  if spec.staggered:
+    released = release.allowed(rep, t)
+    allowed = released if allowed is None else (
+        lambda videos, a=allowed: a(videos) & released(videos))
   cand = spec.environment.candidates(spec, env, rep, point, world.memory, users, position, cls,
                                      allowed, cand_key)
   return Draw(users, position, z, arm, cls, cand)
@@ -88,7 +98,8 @@ def features(spec: SimSpec, env: Env, rep: RepData, d: Draw, order) -> Pairs:
   return features_lib.pairs(spec.static, env, rep, users, video)
 
 
-def choose(spec: SimSpec, point, world: World, d: Draw, pairs: Pairs, order) -> Scored:
+def choose(spec: SimSpec, rep: RepData, point, world: World, d: Draw, pairs: Pairs, order,
+           t) -> Scored:
   """Scoring: every user's candidates ranked by its arm's models; the argmax is recommended."""
   rows = jnp.arange(d.users.shape[0])
   if order is None:
@@ -100,8 +111,9 @@ def choose(spec: SimSpec, point, world: World, d: Draw, pairs: Pairs, order) -> 
                                    d.arm[order], spec.arm_blocks)
     at = jnp.zeros_like(order).at[order].set(rows)  # Each user's row in the sorted order.
     scores = sorted_scores[at]
-  choice = jnp.argmax(jnp.where(d.cand.valid, scores, -jnp.inf), axis=1)
-  rec = Pairs(pairs.user_x[at], pairs.video_x[at, choice], d.users, d.cand.video[rows, choice])
+  choice = spec.exploration.choose(scores, d.cand.valid, point, step_keys(rep, t)[4])
+  rec = Pairs(pairs.user_x[at], pairs.video_x[at, choice], d.users, d.cand.video[rows, choice],
+              pairs.user_cat[at], pairs.video_cat[at, choice])
   return Scored(choice, rec)
 
 
@@ -165,7 +177,7 @@ def _phases(spec: SimSpec, env: Env, rep: RepData, point, world: World, t, n_pha
   pairs = features(spec, env, rep, d, order)
   if n_phases == 2:
     return world, jnp.sum(pairs.user_x) + jnp.sum(pairs.video_x)
-  s = choose(spec, point, world, d, pairs, order)
+  s = choose(spec, rep, point, world, d, pairs, order, t)
   if n_phases == 3:
     return world, jnp.sum(s.rec.user_x) + jnp.sum(s.rec.video_x) + jnp.sum(s.choice)
   y, rec_ok, memory = record(spec, env, rep, world, d, s, t)

@@ -5,6 +5,7 @@
 # 1K 11.7M rows over 1,000 users and ~4.4M videos; 27K 322M rows over 27,285 users and ~32M videos.
 SYNTHETIC_SIZES = {
     "tiny": dict(n_users=64, n_videos=150, n_interactions=6_000, random_fraction=0.3),
+    "mini": dict(n_users=400, n_videos=800, n_interactions=40_000, random_fraction=0.45),
     "small": dict(n_users=2_000, n_videos=3_000, n_interactions=200_000, random_fraction=0.45),
     "pure": dict(n_users=27_285, n_videos=7_583, n_interactions=2_622_668,
                  random_fraction=0.452),

@@ -5,6 +5,7 @@ Adding one is a module with a Design subclass, one line in DESIGNS and a config
 (docs/extending.md).
 """
 
+from gtesim.core import exploration as exploration_lib
 from gtesim.designs import base
 from gtesim.designs import cluster
 from gtesim.designs import codiverted
@@ -13,7 +14,7 @@ from gtesim.designs import snapshot
 from gtesim.designs import splitting
 from gtesim.designs import switchback
 from gtesim.designs import weighting
-from gtesim.designs.worlds import Worlds
+from gtesim.designs.worlds import SweepPoint, Worlds
 from gtesim.registry import Registry
 
 DESIGNS = Registry("mode", "mode")
@@ -42,11 +43,19 @@ def check_config(config) -> None:
 
 
 def worlds_of(config, design=None) -> Worlds:
-  """The run's worlds from `experiment.p_treatment` and the `sweep` section: the listed
-  `sweep.points`, else the product of `sweep.p_treatment` and `sweep.alpha_gap`."""
+  """The run's worlds from `experiment.p_treatment`, `sim.epsilon` / `sim.temperature` and
+  the `sweep` section: the listed `sweep.points`, else the product of `sweep.p_treatment` and
+  `sweep.alpha_gap`; each crossed with `sweep.epsilon` x `sweep.temperature`."""
   design = design or make(config)
-  if config.sweep.points:
-    return Worlds(design, tuple((float(p), float(g)) for p, g in config.sweep.points))
-  ps = tuple(config.sweep.p_treatment) or (config.experiment.p_treatment,)
-  gaps = tuple(config.sweep.alpha_gap) or (1.0,)
-  return Worlds(design, tuple((float(p), float(g)) for p in ps for g in gaps))
+  sweep = config.sweep
+  if sweep.points:
+    pairs = tuple((float(p), float(g)) for p, g in sweep.points)
+  else:
+    ps = tuple(sweep.p_treatment) or (config.experiment.p_treatment,)
+    gaps = tuple(sweep.alpha_gap) or (1.0,)
+    pairs = tuple((float(p), float(g)) for p in ps for g in gaps)
+  epsilons = tuple(sweep.epsilon) or (config.sim.epsilon,)
+  temperatures = tuple(sweep.temperature) or (config.sim.temperature,)
+  return Worlds(design, tuple(SweepPoint(p, g, float(e), float(tau)) for p, g in pairs
+                              for e in epsilons for tau in temperatures),
+                exploration_lib.make(config))

@@ -27,6 +27,7 @@ from flax import struct
 from gtesim import prng
 from gtesim.core.scoring import CONTROL, TREATMENT
 from gtesim.core.state import Point
+from gtesim.designs.worlds import exploration_inputs
 from gtesim.errors import require
 from gtesim.stats import descriptive
 from gtesim.stats import points as points_lib
@@ -174,6 +175,10 @@ class GlobalMode(Design):
       require(not config.sweep.p_treatment, "sweep.p_treatment",
               "global mode has no treatment probability (every user of a world gets the same "
               "policy); sweep alpha_gap, or run an A/B design.")
+      for field in ("epsilon", "temperature"):
+        require(len(config.sweep[field]) <= 1, f"sweep.{field}",
+                "global mode's GC world is shared by every point, so it cannot sweep "
+                f"exploration: run one global job per value of sim.{field}.")
 
   def n_worlds(self, n_points):
     return n_points + 1
@@ -183,16 +188,18 @@ class GlobalMode(Design):
 
   def point_inputs(self, points, alpha_t, alpha_c):
     alpha_t, alpha_c = np.asarray(alpha_t, np.float32), np.asarray(alpha_c, np.float32)
-    p = [q for q, _ in points]
-    alpha = [alpha_at_gap(alpha_t, alpha_c, gap)[None] for _, gap in points]
+    p = [q.p_treatment for q in points]
+    alpha = [alpha_at_gap(alpha_t, alpha_c, q.alpha_gap)[None] for q in points]
     alpha.append(alpha_c[None])
     p.append(0.5)  # GC's p: unused, every user of a global world has its policy.
-    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32))
+    # GC explores like the GT worlds (global mode refuses a swept exploration).
+    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32),
+                 **exploration_inputs(tuple(points) + points[:1]))
 
   def point_name(self, points, point):
     if len(points) == 1 or point < 0:
       return ""
-    return f"[gap={points[point][1]:g}]"
+    return f"[gap={points[point].alpha_gap:g}]"
 
   def point_result(self, labels, history, worlds, point, config):
     return points_lib.truth_block(labels, history, worlds, point)
@@ -239,15 +246,21 @@ class ABDesign(Design):
 
   def point_inputs(self, points, alpha_t, alpha_c):
     alpha_t, alpha_c = np.asarray(alpha_t, np.float32), np.asarray(alpha_c, np.float32)
-    p = [q for q, _ in points]
-    alpha = [np.stack([alpha_at_gap(alpha_t, alpha_c, gap), alpha_c]) for _, gap in points]
-    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32))
+    p = [q.p_treatment for q in points]
+    alpha = [np.stack([alpha_at_gap(alpha_t, alpha_c, q.alpha_gap), alpha_c]) for q in points]
+    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32),
+                 **exploration_inputs(points))
 
   def point_name(self, points, point):
     if len(points) == 1 or point < 0:
       return ""
-    p, gap = points[point]
-    return f"[p={p:g},gap={gap:g}]"
+    q = points[point]
+    name = f"[p={q.p_treatment:g},gap={q.alpha_gap:g}"
+    if len({r.epsilon for r in points}) > 1:
+      name += f",eps={q.epsilon:g}"
+    if len({r.temperature for r in points}) > 1:
+      name += f",tau={q.temperature:g}"
+    return name + "]"
 
   def point_result(self, labels, history, worlds, point, config):
     return points_lib.estimate_block(labels, history, worlds, point,
@@ -257,7 +270,9 @@ class ABDesign(Design):
     g = point["gte"][name]
     half = {m: _finite_mean(v) for m, v in g["se_per_rep"].items()}
     log.info("%s%s: %s estimate %s (sd %s over %d repetitions; mean 95%% CI half-width %s)",
-             name, f" at p={point['p_treatment']:g}, gap {point['alpha_gap']:g}" if swept else "",
+             name, f" at p={point['p_treatment']:g}, gap {point['alpha_gap']:g}"
+             + "".join(f", {f} {point[f]:g}" for f in ("epsilon", "temperature") if f in point)
+             if swept else "",
              config.mode, _g(g["mean"], 6), _g(g["std"]), config.repetitions, ", ".join(
                  f"{m} {_g(None if v is None else 1.96 * v)}" for m, v in half.items()))
 

@@ -59,12 +59,12 @@ class Weighting(ABDesign):
 
   @classmethod
   def from_config(cls, config, ds=None):
-    del ds
     exp = config.experiment
     return cls(config.mode, train_models=config.sim.train_models,
                assignment=exp.assignment,
                weight_model=models.label_model(
                    config, "weight", label_kinds.KINDS["binary"], "bce", exp.weight_model,
+                   models.dims_of(ds) if ds is not None else None,
                    video_only=exp.weight_features == "video"),
                weight_clip=exp.weight_clip, g_first=exp.g_update == "before")
 
@@ -90,12 +90,12 @@ class Weighting(ABDesign):
   def init_state(self, spec, rep, point):
     g = self.weight_model
     p = g.init(jax.random.fold_in(prng.stream(rep.key, "init"), len(spec.models)),
-               spec.static.user_layout.width, spec.static.video_layout.width)
+               spec.static.dims)
     g_params = (g.net.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
                                 zero_kernel=True),)
     users = super().init_state(spec, rep, point)
     return WeightingState(users.user_sum, users.user_n, g_params,
-                          (g.optimizer.init(g_params[0]),))
+                          (g.init_optimizer(g_params[0]),))
 
   def train_weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
     g_model = self.weight_model

@@ -1,17 +1,36 @@
 """The worlds a run simulates per repetition, and the sweep points they belong to."""
 
 import dataclasses
+from typing import NamedTuple
 
+import numpy as np
+
+from gtesim.core import exploration as exploration_lib
 from gtesim.core.state import Point
+
+
+class SweepPoint(NamedTuple):
+  """One point of a run's sweep (the traced inputs its worlds differ by)."""
+  p_treatment: float
+  alpha_gap: float
+  epsilon: float = 0.0
+  temperature: float = 1.0
+
+
+def exploration_inputs(points) -> dict:
+  """Point's exploration fields of the points, stacked [n_points]."""
+  return {"epsilon": np.asarray([q.epsilon for q in points], np.float32),
+          "temperature": np.asarray([q.temperature for q in points], np.float32)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Worlds:
-  """A run's design and its sweep points ((p_treatment, alpha_gap), ...): the design decides
+  """A run's design and its sweep points (SweepPoint, ...): the design decides
   the worlds (global mode: GT at every point's gap, then one GC; an A/B design: one world per
   point with arms T and C)."""
   design: object  # designs.base.Design
   points: tuple
+  exploration: object = exploration_lib.Greedy()  # core.exploration's rule of the run.
 
   @property
   def mode(self) -> str:

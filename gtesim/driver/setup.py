@@ -8,6 +8,7 @@ import numpy as np
 from gtesim import designs
 from gtesim import environments
 from gtesim import logs
+from gtesim import models as models_lib
 from gtesim import prng
 from gtesim.config import checks as config_checks
 from gtesim.core.state import Env, EvalRows, FeatureTables, Logs, RepData, Static
@@ -16,6 +17,7 @@ from gtesim.data import encoding
 from gtesim.data import packing
 from gtesim.data import splits as splits_lib
 from gtesim.driver import parallel
+from gtesim.environments import release as release_lib
 from gtesim.errors import InputError
 
 log = logs.get_logger("run")
@@ -49,7 +51,8 @@ def make_env(config, ds, packed) -> Env:
 
 def make_static(ds, packed) -> Static:
   return Static(encoding.Layout.of(ds.users), encoding.Layout.of(ds.videos),
-                packed.page_slots, packed.window_pages, packed.n_env_pages)
+                packed.page_slots, packed.window_pages, packed.n_env_pages,
+                int(ds.users.num.shape[0]), int(ds.videos.num.shape[0]))
 
 
 def _sample_rows(gen, slots, size):
@@ -89,7 +92,8 @@ def make_rep(config, ds, packed, rep_index: int, modes=None):
   val_rows = _eval_rows(gen, packed, split.val_user, split.test_video, config.sim.eval_rows)
   train_rows = _eval_rows(gen, packed, split.train_user, split.train_video,
                           config.sim.eval_rows)
-  slots = _slots(packed, split.train_user, split.train_video, packed.pretrain_pages)
+  release, new = release_lib.draw(config, split.train_video, key)
+  slots = _slots(packed, split.train_user, split.train_video & ~new, packed.pretrain_pages)
   gen = prng.numpy_rng(prng.stream(key, "pretrain_data"))
   n = config.pretrain.n_interactions
   if len(slots) < n:
@@ -108,7 +112,8 @@ def make_rep(config, ds, packed, rep_index: int, modes=None):
     if design.needs_rep_data:
       design_data[mode] = design.rep_data(config, ds, split.train_user, user_enc, key)
   rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
-                encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data)
+                encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data,
+                release)
   pretrain_rows = EvalRows(packed.owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
                            pre_col.astype(np.int32), np.ones(len(pre), bool))
   return rep, pretrain_rows
@@ -158,6 +163,13 @@ def build(config, modes=None) -> Setup:
            "users per repetition", static.user_layout.width, static.video_layout.width,
            static.width, packed.window, n_train)
   environments.make(config, static, n_train).log_setup(log, packed)
+  for name, info in models_lib.describe(config,
+                                        models_lib.label_models(config, static.dims)).items():
+    if info["tables"]:
+      log.info("model %s: %s; %s", name, info["model"], ", ".join(
+          f"{t} {d['ids']:,} ids in {d['rows']:,} rows"
+          + (f" (hashed, {d['collision_rate']:.2%} of ids share a row)" if d["hashed"] else "")
+          for t, d in info["tables"].items()))
   mesh = parallel.rep_mesh(config.repetitions)
   log.info("%d repetitions on %d device(s) (%s)", config.repetitions,
            parallel.devices_used(mesh), jax.devices()[0].platform)

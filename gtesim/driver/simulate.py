@@ -12,12 +12,14 @@ import pathlib
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from gtesim import designs
 from gtesim import logs
+from gtesim import models as models_lib
 from gtesim import throughput
 from gtesim import writing
 from gtesim.config import checks as config_checks
@@ -45,7 +47,7 @@ def point_inputs(config, worlds: designs.Worlds) -> Point:
   alpha_t = [config.labels[n].alpha_T for n in config.labels]
   alpha_c = [config.labels[n].alpha_C for n in config.labels]
   point = worlds.point_inputs(alpha_t, alpha_c)
-  return Point(jnp.asarray(point.p_treatment), jnp.asarray(point.alpha))
+  return jax.tree.map(jnp.asarray, point)
 
 
 def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
@@ -120,7 +122,9 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled):
       "best_epoch": {l: host.best_epoch[:, i].tolist() for i, l in enumerate(labels)},
       "best_val_loss": {l: host.best_loss[:, i].tolist() for i, l in enumerate(labels)},
       "converged": {l: host.stopped[:, i].tolist() for i, l in enumerate(labels)},
-      "converged_fraction": dict(zip(labels, converged.tolist())), "curve": curve}
+      "converged_fraction": dict(zip(labels, converged.tolist())), "curve": curve,
+      "models": models_lib.describe(config, models_lib.label_models(config,
+                                                                    setup.static.dims))}
   log_pre.info("pretrained in %.1f s: best epochs (mean) %s", report["wall_s"],
                ", ".join(f"{l} {np.mean(v):.1f}" for l, v in report["best_epoch"].items()))
   return prod, report

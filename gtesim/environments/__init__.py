@@ -12,6 +12,7 @@ subclass, one line in ENVIRONMENTS and a config (docs/extending.md).
 
 from gtesim.environments import latent
 from gtesim.environments import matrix
+from gtesim.environments import release
 from gtesim.environments import replay
 from gtesim.environments import retrieval
 from gtesim.errors import InputError, require
@@ -50,6 +51,15 @@ def check_config(config) -> None:
     raise InputError(f"sim.outcome = '{sim.outcome}' needs sim.environment = "
                      f"{' or '.join(repr(n) for n in offering)} ({' and '.join(others)} "
                      "outcomes are the logged ones).")
+  require(sim.release in release.MODES, "sim.release",
+          f"'{sim.release}': use one of {', '.join(release.MODES)}.")
+  require(0 < sim.new_video_share < 1, "sim.new_video_share", "must be in (0, 1).")
+  if sim.release != "all" and not get(config).offers_release:
+    offering = [n for n, e in ENVIRONMENTS.items() if e.offers_release]
+    raise InputError(f"sim.release = '{sim.release}' needs sim.environment = "
+                     f"{' or '.join(repr(n) for n in offering)}: '{sim.environment}' samples "
+                     "each user's own logged slots through Fenwick trees, where releasing a "
+                     "video costs O(users) per release (environments/release.py).")
 
 
 def check_data(config, ds) -> None:

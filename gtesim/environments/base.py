@@ -30,6 +30,8 @@ class Environment:
   outcomes: ClassVar[tuple] = ("sampled",)  # `sim.outcome` values it offers.
   sampler: ClassVar[str] = ""  # The candidate sampler's name (bench.py reports it).
   short_fix: ClassVar[str] = ""  # What to do when users had fewer than n_candidate.
+  offers_release: ClassVar[bool] = False  # sim.release = "staggered" is exact here
+  # (environments/release.py says which do and why).
 
   @classmethod
   def from_config(cls, config, static, n_train: int) -> "Environment":

@@ -96,6 +96,7 @@ class Latent(Environment):
   outcomes = ("sampled", "expected")
   sampler = "catalogue"
   short_fix = "raise sim.candidate_draws"
+  offers_release = True
 
   @classmethod
   def from_config(cls, config, static, n_train):

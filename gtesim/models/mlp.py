@@ -37,6 +37,7 @@ class MLPNet:
   hidden: tuple
   dropout: float = 0.0
   video_only: bool = False
+  has_ids = False  # No ID tables: every parameter is dense.
 
   @property
   def module(self) -> MLP:
@@ -48,8 +49,8 @@ class MLPNet:
       return pairs.video_x
     return jnp.concatenate([pairs.user_x, pairs.video_x], axis=-1)
 
-  def init(self, key, user_width: int, video_width: int):
-    width = video_width if self.video_only else user_width + video_width
+  def init(self, key, dims):
+    width = dims.video_width if self.video_only else dims.user_width + dims.video_width
     return self.module.init(key, jnp.zeros((1, width), jnp.float32))
 
   def apply(self, params, pairs, train=False, key=None):
@@ -61,6 +62,8 @@ class MLPNet:
     """Outputs [..., k] of users (user_x [..., du]) with their candidates (video_x
     [..., k, dv]): apply() of the concatenated features without building them, the first
     layer's user half once per user instead of once per candidate (scoring: no dropout)."""
+    if self.video_only:
+      return self.module.apply(params, pairs.video_x)
     layers = params["params"]
     first = layers["Dense_0"]
     xu, xv = pairs.user_x, pairs.video_x
@@ -94,6 +97,7 @@ class MLPNet:
     return {"score_user": score, "row": _mlp_flops(width, hidden)}
 
 
-def from_config(section, video_only: bool = False) -> MLPNet:
+def from_config(section, dims=None, video_only: bool = False) -> MLPNet:
   """The MLP of a label's (or the weight model's) config section."""
+  del dims  # An MLP's sizes are its input widths, given to init.
   return MLPNet(tuple(section.hidden), section.dropout, video_only)

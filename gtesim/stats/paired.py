@@ -22,7 +22,10 @@ def paired(est, truth, se: dict, ci: dict) -> dict:
     se: {method: [B]} standard errors; ci: {method: [B, 2]} intervals.
 
   Returns:
-    bias = mean(d), bias_se = sd(d)/sqrt(B), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
+    bias = mean(d), bias_se = sd(d)/sqrt(B), bias_pct = 100 bias / mean(truth) (its se:
+    bias_se alone, the truth mean's own uncertainty left out),
+    wrong_sign = share of repetitions whose estimate's sign differs from mean(truth)'s (NaN
+    when mean(truth) is 0: the A/A), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
     sd_error = sd(d), coverage[m] = share of intervals holding GTE_b, mean_se[m], and
     vif[m] = sd(d) / mean(se_m): the factor by which method m's SE understates the error.
     A method's entries are NaN where its SE is undefined. Repetitions with an undefined
@@ -44,6 +47,12 @@ def paired(est, truth, se: dict, ci: dict) -> dict:
          "bias_se": _sd(d) / np.sqrt(b) if b else float("nan"),
          "rmse": float(np.sqrt(np.mean(d * d))) if b else float("nan"), "sd": _sd(est), "sd_truth": _sd(truth),
          "sd_error": _sd(d), "coverage": {}, "mean_se": {}, "vif": {}}
+  truth_mean = out["truth_mean"]
+  nonzero = b > 0 and truth_mean != 0
+  out["bias_pct"] = 100 * out["bias"] / truth_mean if nonzero else float("nan")
+  out["bias_pct_se"] = 100 * out["bias_se"] / abs(truth_mean) if nonzero else float("nan")
+  out["wrong_sign"] = (float(np.mean(np.sign(est) != np.sign(truth_mean))) if nonzero
+                       else float("nan"))
   for m in METHODS:
     s, c = np.asarray(se[m], np.float64), np.asarray(ci[m], np.float64)
     ok = b > 0 and np.isfinite(s).all()

@@ -7,6 +7,14 @@ from gtesim.stats.descriptive import summary
 from gtesim.stats.variance import METHODS
 
 
+def exploration_of(worlds, point: int) -> dict:
+  """A point's exploration settings, when the run explores (result.json's points)."""
+  if not worlds.exploration.traced:
+    return {}
+  q = worlds.points[point]
+  return {f: getattr(q, f) for f in worlds.exploration.traced}
+
+
 def truth_block(labels, history, worlds, point: int) -> dict:
   """GT at a point's alpha gap, GC (the last world), and the true GTE per label (per
   recommendation, also as totals and as % of GC)."""
@@ -14,8 +22,8 @@ def truth_block(labels, history, worlds, point: int) -> dict:
   gt_w, gc_w = point, worlds.n_worlds - 1
   means = estimator.world_means(s.outcome_sum[:, :, :, 0], s.n_recs[:, :, :, 0])  # [B, W, L]
   totals = s.outcome_sum[:, :, :, 0].astype(np.float64).sum(0)
-  out = {"p_treatment": None, "alpha_gap": worlds.points[point][1], "gte": {}, "gt": {},
-         "gc": {}}
+  out = {"p_treatment": None, "alpha_gap": worlds.points[point].alpha_gap,
+         **exploration_of(worlds, point), "gte": {}, "gt": {}, "gc": {}}
   for l, name in enumerate(labels):
     gte = means[:, gt_w, l] - means[:, gc_w, l]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -47,8 +55,9 @@ def estimate(history, design, point: int, t: int, e: int, n_blocks: int):
 def estimate_block(labels, history, worlds, point: int, n_blocks: int) -> dict:
   """The naive estimate of one point with its standard errors and 95% CIs per method."""
   e = estimate(history, worlds.design, point, history.n_steps, -1, n_blocks)
-  p, gap = worlds.points[point]
-  out = {"p_treatment": p, "alpha_gap": gap, "gte": {}, "arms": {"T": {}, "C": {}}}
+  q = worlds.points[point]
+  out = {"p_treatment": q.p_treatment, "alpha_gap": q.alpha_gap, **exploration_of(worlds, point),
+         "gte": {}, "arms": {"T": {}, "C": {}}}
   for l, name in enumerate(labels):
     out["gte"][name] = summary(
         e["estimate"][:, l],

@@ -39,8 +39,8 @@ def figures(config, summary, out_dir):
     for ax, l in zip(axes[0], labels):
       for d in names:
         pts = [(k, v) for k, v in summary["designs"][d].items()
-               if (sweep == "p" and k.endswith("gap=1")) or
-               (sweep == "gap" and k.startswith(f"p={config.experiment.p_treatment:g},"))]
+               if "eps=" not in k and ((sweep == "p" and k.endswith("gap=1")) or
+               (sweep == "gap" and k.startswith(f"p={config.experiment.p_treatment:g},")))]
         xs = [float(dict(x.split("=") for x in k.split(","))[sweep]) for k, _ in pts]
         order = np.argsort(xs)
         ys = np.array([v[l]["bias"] for _, v in pts])[order]

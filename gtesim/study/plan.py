@@ -8,6 +8,7 @@ and (optionally) frozen models.
 import dataclasses
 
 from gtesim import designs
+from gtesim.core import exploration
 from gtesim.errors import InputError
 
 TRUTH_MODE = "global"  # The design whose worlds give the true GTE.
@@ -52,6 +53,10 @@ def truth_points(config) -> list:
   return [(p_main, 1.0)] + [(p_main, g) for g in config.study.alpha_gaps if g not in (0.0, 1.0)]
 
 
+def exploration_truth_name(epsilon) -> str:
+  return f"truth-eps={epsilon:g}"
+
+
 def plan(config) -> list:
   """Every job of the study, in run order."""
   study = config.study
@@ -61,11 +66,27 @@ def plan(config) -> list:
                        f"{', '.join(designs.AB_DESIGNS)}.")
   if not study.p_values or not study.alpha_gaps:
     raise InputError("config keys study.p_values and study.alpha_gaps must not be empty.")
+  if study.epsilons:
+    if "epsilon" not in exploration.make(config).traced:
+      raise InputError("config key study.epsilons needs sim.exploration = 'epsilon' (the "
+                       "epsilon of every other job is sim.epsilon).")
+    if config.sim.epsilon in study.epsilons:
+      raise InputError(f"config key study.epsilons holds sim.epsilon = {config.sim.epsilon:g}, "
+                       "which every job already runs at.")
+    for design in study.exploration_designs:
+      if design not in study.designs:
+        raise InputError(f"config key study.exploration_designs holds '{design}', which is "
+                         "not in study.designs.")
   specs = [("truth", TRUTH_MODE, truth_points(config), {})]
   if study.frozen_truth:
     specs.append(("truth-frozen", TRUTH_MODE, truth_points(config), {"frozen": True}))
+  for e in study.epsilons:  # The truth at each epsilon (global mode's GC is per epsilon).
+    specs.append((exploration_truth_name(e), TRUTH_MODE, truth_points(config)[:1],
+                  {"overrides": {"sim.epsilon": e}}))
   for design in study.designs:
-    specs.append((design, design, design_points(config), {}))
+    extra = ({"overrides": {"sweep.epsilon": (config.sim.epsilon, *study.epsilons)}}
+             if study.epsilons and design in study.exploration_designs else {})
+    specs.append((design, design, design_points(config), extra))
   for design in study.designs:  # A design's extra jobs (weighting with G on video features).
     for name, overrides in designs.DESIGNS.get(design).study_extra_jobs(config):
       specs.append((name, design, design_points(config), {"overrides": overrides}))

@@ -17,6 +17,14 @@ def _methods(d, key):
   return " / ".join(_f(d[key][m], 3) for m in METHODS)
 
 
+def _pct(s) -> str:
+  """A bias as % of the truth with its se ("—" where undefined: the A/A)."""
+  pct = s.get("bias_pct")
+  if pct is None or not np.isfinite(pct):
+    return "—"
+  return f"{pct:+.1f}% ± {s['bias_pct_se']:.1f}"
+
+
 def report(config, summary, out_dir):
   """report.md: generated tables and figures, then the hand-written analysis.md verbatim."""
   labels = list(config.labels)
@@ -74,11 +82,13 @@ def report(config, summary, out_dir):
     if note and name in summary["designs"]:
       lines += [note, ""]
   for l in labels:
-    lines += [f"### {l}", "", "| design | mean estimate | bias ± se | sd | RMSE | coverage "
-              "(w/u/b/unit) | vif (w/u/b/unit) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"### {l}", "", "| design | mean estimate | bias ± se | bias % of truth | "
+              "wrong sign | sd | RMSE | coverage (w/u/b/unit) | vif (w/u/b/unit) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for d, by_point in summary["designs"].items():
       s = by_point[main][l]
       lines.append(f"| {d} | {_f(s['mean'])} | {_f(s['bias'])} ± {_f(s['bias_se'], 2)} | "
+                   f"{_pct(s)} | {_f(s.get('wrong_sign'), 2)} | "
                    f"{_f(s['sd'])} | {_f(s['rmse'])} | {_methods(s, 'coverage')} | "
                    f"{_methods(s, 'vif')} |")
       if "vs_truth_frozen" in by_point[main]:
@@ -109,13 +119,31 @@ def report(config, summary, out_dir):
       for key, v in by_point.items():
         in_sweep = key.endswith(",gap=1") if sweep == "p" else key.startswith(
             f"p={config.experiment.p_treatment:g},")
-        if not in_sweep:
+        if not in_sweep or "eps=" in key:  # Exploration points have their own section.
           continue
         for l in labels:
           s = v[l]
           lines.append(f"| {d} | {key} | {l} | {_f(s['bias'])} ± {_f(s['bias_se'], 2)} | "
                        f"{_f(s['rmse'])} | {_methods(s, 'coverage')} |")
     lines += ["", f"![{sweep} sweep]({sweep}_sweep.png)"]
+  if "truth_exploration" in summary:
+    lines += ["", "## Exploration (epsilon-greedy; every other job at epsilon = "
+              f"{config.sim.epsilon:g})", "",
+              "The truth is rerun at each epsilon; a design's point at that epsilon is scored "
+              "against it (its A/A at gap 0).", "",
+              "| epsilon | label | true GTE | design | bias ± se | bias % of truth | wrong sign "
+              "| coverage (w/u/b/unit) |", "|---|---|---|---|---|---|---|---|"]
+    for eps_key, by_gap in summary["truth_exploration"].items():
+      for l in labels:
+        t = by_gap["gap=1"][l]
+        for d, by_point in summary["designs"].items():
+          for key, v in by_point.items():
+            if key.endswith("," + eps_key):
+              s = v[l]
+              lines.append(f"| {eps_key[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
+                           f"{d} {key.split(',')[1]} | {_f(s['bias'])} ± "
+                           f"{_f(s['bias_se'], 2)} | {_pct(s)} | "
+                           f"{_f(s.get('wrong_sign'), 2)} | {_methods(s, 'coverage')} |")
   lines += ["", "## Horizon (main point; cumulative estimate and truth at each validation)", "",
             "| design | label | " + " | ".join(
                 f"step {t}" for t in next(iter(summary["horizon"].values()))["step"]) + " |",

@@ -14,18 +14,20 @@ from gtesim.stats import paired
 from gtesim.stats import points as points_lib
 from gtesim.stats.descriptive import summary
 from gtesim.stats.variance import METHODS
+from gtesim.study import plan as plan_lib
 
 TRUTH_FROZEN_NAME = "policy effect at the pretrained model"
 
 
-def point_key(p, gap) -> str:
-  return f"p={p:g},gap={gap:g}"
+def point_key(p, gap, epsilon=None) -> str:
+  """A design point's key in study.json (the epsilon only where it is not sim.epsilon)."""
+  return f"p={p:g},gap={gap:g}" + ("" if epsilon is None else f",eps={epsilon:g}")
 
 
 def _truth_by_gap(job, history, labels) -> dict:
   """{gap: {label: [B] true GTE}} of a global job (gap 0: exactly 0, GT is GC)."""
   out = {}
-  for s, (_, gap) in enumerate(job.worlds.points):
+  for s, gap in enumerate(q.alpha_gap for q in job.worlds.points):
     g = points_lib.truth_block(labels, history, job.worlds, s)["gte"]
     out[gap] = {l: np.asarray(g[l]["per_rep"]) for l in labels}
   out[0.0] = {l: np.zeros(history.n_reps) for l in labels}
@@ -37,7 +39,7 @@ def _truth_noise(job, history, labels, n_blocks) -> dict:
   repetition's truth is (its worlds see finitely many recommendations)."""
   s, gc = history.steps, job.worlds.n_worlds - 1
   out = {}
-  for w, (_, gap) in enumerate(job.worlds.points):
+  for w, gap in enumerate(q.alpha_gap for q in job.worlds.points):
     both = [w, gc]
     e = estimator.ab_estimate(s.outcome_sum[:, :, both, 0], s.outcome_sq[:, :, both, 0],
                               s.n_recs[:, :, both, 0], None, n_blocks, estimator.LEVEL)
@@ -71,6 +73,9 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
             if "truth-frozen" in histories else None)
   truth_hist = histories["truth"]
   noise = _truth_noise(by_name["truth"], truth_hist, labels, n_blocks)
+  by_epsilon = {e: _truth_by_gap(by_name[plan_lib.exploration_truth_name(e)],
+                                 histories[plan_lib.exploration_truth_name(e)], labels)
+                for e in config.study.epsilons}
   out = {"name": config.study.name, "B": config.repetitions,
          "data": {"name": config.data.name, "size": sizes.size_name(config.data)
                   if config.data.name.startswith("synthetic") else config.data.root},
@@ -87,6 +92,10 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
     out["truth_frozen"] = {f"gap={g:g}": {l: summary(v[l]) for l in labels}
                            for g, v in sorted(frozen.items())}
     out["truth_frozen_label"] = TRUTH_FROZEN_NAME
+  if by_epsilon:
+    out["truth_exploration"] = {
+        f"eps={e:g}": {f"gap={g:g}": {l: summary(v[l]) for l in labels}
+                       for g, v in sorted(t.items())} for e, t in by_epsilon.items()}
   truth_worlds = by_name["truth"].worlds
   models = results.model_metrics(truth_hist, truth_worlds)
   out["models"] = {"GT": models["GT" + truth_worlds.point_name(0)], "GC": models["GC"]}
@@ -96,8 +105,14 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
       continue
     h = histories[job.name]
     entry = out["designs"][job.name] = {}
-    for s, (p, gap) in enumerate(job.worlds.points):
+    for s, q in enumerate(job.worlds.points):
+      p, gap = q.p_treatment, q.alpha_gap
       est = points_lib.estimate(h, design, s, h.n_steps, -1, n_blocks)
+      if q.epsilon != config.sim.epsilon:  # An exploration point: scored at its own truth.
+        key = point_key(p, gap, q.epsilon)
+        entry[key] = _point_stats(est, by_epsilon[q.epsilon][gap], labels)
+        entry[key]["epsilon"] = q.epsilon
+        continue
       entry[point_key(p, gap)] = _point_stats(est, truth[gap], labels)
       if design.scored_against_frozen_truth and frozen is not None:
         entry[point_key(p, gap)]["vs_truth_frozen"] = _point_stats(est, frozen[gap], labels)
@@ -111,7 +126,7 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
     if design.step_metrics:  # Weighting: G's metrics on new items.
       g = results.model_metrics(h, job.worlds)
       out["weight_model"][job.name] = {
-          point_key(*job.worlds.points[s]): g[design.step_metrics_world +
+          point_key(*job.worlds.points[s][:2]): g[design.step_metrics_world +
                                               job.worlds.point_name(s)]
           for s in range(len(job.worlds.points))}
 
