@@ -25,7 +25,8 @@ def paired(est, truth, se: dict, ci: dict) -> dict:
     bias = mean(d), bias_se = sd(d)/sqrt(B), bias_pct = 100 bias / mean(truth) (its se:
     bias_se alone, the truth mean's own uncertainty left out),
     wrong_sign = share of repetitions whose estimate's sign differs from mean(truth)'s (NaN
-    when mean(truth) is 0: the A/A), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
+    when mean(truth) is 0: the A/A), wrong_sign_own = share whose sign differs from their own
+    repetition's truth (repetitions with a zero truth left out; NaN in the A/A), rmse = sqrt(mean(d^2)), sd (of est), sd_truth,
     sd_error = sd(d), coverage[m] = share of intervals holding GTE_b, mean_se[m], and
     vif[m] = sd(d) / mean(se_m): the factor by which method m's SE understates the error.
     A method's entries are NaN where its SE is undefined. Repetitions with an undefined
@@ -53,6 +54,9 @@ def paired(est, truth, se: dict, ci: dict) -> dict:
   out["bias_pct_se"] = 100 * out["bias_se"] / abs(truth_mean) if nonzero else float("nan")
   out["wrong_sign"] = (float(np.mean(np.sign(est) != np.sign(truth_mean))) if nonzero
                        else float("nan"))
+  signed = truth != 0
+  out["wrong_sign_own"] = (float(np.mean(np.sign(est[signed]) != np.sign(truth[signed])))
+                           if signed.any() else float("nan"))
   for m in METHODS:
     s, c = np.asarray(se[m], np.float64), np.asarray(ci[m], np.float64)
     ok = b > 0 and np.isfinite(s).all()

@@ -25,6 +25,11 @@ def _pct(s) -> str:
   return f"{pct:+.1f}% ± {s['bias_pct_se']:.1f}"
 
 
+def _signs(s) -> str:
+  """Wrong-sign shares against the mean truth and against each repetition's own truth."""
+  return f"{_f(s.get('wrong_sign'), 2)} / {_f(s.get('wrong_sign_own'), 2)}"
+
+
 def report(config, summary, out_dir):
   """report.md: generated tables and figures, then the hand-written analysis.md verbatim."""
   labels = list(config.labels)
@@ -83,18 +88,20 @@ def report(config, summary, out_dir):
       lines += [note, ""]
   for l in labels:
     lines += [f"### {l}", "", "| design | mean estimate | bias ± se | bias % of truth | "
-              "wrong sign | sd | RMSE | coverage (w/u/b/unit) | vif (w/u/b/unit) |",
+              "wrong sign (vs mean truth / own rep's) | sd | RMSE | coverage (w/u/b/unit) | "
+              "vif (w/u/b/unit) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for d, by_point in summary["designs"].items():
       s = by_point[main][l]
       lines.append(f"| {d} | {_f(s['mean'])} | {_f(s['bias'])} ± {_f(s['bias_se'], 2)} | "
-                   f"{_pct(s)} | {_f(s.get('wrong_sign'), 2)} | "
+                   f"{_pct(s)} | {_signs(s)} | "
                    f"{_f(s['sd'])} | {_f(s['rmse'])} | {_methods(s, 'coverage')} | "
                    f"{_methods(s, 'vif')} |")
       if "vs_truth_frozen" in by_point[main]:
         f = by_point[main]["vs_truth_frozen"][l]
         lines.append(f"| {d} vs {TRUTH_FROZEN_NAME} | {_f(f['mean'])} | {_f(f['bias'])} ± "
-                     f"{_f(f['bias_se'], 2)} | {_f(f['sd'])} | {_f(f['rmse'])} | "
+                     f"{_f(f['bias_se'], 2)} | {_pct(f)} | {_signs(f)} | "
+                     f"{_f(f['sd'])} | {_f(f['rmse'])} | "
                      f"{_methods(f, 'coverage')} | {_methods(f, 'vif')} |")
     lines.append("")
   undefined = [f"{d} {k} ({v[labels[0]]['n_undefined']} of {summary['B']})"
@@ -132,7 +139,7 @@ def report(config, summary, out_dir):
               "The truth is rerun at each epsilon; a design's point at that epsilon is scored "
               "against it (its A/A at gap 0).", "",
               "| epsilon | label | true GTE | design | bias ± se | bias % of truth | wrong sign "
-              "| coverage (w/u/b/unit) |", "|---|---|---|---|---|---|---|---|"]
+              "(mean / own) | coverage (w/u/b/unit) |", "|---|---|---|---|---|---|---|---|"]
     for eps_key, by_gap in summary["truth_exploration"].items():
       for l in labels:
         t = by_gap["gap=1"][l]
@@ -143,7 +150,7 @@ def report(config, summary, out_dir):
               lines.append(f"| {eps_key[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
                            f"{d} {key.split(',')[1]} | {_f(s['bias'])} ± "
                            f"{_f(s['bias_se'], 2)} | {_pct(s)} | "
-                           f"{_f(s.get('wrong_sign'), 2)} | {_methods(s, 'coverage')} |")
+                           f"{_signs(s)} | {_methods(s, 'coverage')} |")
   lines += ["", "## Horizon (main point; cumulative estimate and truth at each validation)", "",
             "| design | label | " + " | ".join(
                 f"step {t}" for t in next(iter(summary["horizon"].values()))["step"]) + " |",
