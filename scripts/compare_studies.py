@@ -20,10 +20,18 @@ from absl import flags
 from gtesim import writing
 
 _OUT = flags.DEFINE_string("out", None, "Markdown file to write (default: print).")
+_NAIVE = flags.DEFINE_string("naive", "pooling", "The design the others are compared with.")
 
 
 def _f(x, digits=4):
   return "—" if x is None else f"{x:.{digits}g}"
+
+
+def _method(v) -> str:
+  """The SE a design's own randomisation calls for: its unit SE where it has one (cluster,
+  switchback), else the user-clustered SE."""
+  stats = v.get("coverage") or v.get("type_I_error") or {}
+  return "unit" if stats.get("unit") is not None else "user"
 
 
 def _pct(s):
@@ -78,7 +86,7 @@ def tables(folders) -> str:
         if v is None:
           cells += ["—"] * 3
           continue
-        method = "unit" if d in ("cluster", "switchback") else "user"
+        method = _method(v)
         cells += [_pct(v), f"{_f(v.get('wrong_sign'), 2)} / {_f(v.get('wrong_sign_own'), 2)}",
                   _f(v["coverage"].get(method), 3)]
       lines.append(f"| {d} | " + " | ".join(cells) + " |")
@@ -90,13 +98,13 @@ def tables(folders) -> str:
                                              for n, _ in studies) + " |",
             "|---|---|" + "---|" * len(studies)]
   for d in studies[0][1]["designs"]:
-    if d == "pooling":
+    if d == _NAIVE.value:
       continue
     for l in labels:
       cells = []
       for _, s in studies:
         a = s["designs"].get(d, {}).get(main, {}).get(l)
-        b = s["designs"].get("pooling", {}).get(main, {}).get(l)
+        b = s["designs"].get(_NAIVE.value, {}).get(main, {}).get(l)
         if a is None or b is None:
           cells.append("—")
           continue
@@ -118,7 +126,7 @@ def tables(folders) -> str:
       cells = []
       for _, s in studies:
         v = s["aa"].get(d, {}).get(l)
-        method = "unit" if d in ("cluster", "switchback") else "user"
+        method = _method(v) if v else "user"
         cells += ([_f(v["type_I_error"].get(method), 3), _f(v["mean"])] if v else ["—", "—"])
       lines.append(f"| {d} | {l} | " + " | ".join(cells) + " |")
   if any("truth_exploration" in s for _, s in studies):
@@ -140,6 +148,27 @@ def tables(folders) -> str:
             lines.append(f"| {name} | {eps[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
                          f"{d} | {_pct(v)} | {_f(v.get('wrong_sign'), 2)} / "
                          f"{_f(v.get('wrong_sign_own'), 2)} |")
+    lines += ["", "Paired across epsilon (the same repetitions; bias_b = est_b − GTE_b at each "
+              "epsilon): bias at epsilon minus bias at epsilon 0, ± its paired se, in the label's "
+              "units, and the biases it compares.", "",
+              "| study | label | design | epsilon | bias at 0 | bias at epsilon | Δ bias (z) |",
+              "|---|---|---|---|---|---|---|"]
+    for name, s in studies:
+      for l in labels:
+        t0 = s["truth"]["gap=1"][l]
+        for d, by_point in s["designs"].items():
+          for eps, t in s.get("truth_exploration", {}).items():
+            key = f"{main},{eps}"
+            if key not in by_point:
+              continue
+            b0 = [e - g for e, g in zip(by_point[main][l]["per_rep"], t0["per_rep"])]
+            b1 = [e - g for e, g in zip(by_point[key][l]["per_rep"], t["gap=1"][l]["per_rep"])]
+            diff = [x - y for x, y in zip(b1, b0)]
+            n = len(diff)
+            mean = sum(diff) / n
+            se = (sum((x - mean) ** 2 for x in diff) / (n - 1) / n) ** 0.5
+            lines.append(f"| {name} | {l} | {d} | {eps[4:]} | {_f(sum(b0) / n)} | "
+                         f"{_f(sum(b1) / n)} | {_f(mean)} ± {_f(se, 2)} ({mean / se:+.1f}) |")
   return "\n".join(lines) + "\n"
 
 

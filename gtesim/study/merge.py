@@ -63,6 +63,8 @@ def merge_pretrain(reports: list) -> dict:
       else:
         curve[part][name] = []
   out["curve"] = curve
+  if "models" in first:  # The pieces' configs are equal: so are their models' tables.
+    out["models"] = first["models"]
   return out
 
 
