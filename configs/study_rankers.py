@@ -2,7 +2,7 @@
 the experiment, a long horizon, the seven designs at p = 0.5 and the A/A, and an exploration
 sweep for pooling and splitting; run once per ranker (`labels.*.model`).
 
-Run (each about 30 min on 2 CPU cores; resumable):
+Run (each about 16 min on 2 CPU cores, 15.4 and 15.3 measured; resumable):
   python scripts/study.py --config configs/study_rankers.py --out experiments/rankers/mlp
   python scripts/study.py --config configs/study_rankers.py:two_tower \\
       --out experiments/rankers/two_tower

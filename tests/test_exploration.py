@@ -60,15 +60,20 @@ def test_softmax_draws_in_proportion_to_exp_of_the_standardised_scores():
 
 def test_exploration_sweep_points_equal_single_runs_and_epsilon_zero_equals_greedy(tiny_root,
                                                                                    tmp_path):
-  common = {"mode": "pooling", "sim.exploration": "epsilon"}
+  # Weighting with G a two-tower model: G may be any model class.
+  common = {"mode": "weighting", "sim.exploration": "epsilon",
+            "experiment.weight_model.model": "two_tower"}
   swept = simulate.run(small_sim_config(tiny_root, **common, **{"sweep.epsilon": (0.0, 0.3)}),
                        tmp_path / "sweep")
+  g = swept["metrics_final_and_at_step_0"]["G[p=0.5,gap=1,eps=0]"]
+  assert 0 < g["new/weight/loss"] < 2 and 0 <= g["new/weight/auc"] <= 1
   by_eps = {p["epsilon"]: p for p in swept["points"]}
   single = simulate.run(small_sim_config(tiny_root, **common, **{"sim.epsilon": 0.3}),
                         tmp_path / "single")
   assert single["epsilon"] == 0.3
   assert single["gte"] == by_eps[0.3]["gte"] and single["arms"] == by_eps[0.3]["arms"]
-  greedy = simulate.run(small_sim_config(tiny_root, mode="pooling"), tmp_path / "greedy")
+  greedy = simulate.run(small_sim_config(tiny_root, mode="weighting", **{
+      "experiment.weight_model.model": "two_tower"}), tmp_path / "greedy")
   assert greedy["gte"] == by_eps[0.0]["gte"] and greedy["arms"] == by_eps[0.0]["arms"]
   assert by_eps[0.3]["gte"] != by_eps[0.0]["gte"]
 

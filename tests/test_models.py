@@ -174,12 +174,3 @@ def test_memory_per_world_counts_the_arrays_a_world_holds(tiny_root):
   per = memory.model_bytes(sim.spec.models, setup.static.dims)
   assert held == per * sim.spec.design.arms * config.repetitions
 
-
-def test_the_weight_model_may_be_an_id_model(tiny_root, tmp_path):
-  from gtesim.driver import simulate  # pylint: disable=g-import-not-at-top
-  config = small_sim_config(tiny_root, mode="weighting")
-  config.experiment.weight_model.model = "two_tower"
-  result = simulate.run(config, tmp_path)
-  g = result["metrics_final_and_at_step_0"]["G"]
-  assert 0 < g["new/weight/loss"] < 2 and 0 <= g["new/weight/auc"] <= 1
-  assert all(abs(x) < 1 for x in result["gte"]["click"]["per_rep"])
