@@ -18,6 +18,8 @@ from absl import app
 from absl import flags
 
 from gtesim import writing
+from gtesim.stats import descriptive
+from gtesim.study.report import pct_text
 
 _OUT = flags.DEFINE_string("out", None, "Markdown file to write (default: print).")
 _NAIVE = flags.DEFINE_string("naive", "pooling", "The design the others are compared with.")
@@ -27,18 +29,16 @@ def _f(x, digits=4):
   return "—" if x is None else f"{x:.{digits}g}"
 
 
+def _paired(a, b) -> dict:
+  """descriptive.summary of the per-repetition differences a_b - b_b (undefined left out)."""
+  return descriptive.summary([x - y for x, y in zip(a, b) if x is not None and y is not None])
+
+
 def _method(v) -> str:
   """The SE a design's own randomisation calls for: its unit SE where it has one (cluster,
   switchback), else the user-clustered SE."""
   stats = v.get("coverage") or v.get("type_I_error") or {}
   return "unit" if stats.get("unit") is not None else "user"
-
-
-def _pct(s):
-  if s.get("bias_pct") is None:
-    return "—"
-  se = s.get("bias_pct_se")
-  return f"{s['bias_pct']:+.1f}%" + ("" if se is None else f" ± {se:.1f}")
 
 
 def tables(folders) -> str:
@@ -62,11 +62,8 @@ def tables(folders) -> str:
         lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | — | — | — |")
         continue
       diff = t["mean"] - fz["mean"]
-      # Paired: the same repetitions' truths.
-      per = [a - b for a, b in zip(t["per_rep"], fz["per_rep"])]
-      n = len(per)
-      mean = sum(per) / n
-      se = (sum((x - mean) ** 2 for x in per) / (n - 1) / n) ** 0.5 if n > 1 else float("nan")
+      paired = _paired(t["per_rep"], fz["per_rep"])  # The same repetitions' truths.
+      se = paired["se"]
       lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | {_f(fz['mean'])} ± "
                    f"{_f(fz['se'], 2)} | {_f(diff)} ± {_f(se, 2)} | "
                    f"{_f(fz['mean'] / t['mean'] if t['mean'] else None, 3)} |")
@@ -87,7 +84,7 @@ def tables(folders) -> str:
           cells += ["—"] * 3
           continue
         method = _method(v)
-        cells += [_pct(v), f"{_f(v.get('wrong_sign'), 2)} / {_f(v.get('wrong_sign_own'), 2)}",
+        cells += [pct_text(v), f"{_f(v.get('wrong_sign'), 2)} / {_f(v.get('wrong_sign_own'), 2)}",
                   _f(v["coverage"].get(method), 3)]
       lines.append(f"| {d} | " + " | ".join(cells) + " |")
   lines += ["", f"## Each design against pooling (the naive design), paired ({main})", "",
@@ -108,11 +105,8 @@ def tables(folders) -> str:
         if a is None or b is None:
           cells.append("—")
           continue
-        diff = [x - y for x, y in zip(a["per_rep"], b["per_rep"])
-                if x is not None and y is not None]
-        n = len(diff)
-        mean = sum(diff) / n
-        se = (sum((x - mean) ** 2 for x in diff) / (n - 1) / n) ** 0.5
+        d_ab = _paired(a["per_rep"], b["per_rep"])
+        mean, se = d_ab["mean"], d_ab["se"]
         t = s["truth"]["gap=1"][l]["mean"]
         cells.append(f"{100 * mean / t:+.1f}% ± {100 * se / abs(t):.1f} "
                      f"(z = {(mean / t) / (se / abs(t)):+.1f})")
@@ -146,7 +140,7 @@ def tables(folders) -> str:
               continue
             v = by_point[key][l]
             lines.append(f"| {name} | {eps[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
-                         f"{d} | {_pct(v)} | {_f(v.get('wrong_sign'), 2)} / "
+                         f"{d} | {pct_text(v)} | {_f(v.get('wrong_sign'), 2)} / "
                          f"{_f(v.get('wrong_sign_own'), 2)} |")
     lines += ["", "Paired across epsilon (the same repetitions; bias_b = est_b − GTE_b at each "
               "epsilon): bias at epsilon minus bias at epsilon 0, ± its paired se, in the label's "
@@ -163,10 +157,9 @@ def tables(folders) -> str:
               continue
             b0 = [e - g for e, g in zip(by_point[main][l]["per_rep"], t0["per_rep"])]
             b1 = [e - g for e, g in zip(by_point[key][l]["per_rep"], t["gap=1"][l]["per_rep"])]
-            diff = [x - y for x, y in zip(b1, b0)]
-            n = len(diff)
-            mean = sum(diff) / n
-            se = (sum((x - mean) ** 2 for x in diff) / (n - 1) / n) ** 0.5
+            n = len(b0)
+            d_eps = _paired(b1, b0)
+            mean, se = d_eps["mean"], d_eps["se"]
             lines.append(f"| {name} | {l} | {d} | {eps[4:]} | {_f(sum(b0) / n)} | "
                          f"{_f(sum(b1) / n)} | {_f(mean)} ± {_f(se, 2)} ({mean / se:+.1f}) |")
   return "\n".join(lines) + "\n"

@@ -130,8 +130,6 @@ def check(config) -> None:
     _require(label.loss in kinds[label.type].losses, f"labels.{name}.loss",
              f"'{label.loss}' does not fit a {label.type} label; use one of "
              f"{', '.join(kinds[label.type].losses)}.")
-    _require(all(h >= 1 for h in label.hidden), f"labels.{name}.hidden",
-             "widths must be positive.")
     _require(0 <= label.dropout < 1, f"labels.{name}.dropout", "must be in [0, 1).")
     _require(label.threshold is None or (isinstance(label.threshold, (int, float)) and
                                          math.isfinite(label.threshold)),

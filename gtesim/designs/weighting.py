@@ -71,10 +71,6 @@ class Weighting(ABDesign):
   @classmethod
   def check_config(cls, config, active):
     exp = config.experiment
-    require(exp.weight_model.learning_rate > 0, "experiment.weight_model.learning_rate",
-            "must be > 0.")
-    require(exp.weight_model.weight_decay >= 0, "experiment.weight_model.weight_decay",
-            "must be >= 0.")
     require(exp.g_update in ("after", "before"), "experiment.g_update",
             f"'{exp.g_update}': use 'after' or 'before'.")
     require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")

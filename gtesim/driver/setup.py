@@ -35,6 +35,7 @@ class Setup:
   pretrain_rows: EvalRows  # Stacked over repetitions, split over the mesh.
   rep_indices: np.ndarray  # [B] absolute repetition indices.
   mesh: jax.sharding.Mesh
+  models: dict  # models.describe: each label's class and ID tables (hashing, collisions).
 
   @property
   def n_train(self) -> int:
@@ -163,8 +164,8 @@ def build(config, modes=None) -> Setup:
            "users per repetition", static.user_layout.width, static.video_layout.width,
            static.width, packed.window, n_train)
   environments.make(config, static, n_train).log_setup(log, packed)
-  for name, info in models_lib.describe(config,
-                                        models_lib.label_models(config, static.dims)).items():
+  models = models_lib.describe(config, models_lib.label_models(config, static.dims))
+  for name, info in models.items():
     if info["tables"]:
       log.info("model %s: %s; %s", name, info["model"], ", ".join(
           f"{t} {d['ids']:,} ids in {d['rows']:,} rows"
@@ -175,7 +176,8 @@ def build(config, modes=None) -> Setup:
            parallel.devices_used(mesh), jax.devices()[0].platform)
   return Setup(ds, packed, static, parallel.replicate(make_env(config, ds, packed), mesh),
                parallel.shard_reps(reps_host, mesh), reps_host,
-               parallel.shard_reps(stack([m[1] for m in made]), mesh), rep_indices, mesh)
+               parallel.shard_reps(stack([m[1] for m in made]), mesh), rep_indices, mesh,
+               models)
 
 
 def stack(items):

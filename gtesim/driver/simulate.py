@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from gtesim import designs
 from gtesim import logs
-from gtesim import models as models_lib
 from gtesim import throughput
 from gtesim import writing
 from gtesim.config import checks as config_checks
@@ -123,8 +122,7 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled):
       "best_val_loss": {l: host.best_loss[:, i].tolist() for i, l in enumerate(labels)},
       "converged": {l: host.stopped[:, i].tolist() for i, l in enumerate(labels)},
       "converged_fraction": dict(zip(labels, converged.tolist())), "curve": curve,
-      "models": models_lib.describe(config, models_lib.label_models(config,
-                                                                    setup.static.dims))}
+      "models": setup.models}
   log_pre.info("pretrained in %.1f s: best epochs (mean) %s", report["wall_s"],
                ", ".join(f"{l} {np.mean(v):.1f}" for l, v in report["best_epoch"].items()))
   return prod, report

@@ -11,9 +11,11 @@ import jax.numpy as jnp
 
 
 class MLP(nn.Module):
-  """ReLU MLP with one output; dropout on hidden layers while training."""
+  """ReLU MLP; dropout on hidden layers while training. One output ([...]) by default, or
+  `outputs` of them ([..., outputs]: the two-tower ranker's towers)."""
   hidden: tuple
   dropout: float = 0.0
+  outputs: int = 0  # 0: one output, squeezed.
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -21,12 +23,14 @@ class MLP(nn.Module):
       x = nn.relu(nn.Dense(width)(x))
       if self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    if self.outputs:
+      return nn.Dense(self.outputs)(x)
     return nn.Dense(1)(x)[..., 0]
 
 
-def _mlp_flops(width, hidden) -> int:
-  """Multiply-add FLOPs (2 per MAC) of one forward row through an MLP with one output."""
-  dims = (width,) + tuple(hidden) + (1,)
+def mlp_flops(width, hidden, outputs: int = 1) -> int:
+  """Multiply-add FLOPs (2 per MAC) of one forward row through an MLP."""
+  dims = (width,) + tuple(hidden) + (outputs,)
   return 2 * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
 
 
@@ -93,8 +97,8 @@ class MLPNet:
       score = 2 * (user_width + n_candidate * video_width)
     else:
       score = (2 * user_width * hidden[0] + n_candidate * (
-          2 * video_width * hidden[0] + _mlp_flops(hidden[0], hidden[1:])))
-    return {"score_user": score, "row": _mlp_flops(width, hidden)}
+          2 * video_width * hidden[0] + mlp_flops(hidden[0], hidden[1:])))
+    return {"score_user": score, "row": mlp_flops(width, hidden)}
 
 
 def from_config(section, dims=None, video_only: bool = False) -> MLPNet:

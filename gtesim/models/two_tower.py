@@ -12,33 +12,13 @@ tower runs once per user and the video tower once per candidate; nothing is comp
 
 import dataclasses
 
-import flax.linen as nn
 import jax.numpy as jnp
 
 from gtesim.models import ids as ids_lib
+from gtesim.models import mlp
 from gtesim.models.embedding import EmbeddingNet, drop_ids, dropout_keys
 
 USER_SALT, VIDEO_SALT = 0x5EED0001, 0x5EED0002  # Hash keys of the two tables.
-
-
-class Tower(nn.Module):
-  """ReLU MLP with `out` linear outputs; dropout on hidden layers while training."""
-  hidden: tuple
-  out: int
-  dropout: float = 0.0
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-      if self.dropout > 0:
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.out)(x)
-
-
-def tower_flops(width: int, hidden: tuple, out: int) -> int:
-  dims = (width,) + tuple(hidden) + (out,)
-  return 2 * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +32,8 @@ class TwoTowerNet(EmbeddingNet):
   id_buckets: int = 1
 
   @property
-  def tower(self) -> Tower:
-    return Tower(self.tower_hidden, self.tower_dim + 1, self.dropout)  # u and a_u.
+  def tower(self) -> mlp.MLP:
+    return mlp.MLP(self.tower_hidden, self.dropout, self.tower_dim + 1)  # u and a_u.
 
   def tables(self):
     self._need_dims()
@@ -115,8 +95,8 @@ class TwoTowerNet(EmbeddingNet):
     return {"dense": dense, "ids": params["ids"]}
 
   def flops(self, user_width: int, video_width: int, n_candidate: int) -> dict:
-    user = tower_flops(self.id_dim + user_width, self.tower_hidden, self.tower_dim + 1)
-    video = tower_flops(self.id_dim + video_width, self.tower_hidden, self.tower_dim + 1)
+    user = mlp.mlp_flops(self.id_dim + user_width, self.tower_hidden, self.tower_dim + 1)
+    video = mlp.mlp_flops(self.id_dim + video_width, self.tower_hidden, self.tower_dim + 1)
     dot = 2 * self.tower_dim
     return {"score_user": user + n_candidate * (video + dot), "row": user + video + dot}
 

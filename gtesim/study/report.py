@@ -17,12 +17,13 @@ def _methods(d, key):
   return " / ".join(_f(d[key][m], 3) for m in METHODS)
 
 
-def _pct(s) -> str:
+def pct_text(s) -> str:
   """A bias as % of the truth with its se ("—" where undefined: the A/A)."""
   pct = s.get("bias_pct")
   if pct is None or not np.isfinite(pct):
     return "—"
-  return f"{pct:+.1f}% ± {s['bias_pct_se']:.1f}"
+  se = s.get("bias_pct_se")
+  return f"{pct:+.1f}%" + ("" if se is None or not np.isfinite(se) else f" ± {se:.1f}")
 
 
 def _signs(s) -> str:
@@ -94,13 +95,13 @@ def report(config, summary, out_dir):
     for d, by_point in summary["designs"].items():
       s = by_point[main][l]
       lines.append(f"| {d} | {_f(s['mean'])} | {_f(s['bias'])} ± {_f(s['bias_se'], 2)} | "
-                   f"{_pct(s)} | {_signs(s)} | "
+                   f"{pct_text(s)} | {_signs(s)} | "
                    f"{_f(s['sd'])} | {_f(s['rmse'])} | {_methods(s, 'coverage')} | "
                    f"{_methods(s, 'vif')} |")
       if "vs_truth_frozen" in by_point[main]:
         f = by_point[main]["vs_truth_frozen"][l]
         lines.append(f"| {d} vs {TRUTH_FROZEN_NAME} | {_f(f['mean'])} | {_f(f['bias'])} ± "
-                     f"{_f(f['bias_se'], 2)} | {_pct(f)} | {_signs(f)} | "
+                     f"{_f(f['bias_se'], 2)} | {pct_text(f)} | {_signs(f)} | "
                      f"{_f(f['sd'])} | {_f(f['rmse'])} | "
                      f"{_methods(f, 'coverage')} | {_methods(f, 'vif')} |")
     lines.append("")
@@ -149,7 +150,7 @@ def report(config, summary, out_dir):
               s = v[l]
               lines.append(f"| {eps_key[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
                            f"{d} {key.split(',')[1]} | {_f(s['bias'])} ± "
-                           f"{_f(s['bias_se'], 2)} | {_pct(s)} | "
+                           f"{_f(s['bias_se'], 2)} | {pct_text(s)} | "
                            f"{_signs(s)} | {_methods(s, 'coverage')} |")
   lines += ["", "## Horizon (main point; cumulative estimate and truth at each validation)", "",
             "| design | label | " + " | ".join(
