@@ -12,6 +12,11 @@ _STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign
             "pretrain_weight", "assign_unit", "assign_video", "cluster", "release")
 
 
+SEEDS = 2 ** 32  # Seeds and absolute repetition indices lie in [0, SEEDS): there
+# jax.random.key(seed) is the key data (0, seed) and fold_in(key, rep) folds rep as a uint32,
+# both one-to-one; outside it they alias (2^40 is seed 0, -1 is 2^32 - 1), so checks refuse it.
+
+
 def rep_key(seed: int, rep: int) -> jax.Array:
   """The root key of repetition `rep` (its absolute index, rep_offset included)."""
   return jax.random.fold_in(jax.random.key(seed), rep)

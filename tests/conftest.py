@@ -195,6 +195,17 @@ def small_sim_config(root, **overrides):
   return config
 
 
+def kuairec_sim_config(root, **overrides):
+  """small_sim_config on the tiny synthetic KuaiRec 2.0 data (a fully observed matrix)."""
+  config = small_sim_config(root, **overrides)
+  default_config.use_kuairec(config, "synthetic-kuairec")
+  config.data.synthetic.kuairec_size = "tiny"
+  config.labels.long_view.threshold = 1.0
+  for label in config.labels.values():
+    label.hidden = (16,)
+  return config
+
+
 def compiled(config, modes=None):
   """(setup, simulation, compiled functions) of a config, through the public core."""
   from gtesim.core import mapping, simulation  # pylint: disable=g-import-not-at-top

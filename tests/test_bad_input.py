@@ -85,6 +85,13 @@ def test_a_misspelt_key_inside_a_config_is_refused():
     ("data.user_p_val", 0.0, "data.user_p_val: must be > 0"),
     ("labels.click.alpha_T", float("nan"), "labels.click.alpha_T: must be a finite number"),
     ("estimator.batch_blocks", 1, "estimator.batch_blocks: must be at least 2"),
+    ("seed", -1, r"seed: -1 is outside \[0, 2\^32\)"),
+    ("seed", 2 ** 32, r"seed: 4294967296 is outside \[0, 2\^32\)"),
+    ("seed", 2 ** 40, "seed: 1099511627776 is outside"),
+    ("seed", 2 ** 64, "seed: 18446744073709551616 is outside"),
+    ("data.pack_seed", -3, "data.pack_seed: -3 is outside"),
+    ("data.synthetic.seed", 2 ** 32, "data.synthetic.seed: 4294967296 is outside"),
+    ("rep_offset", 2 ** 32 - 7, r"rep_offset: rep_offset \+ repetitions \(4294967297\)"),
 ])
 def test_out_of_range_settings_are_refused_before_any_work(key, value, message):
   config = default_config.get_config()

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import fixture_config, kuairand_folder, small_sim_config
+from conftest import fixture_config, kuairand_folder, kuairec_sim_config, small_sim_config
 from gtesim import environments
 from gtesim.config import defaults as default_config
 from gtesim.data import dataset, synthetic
@@ -121,20 +121,11 @@ def test_latent_draws_average_to_the_expected_outcomes(tiny_root):
 
 # --- Whole runs -----------------------------------------------------------------------------
 
-def _kuairec_sim_config(root, **overrides):
-  config = small_sim_config(root, **overrides)
-  default_config.use_kuairec(config, "synthetic-kuairec")
-  config.data.synthetic.kuairec_size = "tiny"
-  config.labels.long_view.threshold = 1.0
-  for label in config.labels.values():
-    label.hidden = (16,)
-  return config
-
-
-@pytest.mark.parametrize("environment", ["latent", "matrix"])
-def test_aa_is_exactly_zero(tiny_root, tmp_path, environment):
-  make = _kuairec_sim_config if environment == "matrix" else small_sim_config
-  config = make(tiny_root, **{"sim.environment": environment})
+@pytest.mark.parametrize("environment,release", [("latent", "all"), ("matrix", "all"),
+                                                 ("matrix", "staggered")])
+def test_aa_is_exactly_zero(tiny_root, tmp_path, environment, release):
+  make = kuairec_sim_config if environment == "matrix" else small_sim_config
+  config = make(tiny_root, **{"sim.environment": environment, "sim.release": release})
   for label in config.labels.values():
     label.alpha_T = label.alpha_C
   simulate.run(config, tmp_path)
@@ -151,7 +142,7 @@ def test_replay_exhausts_where_latent_and_matrix_do_not(tiny_root, tmp_path):
            "repetitions": 1}
   exhausted = {}
   for environment in ("replay", "latent", "matrix"):
-    make = _kuairec_sim_config if environment == "matrix" else small_sim_config
+    make = kuairec_sim_config if environment == "matrix" else small_sim_config
     config = make(tiny_root, **{"sim.environment": environment, **steps})
     simulate.run(config, tmp_path / environment)
     result = json.loads((tmp_path / environment / "result.json").read_text())

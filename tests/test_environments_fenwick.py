@@ -68,6 +68,26 @@ def test_distinct_ranks_are_uniform_ordered_samples_without_replacement():
   assert chi2 < 95.8  # 99.9% quantile of chi2 with 59 degrees of freedom.
 
 
+def test_more_ranks_keep_a_uniform_ordered_sample_without_replacement():
+  """distinct_ranks' 2 ranks, then 6 draws with replacement kept when new: the first 3 kept
+  ranks are uniform over the 60 ordered triples of 5, repeats are never kept."""
+  n, trials = 5, 30_000
+  keys = jax.random.split(jax.random.key(6), trials)
+  ranks, kept = map(np.asarray, jax.vmap(lambda key: fenwick.more_ranks(
+      key, jnp.array([n, 1, 0], jnp.int32), 2, 8))(keys))
+  assert not kept[:, 2].any() and (kept[:, 1].sum(1) == 1).all() and kept[:, 1, 0].all()
+  rows = kept[:, 0].sum(1) >= 3
+  assert rows.mean() > 0.9
+  for r, k in zip(ranks[rows, 0], kept[rows, 0]):
+    assert len(set(r[k])) == k.sum()
+  triples = [tuple(r[k][:3]) for r, k in zip(ranks[rows, 0], kept[rows, 0])]
+  index = {p: i for i, p in enumerate(itertools.permutations(range(n), 3))}
+  counts = np.bincount([index[t] for t in triples], minlength=len(index))
+  expected = len(triples) / len(index)
+  chi2 = ((counts - expected) ** 2 / expected).sum()
+  assert chi2 < scipy.stats.chi2.ppf(0.999, len(index) - 1)
+
+
 def _sampler_inputs(lengths, page_slots, gen, p_used=0.3, p_test=0.2):
   """A packed layout of users with `lengths` rows, random test videos and used slots."""
   n_pages = -(-np.asarray(lengths) // page_slots)
@@ -134,3 +154,46 @@ def test_candidates_are_uniform_among_eligible_slots_without_replacement():
   counts = np.bincount(decile.ravel(), minlength=10)
   expected = trials * k / 10
   assert ((counts - expected) ** 2 / expected).sum() < 27.9  # chi2, 9 dof, 99.9%.
+
+
+def test_a_release_filter_keeps_a_uniform_sample_of_the_released_eligible_slots():
+  """Staggered release: n_draws ranks, the first k released slots kept. Only released,
+  eligible, distinct slots, uniform among them (chi-squared), short only when fewer were
+  drawn; the count is of the distinct released slots drawn."""
+  gen = np.random.default_rng(4)
+  first, n_pages, video, train_video, used, eligible, tree = _sampler_inputs(
+      [90, 12, 0], 8, gen)
+  levels = fenwick.levels(int(n_pages.max()))
+  users = jnp.array([0, 1, 2], jnp.int32)
+  released_video = gen.random(1000) < 0.6
+  k, n_draws, trials = 4, 24, 4000
+
+  def one(key):
+    return fenwick.candidates(tree, jnp.asarray(used), jnp.asarray(video),
+                              jnp.asarray(train_video), first, n_pages, users,
+                              jnp.zeros(3, jnp.int32), key, k, levels,
+                              released=lambda v: jnp.asarray(released_video)[v],
+                              n_draws=n_draws)
+
+  page, col, vid, valid, n_eligible = map(np.asarray, jax.vmap(one)(
+      jax.random.split(jax.random.key(5), trials)))
+  flat = page * 8 + col
+  ok = eligible.ravel() & released_video[np.maximum(video, 0)].ravel()
+  assert ok.ravel()[flat[valid]].all()
+  np.testing.assert_array_equal(vid[valid], video.ravel()[flat[valid]])
+  n_ok = [ok.reshape(video.shape)[first[u]:first[u] + n_pages[u]].sum() for u in range(3)]
+  assert (n_eligible <= np.asarray(n_ok)).all() and (n_eligible[:, 1] == n_ok[1]).mean() > 0.5
+  assert (valid.sum(2) == np.minimum(k, n_eligible)).all() and not valid[:, 2].any()
+  assert (valid[:, 0].sum(1) < k).mean() < 0.01 and (n_eligible[:, 0] <= n_draws).all()
+  rows = valid[:, 0].all(1)
+  assert all(len(set(r)) == k for r in flat[rows, 0])
+  slots0 = np.flatnonzero(ok.reshape(video.shape)[first[0]:first[0] + n_pages[0]].ravel())
+  slots0 += first[0] * 8
+  counts = np.array([(flat[rows, 0] == s).sum() for s in slots0])
+  expected = rows.sum() * k / len(slots0)
+  chi2 = ((counts - expected) ** 2 / expected).sum()
+  assert chi2 < scipy.stats.chi2.ppf(0.999, len(slots0) - 1)
+  first_draw = np.array([(flat[rows, 0, 0] == s).sum() for s in slots0])  # Order too.
+  expected = rows.sum() / len(slots0)
+  chi2 = ((first_draw - expected) ** 2 / expected).sum()
+  assert chi2 < scipy.stats.chi2.ppf(0.999, len(slots0) - 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import compiled, small_sim_config
+from conftest import compiled, kuairec_sim_config, small_sim_config
 from gtesim.config import checks
 from gtesim.core import exploration
 from gtesim.core import step as step_lib
@@ -95,10 +95,15 @@ def test_an_aa_is_exactly_zero_with_id_models_exploration_and_staggered_release(
   assert set(result["pretrain"]["models"]["click"]["tables"]) == {"user", "video", "cross"}
 
 
-def test_no_video_is_a_candidate_before_its_release_or_in_pretraining(tiny_root):
-  config = small_sim_config(tiny_root, **{"sim.environment": "latent",
-                                          "sim.release": "staggered",
-                                          "sim.new_video_share": 0.5, "sim.n_steps": 40})
+@pytest.mark.parametrize("environment,retrieval", [("latent", "uniform"),
+                                                   ("matrix", "uniform"),
+                                                   ("matrix", "popularity")])
+def test_no_video_is_a_candidate_before_its_release_or_in_pretraining(tiny_root, environment,
+                                                                      retrieval):
+  make = kuairec_sim_config if environment == "matrix" else small_sim_config
+  config = make(tiny_root, **{"sim.environment": environment, "sim.retrieval": retrieval,
+                              "sim.release": "staggered", "sim.new_video_share": 0.5,
+                              "sim.n_steps": 40})
   setup, sim, fns = compiled(config)
   rep = jax.tree.map(lambda x: x[0], setup.reps)
   release = np.asarray(rep.release)
@@ -123,6 +128,8 @@ def test_no_video_is_a_candidate_before_its_release_or_in_pretraining(tiny_root)
     assert (release[video] <= t).all(), t
     seen_late += int((release[video] > 0).sum())
   assert seen_late > 0  # Released videos do become candidates.
+  if environment == "matrix":  # Every user's row holds every video: never short of them.
+    assert (np.asarray(d.cand.valid).sum(1) == config.sim.n_candidate).all()
 
 
 def test_exploration_release_and_model_keys_are_checked(tiny_root):
@@ -133,7 +140,10 @@ def test_exploration_release_and_model_keys_are_checked(tiny_root):
        "sweep.temperature: every temperature"),
       ({"sim.exploration": "epsilon", "sweep.epsilon": (0.0, 0.1)},
        "sweep.epsilon: global mode's GC world"),
-      ({"sim.release": "staggered"}, "sim.release = 'staggered' needs sim.environment = 'latent'"),
+      ({"sim.release": "staggered"},
+       "sim.release = 'staggered' needs sim.environment = 'matrix' or 'latent'"),
+      ({"sim.environment": "matrix", "sim.release": "staggered", "sim.candidate_draws": 3},
+       "sim.candidate_draws: must be at least sim.n_candidate (4): with staggered release"),
       ({"experiment.weight_features": "video", "experiment.weight_model.model": "two_tower"},
        "experiment.weight_features"),
       ({"labels.click.model": "twotower"}, "did you mean 'two_tower'"),

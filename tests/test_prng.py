@@ -55,3 +55,14 @@ def test_streams_are_independent_and_raw_keys_name_the_same_stream():
   np.testing.assert_array_equal(a, jax.random.key_data(prng.stream(raw, "sim")))
   assert not np.array_equal(a, jax.random.key_data(prng.stream(key, "assign")))
   assert not np.array_equal(a, jax.random.key_data(prng.stream(prng.rep_key(0, 4), "sim")))
+
+
+def test_seeds_and_repetitions_map_one_to_one_onto_keys_up_to_the_range_edges():
+  """Every valid seed and repetition index is its own key (the checks refuse the rest)."""
+  edges = [0, 1, 2 ** 31 - 1, 2 ** 31, prng.SEEDS - 2, prng.SEEDS - 1]
+  data = {s: tuple(np.asarray(jax.random.key_data(jax.random.key(s)))) for s in edges}
+  assert len(set(data.values())) == len(edges)
+  assert all(d == (0, s) for s, d in data.items())  # Valid seeds keep today's keys.
+  reps = {tuple(np.asarray(jax.random.key_data(prng.rep_key(s, r))))
+          for s in (0, prng.SEEDS - 1) for r in edges}
+  assert len(reps) == 2 * len(edges)

@@ -9,6 +9,7 @@ from gtesim import designs
 from gtesim import environments
 from gtesim import label_kinds
 from gtesim import models
+from gtesim import prng
 from gtesim.core import exploration
 from gtesim.config import defaults as default_config
 from gtesim.data.dataset import FORMATS
@@ -95,6 +96,13 @@ def check(config) -> None:
            f"'{config.mode}' is not one of {', '.join(designs.MODES)}.")
   _require(config.repetitions >= 1, "repetitions", "must be at least 1.")
   _require(config.rep_offset >= 0, "rep_offset", "must be non-negative.")
+  for key, seed in (("seed", config.seed), ("data.pack_seed", config.data.pack_seed),
+                    ("data.synthetic.seed", config.data.synthetic.seed)):
+    _require(0 <= seed < prng.SEEDS, key,
+             f"{seed} is outside [0, 2^32): seeds out of that range alias others.")
+  _require(config.rep_offset + config.repetitions <= prng.SEEDS, "rep_offset",
+           f"rep_offset + repetitions ({config.rep_offset + config.repetitions}) exceeds 2^32: "
+           "repetition indices out of [0, 2^32) alias others.")
   data = config.data
   _require(data.name in FORMATS, "data.name", f"'{data.name}': use one of {', '.join(FORMATS)}.")
   _require(data.synthetic.kuairec_size in SYNTHETIC_KUAIREC_SIZES,

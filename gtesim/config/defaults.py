@@ -230,7 +230,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.sim = sim = ml_collections.ConfigDict()
   sim.release = "all"  # "all": every video is a candidate from the start; "staggered"
-  # (latent): a share sim.new_video_share of the train videos is new, left out of pretraining
+  # (latent, matrix): a share sim.new_video_share of the train videos is new, left out of pretraining
   # and released at a step uniform over the horizon (environments/release.py).
   sim.new_video_share = 0.2  # sim.release = "staggered": share of the train videos that are
   # new.
@@ -244,7 +244,9 @@ def get_config() -> ml_collections.ConfigDict:
   # drawn without replacement).
   sim.popularity_power = 1.0
   sim.candidate_draws = 64  # latent: draws per user and step from which the first n_candidate
-  # distinct, unrecommended train videos are the candidates (fewer are counted as n_short).
+  # distinct, unrecommended train videos are the candidates (fewer are counted as n_short);
+  # matrix with staggered release and uniform retrieval: eligible slots drawn, of which the
+  # first n_candidate released ones are the candidates.
   sim.matrix_min_density = 0.9  # matrix: refuse environment logs with fewer outcomes than
   # this share of their users x videos.
   sim.n_steps = 200  # Simulation steps.

@@ -76,12 +76,9 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point, world: World, t) -> Draw:
   arm = design.arm_of(z)
   cls = design.user_class(arm)
   allowed = design.candidate_filter(rep, point, z)
-  if spec.staggered:
-    released = release.allowed(rep, t)
-    allowed = released if allowed is None else (
-        lambda videos, a=allowed: a(videos) & released(videos))
+  released = release.allowed(rep, t) if spec.staggered else None
   cand = spec.environment.candidates(spec, env, rep, point, world.memory, users, position, cls,
-                                     allowed, cand_key)
+                                     allowed, cand_key, released)
   return Draw(users, position, z, arm, cls, cand)
 
 

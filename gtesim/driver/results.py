@@ -113,6 +113,9 @@ def _warn_short(config, result) -> None:
   total = sum(map(sum, result["recommendations"].values())) + exhausted
   if short:
     fix = environments.get(config).short_fix
+    if config.sim.release == "staggered" and "candidate_draws" not in fix:
+      fix += ("; with staggered release unreleased videos are rejected among "
+              "sim.candidate_draws draws: raise it")
     log.warning("%s of %s sampled users (all worlds and repetitions) had fewer than "
                 "sim.n_candidate = %d candidates, %s of them none (exhausted, no "
                 "recommendation); result.json's short_users and exhausted_users count them per "

@@ -57,9 +57,9 @@ def check_config(config) -> None:
   if sim.release != "all" and not get(config).offers_release:
     offering = [n for n, e in ENVIRONMENTS.items() if e.offers_release]
     raise InputError(f"sim.release = '{sim.release}' needs sim.environment = "
-                     f"{' or '.join(repr(n) for n in offering)}: '{sim.environment}' samples "
-                     "each user's own logged slots through Fenwick trees, where releasing a "
-                     "video costs O(users) per release (environments/release.py).")
+                     f"{' or '.join(repr(n) for n in offering)}: '{sim.environment}' "
+                     "replays impressions of videos already published at the log's dates "
+                     "(environments/release.py).")
 
 
 def check_data(config, ds) -> None:

@@ -30,7 +30,7 @@ class Environment:
   outcomes: ClassVar[tuple] = ("sampled",)  # `sim.outcome` values it offers.
   sampler: ClassVar[str] = ""  # The candidate sampler's name (bench.py reports it).
   short_fix: ClassVar[str] = ""  # What to do when users had fewer than n_candidate.
-  offers_release: ClassVar[bool] = False  # sim.release = "staggered" is exact here
+  offers_release: ClassVar[bool] = False  # sim.release = "staggered" is offered here
   # (environments/release.py says which do and why).
 
   @classmethod
@@ -57,14 +57,15 @@ class Environment:
     """What a fresh world has recommended (nothing), as the environment's state pytree."""
     raise NotImplementedError
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed,
-                 key) -> Candidates:
+  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
+                 released=None) -> Candidates:
     """Up to n_candidate eligible candidates of each of the step's users.
 
     Args:
       memory: the world's state; users [b] and their positions among the train users [b];
       cls [b]: each user's video class (designs' user_class); allowed: videos -> bool, the
-      design's further restriction, or None; key: the step's candidate key.
+      design's further restriction, or None; key: the step's candidate key; released:
+      videos -> bool, released by this step (sim.release = "staggered"), or None.
     """
     raise NotImplementedError
 

@@ -98,8 +98,24 @@ def distinct_ranks(key, n, k: int):
   return chosen, jnp.arange(k) < n[:, None]
 
 
+def more_ranks(key, n, k: int, n_draws: int):
+  """[b, n_draws] ranks of [0, n): `distinct_ranks`' k, then n_draws - k uniform draws with
+  replacement, each kept only if it repeats no earlier one (second output: kept). The kept
+  ranks in order are a uniform ordered sample without replacement (a rejected repeat is a
+  draw among the ranks not drawn yet, by rejection) at O(n_draws^2) compares per user in one
+  op, not distinct_ranks' n_draws sequential ones."""
+  first_key, more_key = jax.random.split(key)
+  rank, valid = distinct_ranks(first_key, n, k)
+  rank = jnp.where(valid, rank, -1)
+  extra = jax.random.randint(more_key, (n.shape[0], n_draws - k), 0, jnp.maximum(n, 1)[:, None])
+  every = jnp.concatenate([rank, extra], axis=1)
+  earlier = jnp.tril(jnp.ones((n_draws, n_draws), bool), k=-1)[k:]  # [n_draws - k, n_draws]
+  repeat = jnp.any((extra[:, :, None] == every[:, None, :]) & earlier, axis=-1)
+  return jnp.maximum(every, 0), jnp.concatenate([valid, ~repeat & (n[:, None] > 0)], axis=1)
+
+
 def candidates(tree, used, page_video, train_video, first_page, n_pages, users, cls, key,
-               n_candidate: int, n_levels: int, allowed=None):
+               n_candidate: int, n_levels: int, allowed=None, released=None, n_draws: int = 0):
   """Up to n_candidate eligible slots per user, uniformly without replacement.
 
   Args:
@@ -108,13 +124,24 @@ def candidates(tree, used, page_video, train_video, first_page, n_pages, users, 
     page_video: [P', C] int32 video of each slot (-1 empty); train_video: [V] bool.
     first_page, n_pages: [U] the users' pages; users, cls: [b] the step's users and classes.
     allowed: videos [b, k, C] -> bool, the class's further restriction (co-diverted), or None.
+    released: videos [b, n_draws] -> bool, a restriction the trees do not count (staggered
+      release), or None. Then n_draws >= n_candidate ranks are drawn (`more_ranks`) and the
+      first n_candidate released slots among them kept: a filter of a uniform ordered sample,
+      hence a uniform ordered sample of the released eligible slots (fewer when fewer were
+      among the draws).
 
   Returns:
-    (page [b, k], col [b, k], video [b, k], valid [b, k], n_eligible [b]).
+    (page [b, k], col [b, k], video [b, k], valid [b, k], n_eligible [b]: the trees' count,
+    or with `released` the distinct released slots among the draws).
   """
   base, count = first_page[users], n_pages[users]
   n_eligible = total(tree, cls, base, count, n_levels)
-  rank, valid = distinct_ranks(key, n_eligible, n_candidate)
+  if released is None:
+    k = n_candidate
+    rank, valid = distinct_ranks(key, n_eligible, k)
+  else:
+    k = n_draws
+    rank, valid = more_ranks(key, n_eligible, n_candidate, n_draws)
   rank = jnp.where(valid, rank, 0)
   local, within = search(tree, cls[:, None], base[:, None], count[:, None], rank, n_levels)
   page = jnp.where(valid, base[:, None] + local, 0)
@@ -125,5 +152,11 @@ def candidates(tree, used, page_video, train_video, first_page, n_pages, users, 
   # Running counts of eligible slots along the page, as a matmul (exact: small integers).
   running = ok.astype(jnp.float32) @ jnp.triu(jnp.ones((ok.shape[-1],) * 2, jnp.float32))
   col = jnp.argmax(running > within[..., None], axis=-1).astype(jnp.int32)
-  chosen = jnp.take_along_axis(video, col[..., None], axis=-1)[..., 0]
-  return page, col, jnp.where(valid, chosen, 0), valid, n_eligible
+  chosen = jnp.where(valid, jnp.take_along_axis(video, col[..., None], axis=-1)[..., 0], 0)
+  if released is None:
+    return page, col, chosen, valid, n_eligible
+  valid &= released(chosen)
+  # The first n_candidate released draws, in draw order.
+  first, idx = jax.lax.top_k(jnp.where(valid, k - jnp.arange(k), 0), n_candidate)
+  pick = lambda x: jnp.take_along_axis(x, idx, axis=1)
+  return pick(page), pick(col), pick(chosen), first > 0, jnp.sum(valid, axis=1, dtype=jnp.int32)

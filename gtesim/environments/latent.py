@@ -26,6 +26,7 @@ from jax.scipy.special import ndtri
 from gtesim import prng
 from gtesim.data import synthetic
 from gtesim.environments import catalogue
+from gtesim.environments import release
 from gtesim.environments import retrieval
 from gtesim.environments.base import Candidates, Environment
 from gtesim.errors import InputError, require
@@ -132,8 +133,10 @@ class Latent(Environment):
   def init_memory(self, spec, env, rep, point):
     return Recommended(jnp.full((spec.n_train, self.history_slots), -1, jnp.int32))
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key):
+  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
+                 released=None):
     arrays = env.environment
+    allowed = release.combine(allowed, released)
     video, valid, n_eligible = catalogue.catalogue_candidates(
         spec.n_candidate, self.candidate_draws, arrays.block_cdf, arrays.within_cdf,
         rep.train_video, memory.video[position],

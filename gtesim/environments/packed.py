@@ -15,9 +15,11 @@ import numpy as np
 from flax import struct
 
 from gtesim.environments import fenwick
+from gtesim.environments import release
 from gtesim.environments import retrieval
 from gtesim.environments.base import Candidates, Environment
 from gtesim.environments.window import window_candidates
+from gtesim.errors import require
 
 
 class FenwickArrays(NamedTuple):
@@ -60,6 +62,8 @@ class PackedEnvironment(Environment):
   """See the module docstring; `weighted`: popularity retrieval (the window scan)."""
   weighted: bool = False
   tree_levels: int = 1  # Iterations of a Fenwick descent or update (the longest user's pages).
+  release_draws: int = 0  # Staggered release with the Fenwick sampler: ranks drawn per user
+  # and step, among which the first n_candidate released slots are the candidates.
   short_fix = ("the logs hold too few items per user for this horizon; use a shorter "
                "sim.n_steps or a counterfactual environment (sim.environment)")
 
@@ -70,8 +74,19 @@ class PackedEnvironment(Environment):
   @classmethod
   def from_config(cls, config, static, n_train):
     del n_train
-    return cls(config.sim.environment, weighted=retrieval.of(config).weighted,
-               tree_levels=fenwick.levels(static.window_pages))
+    sim = config.sim
+    return cls(sim.environment, weighted=retrieval.of(config).weighted,
+               tree_levels=fenwick.levels(static.window_pages),
+               release_draws=sim.candidate_draws if sim.release == "staggered" else 0)
+
+  @classmethod
+  def check_config(cls, config, active):
+    sim = config.sim
+    if active and sim.release == "staggered" and not retrieval.of(config).weighted:
+      require(sim.candidate_draws >= sim.n_candidate, "sim.candidate_draws",
+              f"must be at least sim.n_candidate ({sim.n_candidate}): with staggered release "
+              "the Fenwick sampler draws that many slots and keeps the first n_candidate "
+              "released ones.")
 
   @staticmethod
   def arrays(config, ds, packed):
@@ -95,15 +110,18 @@ class PackedEnvironment(Environment):
     return FenwickMemory(used, fenwick.build(eligible_counts(spec, env, rep, point),
                                              env.environment.page_rank))
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key):
+  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
+                 released=None):
     if self.weighted:
       page, col, video, valid, n_eligible = window_candidates(
-          spec, env, rep, memory.used, users, key, env.environment.video_weight, allowed)
+          spec, env, rep, memory.used, users, key, env.environment.video_weight,
+          release.combine(allowed, released))
     else:
       logs = env.logs
       page, col, video, valid, n_eligible = fenwick.candidates(
           memory.tree, memory.used, logs.page_video, rep.train_video, logs.first_page,
-          logs.n_pages, users, cls, key, spec.n_candidate, self.tree_levels, allowed)
+          logs.n_pages, users, cls, key, spec.n_candidate, self.tree_levels, allowed,
+          released, self.release_draws)
     return Candidates(video, valid, n_eligible, (page, col))
 
   def record(self, spec, env, rep, memory, users, position, cls, cand, choice, rec_ok, t, key):

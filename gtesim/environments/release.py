@@ -5,12 +5,20 @@ video gets a release step drawn uniformly from [0, sim.n_steps) (per repetition,
 random stream), is never a candidate before that step, and none of its logged rows is among
 the pretraining rows: the production models have never seen it, and the ID models' row of
 it (zero, models/ids.py) is learned only from the traffic the experiment sends it.
-Environments that sample from the whole catalogue offer it (`Environment.offers_release`):
-a release is then one more per-draw rejection, exact. Those that sample a user's own logged
-slots through Fenwick trees (replay, matrix) do not: their trees count a user's eligible
-slots, and releasing a video would have to add it to every user's tree that holds it
-(O(users) per release), which the step's budget excludes; in replay a video outside a
-user's log has no outcome to release anyway.
+Offered by `latent` and `matrix` (`Environment.offers_release`), exactly:
+* latent: the catalogue sampler rejects an unreleased video among its `sim.candidate_draws`
+  draws, as it rejects a recommended one.
+* matrix, uniform retrieval: the Fenwick trees count each user's eligible slots, released or
+  not (counting only released ones would mean adding a video to every user's tree at its
+  release, O(users) per release, beyond a step's budget). The sampler draws
+  `sim.candidate_draws` distinct ranks instead of n_candidate and keeps the first n_candidate
+  released slots (environments/fenwick.py): a filter of a uniform ordered sample is a uniform
+  ordered sample of the released slots. A user with fewer among the draws is counted short.
+* matrix, popularity retrieval: the window scan applies the filter to every slot.
+`replay` does not offer it: its candidates are the impressions the logging policy made of
+videos already published at the log's dates, so a drawn release step would hide items the log
+shows available; releasing by the log's own dates needs a map from log time to simulation
+steps, which replay does not have (its steps are draws of users, not days).
 """
 
 import numpy as np
@@ -39,3 +47,10 @@ def draw(config, train_video: np.ndarray, key):
 def allowed(rep, t):
   """videos -> bool: released by step t."""
   return lambda videos: rep.release[videos] <= t
+
+
+def combine(allowed_videos, released):
+  """One video filter of two (either may be None)."""
+  if allowed_videos is None or released is None:
+    return released if allowed_videos is None else allowed_videos
+  return lambda videos: allowed_videos(videos) & released(videos)
