@@ -1,8 +1,11 @@
 """Entry-point plumbing: absl flags with an ml_collections config, and clean exits.
 
 Bad input (a config file that is missing, does not parse or fails, an unknown config key, a
-bad flag value, a GtesimError raised anywhere) prints one `[module] error: ...` line, adds it
-to run.log when there is one, and exits with status 2, no traceback.
+bad flag value, a GtesimError raised anywhere) and a refused write or read (an OSError: disk
+full, quota, file-size limit, permissions; the line names the file and the errno) print one
+`[module] error: ...` line, add it to run.log when there is one, and exit with status 2, no
+traceback. A run stopped by SIGTERM / SIGINT (driver/stopping.py) prints
+`[run] stopped by SIGTERM at step k ...; resume with --resume` and exits with status 75.
 """
 
 import difflib
@@ -15,7 +18,9 @@ from absl import app
 from absl import flags
 
 from gtesim import logs
+from gtesim.driver import stopping
 from gtesim.errors import GtesimError, InputError  # InputError re-exported for scripts.
+from gtesim.errors import os_error_message
 
 __all__ = ["InputError", "run"]
 
@@ -63,11 +68,11 @@ def _missing_key(config, argv):
   return None
 
 
-def _fail(tag, message):
-  line = f"[{tag}] error: {message}"
+def _fail(tag, message, status=2, kind="error: "):
+  line = f"[{tag}] {kind}{message}"
   sys.stderr.write(line + "\n")
   logs.to_files(line)
-  sys.exit(2)
+  sys.exit(status)
 
 
 def _parse(argv):
@@ -92,6 +97,11 @@ def run(main, tag="run"):
   def guarded(argv):
     try:
       main(argv)
+    except stopping.Stopped as err:
+      _fail(tag, str(err), status=err.status, kind="")
     except GtesimError as err:
       _fail(tag, str(err))
+    except OSError as err:  # A write (or read) the system refused: disk, quota, permissions.
+      _fail(tag, os_error_message(err, "writing or reading") +
+            "; the last good checkpoint is kept: fix the cause, then resume with --resume.")
   app.run(guarded, flags_parser=_parse)

@@ -48,5 +48,8 @@ def to_files(line: str) -> None:
   """Appends a line as it is to every log file the tagged loggers write (e.g. run.log)."""
   for handler in logging.getLogger(_ROOT).handlers:
     if isinstance(handler, logging.FileHandler):
-      handler.stream.write(line + "\n")
-      handler.flush()
+      try:
+        handler.stream.write(line + "\n")
+        handler.flush()
+      except OSError:  # The line still reaches stderr (a full disk or a size limit).
+        pass

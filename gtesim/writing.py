@@ -14,6 +14,8 @@ import tempfile
 
 import numpy as np
 
+from gtesim.errors import WriteError, os_error_message
+
 
 def _umask() -> int:
   mask = os.umask(0)
@@ -23,19 +25,25 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path):
-  """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds."""
+  """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds.
+
+  A write the system refuses (disk full, quota, file-size limit, permissions) is a
+  WriteError naming `path` and the errno; the old `path`, if any, is left as it was."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  os.close(fd)
+  tmp = None
   try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     yield pathlib.Path(tmp)
     with open(tmp, "rb+") as f:
       os.fsync(f.fileno())
     os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
+  except OSError as err:
+    raise WriteError(os_error_message(err, "writing", path)) from None
   finally:
-    if os.path.exists(tmp):
+    if tmp is not None and os.path.exists(tmp):
       os.unlink(tmp)
 
 

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gtesim.data.sizes import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
-from gtesim.errors import InputError
+from gtesim.errors import InputError, WriteError, os_error_message
 from gtesim.logs import get_logger
 
 log = get_logger("synthetic")
@@ -91,9 +91,13 @@ def _ensure(s: dict, base: pathlib.Path, prefix: str, make) -> pathlib.Path:
   log.info("generating the synthetic dataset %s in %s", s["size"], folder)
   tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
-  tmp.mkdir(parents=True)
-  make(s, tmp)
-  (tmp / "COMPLETE").write_text(json.dumps(s, indent=1))
+  try:
+    tmp.mkdir(parents=True)
+    make(s, tmp)
+    (tmp / "COMPLETE").write_text(json.dumps(s, indent=1))
+  except OSError as err:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise WriteError(os_error_message(err, "generating the synthetic data in", tmp)) from None
   shutil.rmtree(folder, ignore_errors=True)
   os.replace(tmp, folder)
   return folder

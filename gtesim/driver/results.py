@@ -66,7 +66,8 @@ def write_table(path, columns: dict) -> None:
 
 def write_run(config, dataset_info, pretrain_report, history, worlds: Worlds, rep_indices,
               workdir, timing) -> dict:
-  """Writes result.json, steps.parquet, metrics.parquet and the figure; returns the result."""
+  """Writes steps.parquet, metrics.parquet, result.json and the figure, in that order;
+  returns the result."""
   labels = list(config.labels)
   result = {"mode": config.mode, "repetitions": config.repetitions,
             "rep_offset": config.rep_offset, "seed": config.seed,
@@ -96,13 +97,14 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: Worlds, re
   step_cols, metric_cols = history_lib.to_tables(history, worlds, labels, rep_indices)
   write_table(workdir / "steps.parquet", step_cols)
   write_table(workdir / "metrics.parquet", metric_cols)
-  first = np.isin(metric_cols["point"], [0, -1])
-  figures.figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()},
-                 figures.panels(config))
-  writing.write_json(workdir / "result.json", result)
+  writing.write_json(workdir / "result.json", result)  # Before the figure: a failure to
+  # draw or write it loses no result.
   for point in points if "points" in result else [result]:
     for name in point["gte"]:
       worlds.design.log_point(log, name, "points" in result, point, config)
+  first = np.isin(metric_cols["point"], [0, -1])
+  figures.figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()},
+                 figures.panels(config))
   return result
 
 

@@ -31,6 +31,7 @@ from gtesim.driver import history as history_lib
 from gtesim.driver import parallel
 from gtesim.driver import results
 from gtesim.driver import setup as setup_lib
+from gtesim.driver import stopping
 from gtesim.driver import workdir as workdir_lib
 from gtesim.errors import NumericalError
 from gtesim.stats import descriptive
@@ -65,7 +66,7 @@ def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
                        "and alphas.")
 
 
-def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled):
+def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, stop=None):
   """Pretrains the label models until their validation loss plateaus (SPEC §3).
 
   Returns (Production stacked over repetitions, report dict for result.json). The report's
@@ -102,6 +103,10 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled):
                  int((~stopped).sum()), stopped.size, time.perf_counter() - t0)
     if stopped.all():
       break
+    if stop is not None and stop.requested():
+      raise stopping.Stopped(f"stopped by {stop.signal_name} during pretraining (epoch {e + 1}"
+                             f" of {epochs}); nothing to checkpoint yet: resume with --resume "
+                             "(it starts over)")
   bar.close()
   host = parallel.to_host(prod)
   converged = host.stopped.mean(0)
@@ -140,8 +145,12 @@ def _log_validation(t, evaluated, worlds: designs.Worlds):
 
 
 def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds_state,
-                   worlds: designs.Worlds, history, start: int, ckpts=None, desc="train"):
-  """Runs chunks from step `start` to sim.n_steps; returns (world states, History, timing)."""
+                   worlds: designs.Worlds, history, start: int, ckpts=None, desc="train",
+                   stop=None):
+  """Runs chunks from step `start` to sim.n_steps; returns (world states, History, timing).
+
+  With `stop` (stopping.StopRequests), a signal ends the run after the current chunk, which
+  is checkpointed: stopping.Stopped."""
   points = point_inputs(config, worlds)
   chunk_len = config.sim.validate_every
   n_steps = config.sim.n_steps
@@ -170,9 +179,16 @@ def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds
     bar.set_postfix_str(f"{rate:,.0f} rec/s")
     log_train.info("step %d/%d (%.0f rec/s)", t + chunk_len, n_steps, rate)
     _log_validation(t + chunk_len, evaluated, worlds)
-    if ckpts is not None and ((t + chunk_len) % config.checkpoint_every == 0 or
-                              t + chunk_len == n_steps):
-      ckpts.save(t + chunk_len, worlds_state, history_lib.to_dict(history))
+    done = t + chunk_len
+    stopping_now = stop is not None and done < n_steps and stop.requested()
+    if ckpts is not None and (done % config.checkpoint_every == 0 or done == n_steps or
+                              stopping_now):
+      ckpts.save(done, worlds_state, history_lib.to_dict(history))
+    if stopping_now:
+      bar.close()
+      saved = ("checkpointed" if ckpts is not None else "not checkpointed (no checkpoints)")
+      raise stopping.Stopped(f"stopped by {stop.signal_name} at step {done} of {n_steps} "
+                             f"({saved}); resume with --resume")
   bar.close()
   timing = {"first_chunk_s": compile_s,
             "steady_rec_per_s": (throughput.rec_per_s(config, worlds, steps_timed, time_timed)
@@ -192,18 +208,35 @@ def run(config, workdir, resume=False, overwrite=False) -> dict:
   The workdir is locked for the run; one holding another run is refused unless `resume`
   (continue it: same config but a larger sim.n_steps, same data) or `overwrite`.
   """
+  config_checks.check(config)  # Before anything is written: a refusal leaves no state.
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  if not parallel.is_primary():
-    return _run(config, workdir, resume)
-  with workdir_lib.lock(workdir):
-    workdir_lib.prepare(workdir, resume, overwrite)
-    return _run(config, workdir, resume)
+  workdir_lib.make(workdir)
+  with stopping.StopRequests() as stop:
+    if not parallel.is_primary():
+      return _run(config, workdir, resume, stop)
+    with workdir_lib.lock(workdir):
+      workdir_lib.prepare(workdir, resume, overwrite)
+      return _run(config, workdir, resume, stop)
 
 
-def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
+def _restore_newest_good(config, ckpts, template, workdir):
+  """(step, world states, history dict) of the newest checkpoint that restores; a damaged
+  newer one is reported and moved aside (workdir/checkpoints-damaged) so that the run's
+  later saves never meet it. (None, None, None) when there is none."""
+  for step in sorted(ckpts.all_steps(), reverse=True):
+    try:
+      state, saved = ckpts.restore(step, template)
+      return step, state, saved
+    except Exception as err:  # pylint: disable=broad-except  # orbax raises many kinds.
+      reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+      moved = ckpts.set_aside(step, workdir / "checkpoints-damaged")
+      log_run.warning("the checkpoint at step %d does not restore (%s); moved to %s, using "
+                      "the previous one", step, reason, moved)
+  return None, None, None
+
+
+def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   logs.setup(workdir / "run.log" if parallel.is_primary() else None)
-  config_checks.check(config)
   worlds = designs.worlds_of(config)
   log_run.info("mode %s, %d repetitions from %d, seed %d, %d steps, %d sweep point(s), "
                "workdir %s", config.mode, config.repetitions, config.rep_offset, config.seed,
@@ -224,20 +257,21 @@ def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
   sim = simulation.make_simulation(config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
   points = point_inputs(config, worlds)
-  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints")
-  start = ckpts.latest_step() if resume else None
-
-  if start is not None:
+  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
+  start = None
+  if resume and ckpts.latest_step() is not None:
     template = fns.start(setup.env, setup.reps,
                          fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
-    worlds_state, saved = ckpts.restore(start, template)
+    start, worlds_state, saved = _restore_newest_good(config, ckpts, template, workdir)
+  if start is not None:
     history = history_lib.from_dict(saved)
     pretrain_report = json.loads((workdir / "pretrain.json").read_text())
     log_run.info("resumed from the checkpoint at step %d", start)
   else:
     if resume:
-      log_run.info("no checkpoint yet in %s: starting the run from the beginning", workdir)
-    prod, pretrain_report = pretrain_production(config, setup, fns)
+      log_run.info("no checkpoint to resume in %s: starting the run from the beginning",
+                   workdir)
+    prod, pretrain_report = pretrain_production(config, setup, fns, stop)
     if parallel.is_primary():
       writing.write_json(workdir / "pretrain.json", writing.jsonable(pretrain_report))
     worlds_state = fns.start(setup.env, setup.reps, prod, points)
@@ -245,7 +279,7 @@ def _run(config, workdir: pathlib.Path, resume: bool) -> dict:
     start = 0
   try:
     worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
-                                                   history, start, ckpts)
+                                                   history, start, ckpts, stop=stop)
   finally:
     ckpts.close()
   timing["wall_s"] = time.perf_counter() - t_start

@@ -10,7 +10,7 @@ import pathlib
 import shutil
 
 from gtesim.config import checks as config_checks
-from gtesim.errors import InputError
+from gtesim.errors import InputError, os_error_message
 
 # What a run writes into its workdir (all of it is replaced by --overwrite).
 RUN_FILES = ("config.json", "data.json", "pretrain.json", "encoding.json", "result.json",
@@ -20,11 +20,27 @@ RUN_FILES = ("config.json", "data.json", "pretrain.json", "encoding.json", "resu
 RESUMABLE_KEYS = ("sim.n_steps", "checkpoint_every")
 
 
+def make(workdir: pathlib.Path) -> None:
+  """Creates the workdir, or one clear line why not (permissions, a file in the way)."""
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / f".write-test-{os.getpid()}"
+    probe.touch()
+    probe.unlink()
+  except OSError as err:
+    raise InputError(os_error_message(err, "the workdir: creating or writing") +
+                     "; choose a --workdir you can write.") from None
+
+
 @contextlib.contextmanager
 def lock(workdir: pathlib.Path):
   """Holds an exclusive lock on `workdir/.lock` for the block; a second run is refused."""
   path = workdir / ".lock"
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  except OSError as err:
+    raise InputError(os_error_message(err, "locking the workdir: opening") +
+                     "; choose a --workdir you can write.") from None
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -44,6 +60,8 @@ def lock(workdir: pathlib.Path):
 def prepare(workdir: pathlib.Path, resume: bool, overwrite: bool) -> None:
   """Refuses a workdir holding another run unless resuming it or told to overwrite it."""
   present = [name for name in RUN_FILES if (workdir / name).exists()]
+  if present == ["run.log"] and not resume:
+    return  # A run refused before it wrote anything: run.log gets the next attempt too.
   if resume:
     if overwrite:
       raise InputError("--resume and --overwrite contradict each other; pass one.")
