@@ -148,6 +148,10 @@ def test_header_only_logs_and_bom_and_non_utf8_headers(tmp_path):
   users.write_bytes(users.read_bytes().replace(b"register_days", b"r\xe9gister_days", 1))
   with pytest.raises(InputError, match="user_features_pure.csv: the header line is not UTF-8"):
     dataset.load(fixture_config(root))
+  root = kuairand_folder(tmp_path / "empty")
+  (root / "data" / "user_features_pure.csv").write_bytes(b"")
+  with pytest.raises(InputError, match=r"user_features_pure.csv: the file is empty \(0 bytes"):
+    dataset.load(fixture_config(root))
 
 
 def test_a_non_numeric_value_names_its_file_line(tmp_path):
@@ -157,6 +161,10 @@ def test_a_non_numeric_value_names_its_file_line(tmp_path):
   path.write_text(path.read_text().replace("102,7,2,1", "102,7,two,1"))
   with pytest.raises(InputError, match="column 'play_cnt' must be numeric .* holds 'two' at "
                      "line 4"):
+    dataset.load(fixture_config(root))
+  path.write_text(path.read_text().replace("\n102,", "\nv102,", 1))
+  with pytest.raises(InputError, match="column 'video_id' must be numeric .* holds 'v102'.* "
+                     "Ids must be integers: map them to integers in the file"):
     dataset.load(fixture_config(root))
 
 

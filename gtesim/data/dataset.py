@@ -77,7 +77,8 @@ def _read_logs(config, found, fmt, cache_dir):
     cols = dict(columns)
     if RAND_COLUMN in present and fmt == "kuairand":
       cols[RAND_COLUMN] = pa.int8()
-    table, counts = tables.read_table(role, found[role], cols, cache_dir)
+    table, counts = tables.read_table(role, found[role], cols, cache_dir,
+                                      ids=(config.data.user_id, config.data.video_id))
     if RAND_COLUMN not in cols:
       table = table.append_column(RAND_COLUMN, pa.array(
           np.full(table.num_rows, role == "random", np.int8)))
@@ -130,7 +131,7 @@ def _read_entity(config, kuai, cache_dir, feats, entity, id_column, known):
     for path in kuai[table]:
       tables.check_columns(path, [id_column] + ([latest] if latest else []), what="id column")
     read = {id_column: pa.int64(), **({latest: pa.int64()} if latest else {}), **columns}
-    data, _ = tables.read_table(table, kuai[table], read, cache_dir)
+    data, _ = tables.read_table(table, kuai[table], read, cache_dir, ids=(id_column,))
     if latest:
       data = _latest_rows(data, id_column, latest)
     ids = data[id_column].to_numpy()

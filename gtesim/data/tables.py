@@ -32,6 +32,9 @@ _CONVERSION = re.compile(
 
 def header(path: pathlib.Path) -> list:
   """Returns the column names of a CSV file (its first line; a UTF-8 BOM is dropped)."""
+  if path.stat().st_size == 0:
+    raise InputError(f"{path}: the file is empty (0 bytes, not even a header line). Restore "
+                     "it from the dataset's download.")
   try:
     with open(path, newline="", encoding="utf-8-sig") as f:
       return next(csv.reader([f.readline()]), [])
@@ -62,7 +65,7 @@ def cache_key(role, files, columns) -> str:
   return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
 
-def _stream_csv(path, columns, names, writer):
+def _stream_csv(path, columns, names, writer, ids=()):
   options = pa_csv.ConvertOptions(include_columns=list(columns), column_types=columns,
                                   strings_can_be_null=True)
   rows = 0
@@ -73,7 +76,7 @@ def _stream_csv(path, columns, names, writer):
       writer.write_batch(batch)
       rows += batch.num_rows
   except pa.ArrowInvalid as err:
-    raise _conversion_error(path, names, err) from None
+    raise _conversion_error(path, names, err, ids) from None
   return rows
 
 
@@ -99,7 +102,7 @@ def first_non_numeric(path, column) -> tuple:
   return None, None
 
 
-def _conversion_error(path, names, err):
+def _conversion_error(path, names, err, ids=()):
   match = _CONVERSION.search(str(err))
   if not match:
     return InputError(f"{path}: cannot be parsed as CSV ({err}). Check the file.")
@@ -107,9 +110,11 @@ def _conversion_error(path, names, err):
   name = names[int(col)] if int(col) < len(names) else f"#{col}"
   line, found = first_non_numeric(path, name) if name in names else (None, None)
   where = f" at line {line}" if line is not None else ""
+  fix = ("Ids must be integers: map them to integers in the file." if name in ids else
+         "Fix the value or declare the column categorical.")
   return InputError(
       f"{path}: column '{name}' must be numeric ({kind}) but holds '{found or value}'{where}. "
-      "Fix the value or declare the column categorical.")
+      + fix)
 
 
 def _checksum(path) -> str:
@@ -137,7 +142,7 @@ def _load_cached(path: pathlib.Path, meta_path: pathlib.Path, schema: pa.Schema)
     return None, None, f"it cannot be read ({type(err).__name__}: {err})"
 
 
-def read_table(role, files, columns: dict, cache_dir: pathlib.Path):
+def read_table(role, files, columns: dict, cache_dir: pathlib.Path, ids=()):
   """Reads `columns` (name -> Arrow type) of all `files` of a role, via the cache.
 
   A cache entry is the Arrow IPC file and a sidecar with its size, CRC-32 and the rows of
@@ -174,7 +179,7 @@ def read_table(role, files, columns: dict, cache_dir: pathlib.Path):
   with atomic_path(path) as tmp:
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
       for f, names in zip(files, headers):
-        counts.append(_stream_csv(f, columns, names, writer))
+        counts.append(_stream_csv(f, columns, names, writer, ids))
         log.info("  %s: %s rows", f.name, f"{counts[-1]:,}")
     meta = {"rows": counts, "bytes": tmp.stat().st_size, "crc32": _checksum(tmp)}
   write_json(meta_path, meta)
