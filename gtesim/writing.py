@@ -6,6 +6,7 @@ can be shared), and is renamed onto the target.
 """
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -45,6 +46,29 @@ def atomic_path(path):
   finally:
     if tmp is not None and os.path.exists(tmp):
       os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def build_lock(path, what: str, log=None):
+  """Holds an exclusive flock on `path` for the block, waiting for another holder (a process
+  building the same data folder or cache): the first builds, the others then find it built.
+  (flock: local disks and NFS; on Lustre mount with `flock`.)"""
+  path = pathlib.Path(path)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  except OSError as err:
+    raise WriteError(os_error_message(err, f"locking {what}: opening", path)) from None
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      if log is not None:
+        log.info("waiting for another process building %s", what)
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)
 
 
 def write_json(path, obj, indent=1) -> None:

@@ -130,3 +130,22 @@ def test_an_unusable_workdir_is_one_line_and_a_config_refusal_writes_nothing(tin
   with pytest.raises(InputError, match="sim.n_candidate"):
     simulate.run(small_sim_config(tiny_root, **{"sim.n_candidate": 0}), tmp_path / "refused")
   assert not (tmp_path / "refused").exists()
+
+
+def test_processes_loading_a_fresh_data_folder_at_once_build_it_once_and_agree(tmp_path):
+  """Two processes on a data root nobody loaded yet: one generates the synthetic data and
+  builds each cache, the other waits for it (a lock per folder); both load the same data."""
+  code = ("import sys, hashlib; sys.path.insert(0, {tests!r}); "
+          "from conftest import tiny_synthetic_config; from gtesim import logs; "
+          "from gtesim.data import dataset; logs.setup(); "
+          "ds = dataset.load(tiny_synthetic_config({root!r})); "
+          "print(ds.overview['fingerprint'], hashlib.sha256(ds.labels.tobytes()).hexdigest())"
+          ).format(tests=str(REPO / "tests"), root=str(tmp_path / "root"))
+  procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert all(p.returncode == 0 for p in procs), outs
+  assert outs[0][0] == outs[1][0] and outs[0][0].strip()
+  logged = outs[0][1] + outs[1][1]
+  assert logged.count("generating the synthetic dataset") == 1, logged
+  assert logged.count("building the standard cache from") == 1, logged

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gtesim.data.sizes import SYNTHETIC_KUAIREC_SIZES, SYNTHETIC_SIZES
+from gtesim import writing
 from gtesim.errors import InputError, WriteError, os_error_message
 from gtesim.logs import get_logger
 
@@ -88,6 +89,13 @@ def _ensure(s: dict, base: pathlib.Path, prefix: str, make) -> pathlib.Path:
   folder = base / f"{prefix}{s['size']}-seed{s['seed']}-{key}"
   if (folder / "COMPLETE").exists():
     return folder
+  with writing.build_lock(base / f".{folder.name}.lock", f"the synthetic data {folder}", log):
+    if not (folder / "COMPLETE").exists():  # Another process may have made it meanwhile.
+      _generate(s, folder, make)
+  return folder
+
+
+def _generate(s: dict, folder: pathlib.Path, make) -> None:
   log.info("generating the synthetic dataset %s in %s", s["size"], folder)
   tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
@@ -100,7 +108,6 @@ def _ensure(s: dict, base: pathlib.Path, prefix: str, make) -> pathlib.Path:
     raise WriteError(os_error_message(err, "generating the synthetic data in", tmp)) from None
   shutil.rmtree(folder, ignore_errors=True)
   os.replace(tmp, folder)
-  return folder
 
 
 def ensure(data_config) -> pathlib.Path:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gtesim.errors import InputError
-from gtesim.writing import atomic_path, write_json
+from gtesim.writing import atomic_path, build_lock, write_json
 from gtesim.logs import get_logger
 
 log = get_logger("data")
@@ -167,13 +167,23 @@ def read_table(role, files, columns: dict, cache_dir: pathlib.Path, ids=()):
   table, counts, problem = _load_cached(path, meta_path, schema)
   if table is not None:
     return table, counts
-  if problem is not None:
-    log.warning("the %s cache %s is damaged: %s; rebuilding it", role, path, problem)
   try:
     cache_dir.mkdir(parents=True, exist_ok=True)
   except OSError as err:
     raise InputError(f"cannot create the cache folder {cache_dir} ({err}). Set "
                      "--config.data.cache_dir to a writable folder.") from None
+  with build_lock(cache_dir / f".{role}.lock", f"the {role} cache in {cache_dir}", log):
+    table, counts, problem = _load_cached(path, meta_path, schema)  # Built meanwhile?
+    if table is not None:
+      return table, counts
+    return _build(role, files, columns, cache_dir, ids, headers, path, meta_path, schema,
+                  problem)
+
+
+def _build(role, files, columns, cache_dir, ids, headers, path, meta_path, schema, problem):
+  """Builds the cache file of `read_table` (under its lock)."""
+  if problem is not None:
+    log.warning("the %s cache %s is damaged: %s; rebuilding it", role, path, problem)
   log.info("building the %s cache from %d file(s) (first load)", role, len(files))
   counts = []
   with atomic_path(path) as tmp:
