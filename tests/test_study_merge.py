@@ -1,6 +1,7 @@
 """Merging array-task pieces gives the result of one run with all the repetitions."""
 
 import json
+import shutil
 
 import pytest
 
@@ -39,3 +40,18 @@ def test_merge_refuses_mismatched_or_overlapping_pieces(tiny_root, tmp_path):
     merge.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
   with pytest.raises(InputError, match="contiguous range once"):
     merge.merge([tmp_path / "a", tmp_path / "a"], tmp_path / "m")
+  with pytest.raises(InputError, match="is one of the pieces to merge"):
+    merge.merge([tmp_path / "a"], tmp_path / "a")
+  merge.merge([tmp_path / "a"], tmp_path / "m")
+  with pytest.raises(InputError, match="already holds a run .*pass --overwrite"):
+    merge.merge([tmp_path / "a"], tmp_path / "m")
+  (tmp_path / "m" / "run.log").write_text("an old run's log\n")
+  merge.merge([tmp_path / "a"], tmp_path / "m", overwrite=True)
+  assert not (tmp_path / "m" / "run.log").exists()  # Nothing of the old run is kept.
+  shutil.copytree(tmp_path / "a", tmp_path / "killed")
+  config = json.loads((tmp_path / "killed" / "config.json").read_text())
+  config["sim"]["n_steps"] = 40  # As a --resume to 40 steps killed before its first chunk.
+  (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
+  with pytest.raises(InputError, match="killed is not a finished run: config.json says 40 "
+                                       "steps, result.json 20, steps.parquet 20"):
+    merge.merge([tmp_path / "killed"], tmp_path / "m2")

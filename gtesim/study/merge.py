@@ -19,19 +19,41 @@ from gtesim import writing
 from gtesim.config import checks as config_checks
 from gtesim.driver import history as history_lib
 from gtesim.driver import results
+from gtesim.driver import workdir as workdir_lib
 from gtesim.errors import InputError
 
 PER_PIECE_KEYS = ("repetitions", "rep_offset")
 
 
 def _load_piece(run_dir: pathlib.Path):
+  """A finished piece, checked to be one whole run: its config's, result's and tables' step
+  counts agree (a `--resume` extension killed half way rewrites config.json but not the
+  tables)."""
   for name in ("config.json", "result.json", "steps.parquet", "metrics.parquet"):
     if not (run_dir / name).exists():
       raise InputError(f"{run_dir} has no {name}: pass finished run folders to merge.")
-  return (json.loads((run_dir / "config.json").read_text()),
-          json.loads((run_dir / "result.json").read_text()),
-          pq.read_table(run_dir / "steps.parquet").to_pydict(),
-          pq.read_table(run_dir / "metrics.parquet").to_pydict())
+  config = json.loads((run_dir / "config.json").read_text())
+  result = json.loads((run_dir / "result.json").read_text())
+  steps = pq.read_table(run_dir / "steps.parquet").to_pydict()
+  n_config, n_result = config["sim"]["n_steps"], result.get("n_steps")
+  n_tables = max(steps["step"], default=0)
+  if not n_config == n_result == n_tables:
+    raise InputError(f"{run_dir} is not a finished run: config.json says {n_config} steps, "
+                     f"result.json {n_result}, steps.parquet {n_tables} (a --resume that did "
+                     "not finish?); finish it with --resume, then merge.")
+  return config, result, steps, pq.read_table(run_dir / "metrics.parquet").to_pydict()
+
+
+def _check_out(run_dirs, out_dir: pathlib.Path, overwrite: bool) -> None:
+  """Refuses an --out that is one of the pieces, or holds a run unless `overwrite`."""
+  for run_dir in run_dirs:
+    if pathlib.Path(run_dir).resolve() == out_dir.resolve():
+      raise InputError(f"--out {out_dir} is one of the pieces to merge; choose another "
+                       "folder.")
+  present = [n for n in workdir_lib.RUN_FILES if (out_dir / n).exists()]
+  if present and not overwrite:
+    raise InputError(f"--out {out_dir} already holds a run ({', '.join(present[:4])}...); "
+                     "pass --overwrite to replace it, or choose another folder.")
 
 
 def _pad_epochs(per_epoch: list, n: int, fill_last: bool) -> np.ndarray:
@@ -68,8 +90,12 @@ def merge_pretrain(reports: list) -> dict:
   return out
 
 
-def merge(run_dirs, out_dir) -> dict:
-  """Merges finished run folders into `out_dir`; returns the merged result.json content."""
+def merge(run_dirs, out_dir, overwrite=False) -> dict:
+  """Merges finished run folders into `out_dir` (locked while it writes; one holding a run is
+  refused unless `overwrite`, which first removes every run file); returns the merged
+  result.json content."""
+  out_dir = pathlib.Path(out_dir)
+  _check_out(run_dirs, out_dir, overwrite)
   pieces = [_load_piece(pathlib.Path(d)) for d in run_dirs]
   if not pieces:
     raise InputError("merge needs at least one run folder.")
@@ -97,11 +123,12 @@ def merge(run_dirs, out_dir) -> dict:
   merged = ml_collections.ConfigDict(pieces[0][0])
   merged.repetitions = len(reps)
   merged.rep_offset = int(reps[0])
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  writing.write_json(out_dir / "config.json", json.loads(merged.to_json_best_effort()))
-  timing = {"wall_s": float(sum(r["timing"]["wall_s"] for _, r, _, _ in pieces)),
-            "merged_runs": len(pieces)}
-  return results.write_run(merged, pieces[0][1]["dataset"],
-                           merge_pretrain([r["pretrain"] for _, r, _, _ in pieces]), history,
-                           worlds, reps, out_dir, timing)
+  workdir_lib.make(out_dir)
+  with workdir_lib.lock(out_dir):
+    workdir_lib.prepare(out_dir, resume=False, overwrite=overwrite)
+    writing.write_json(out_dir / "config.json", json.loads(merged.to_json_best_effort()))
+    timing = {"wall_s": float(sum(r["timing"]["wall_s"] for _, r, _, _ in pieces)),
+              "merged_runs": len(pieces)}
+    return results.write_run(merged, pieces[0][1]["dataset"],
+                             merge_pretrain([r["pretrain"] for _, r, _, _ in pieces]),
+                             history, worlds, reps, out_dir, timing)
