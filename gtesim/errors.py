@@ -19,6 +19,11 @@ class WriteError(GtesimError):
   names the file and the errno; the last good checkpoint is kept."""
 
 
+def one_line(text, limit: int) -> str:
+  """`text` with its whitespace runs as single spaces, cut to `limit` characters."""
+  return " ".join(str(text).split())[:limit]
+
+
 def errno_of(err: Exception):
   """The errno of an OSError, or of a library's error that only quotes it (pyarrow's
   "[errno 27]", tensorstore's "[os_error_code='27']"); None if there is none."""
@@ -35,7 +40,7 @@ def os_error_message(err: Exception, doing: str, path=None) -> str:
   path = path or getattr(err, "filename", None)
   where = f" {path}" if path else ""
   if code is None:
-    return f"{doing}{where} failed: {' '.join(str(err).split())[:200]}"
+    return f"{doing}{where} failed: {one_line(err, 200)}"
   return f"{doing}{where} failed: {os.strerror(code)} ({errno.errorcode.get(code, code)})"
 
 

@@ -114,10 +114,7 @@ def _warn_short(config, result) -> None:
   short = sum(map(sum, result["short_users"].values()))
   total = sum(map(sum, result["recommendations"].values())) + exhausted
   if short:
-    fix = environments.get(config).short_fix
-    if config.sim.release == "staggered" and "candidate_draws" not in fix:
-      fix += ("; with staggered release unreleased videos are rejected among "
-              "sim.candidate_draws draws: raise it")
+    fix = environments.get(config).short_advice(config)
     log.warning("%s of %s sampled users (all worlds and repetitions) had fewer than "
                 "sim.n_candidate = %d candidates, %s of them none (exhausted, no "
                 "recommendation); result.json's short_users and exhausted_users count them per "

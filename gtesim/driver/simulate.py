@@ -33,7 +33,7 @@ from gtesim.driver import results
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import stopping
 from gtesim.driver import workdir as workdir_lib
-from gtesim.errors import NumericalError
+from gtesim.errors import NumericalError, one_line
 from gtesim.stats import descriptive
 
 log_run = logs.get_logger("run")
@@ -219,7 +219,7 @@ def run(config, workdir, resume=False, overwrite=False) -> dict:
       return _run(config, workdir, resume, stop)
 
 
-def _restore_newest_good(config, ckpts, template, workdir):
+def _restore_newest_good(ckpts, template, workdir):
   """(step, world states, history dict) of the newest checkpoint that restores; a damaged
   newer one is reported and moved aside (workdir/checkpoints-damaged) so that the run's
   later saves never meet it. (None, None, None) when there is none."""
@@ -228,7 +228,7 @@ def _restore_newest_good(config, ckpts, template, workdir):
       state, saved = ckpts.restore(step, template)
       return step, state, saved
     except Exception as err:  # pylint: disable=broad-except  # orbax raises many kinds.
-      reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+      reason = one_line(f"{type(err).__name__}: {err}", 300)
       moved = ckpts.set_aside(step, workdir / "checkpoints-damaged")
       log_run.warning("the checkpoint at step %d does not restore (%s); moved to %s, using "
                       "the previous one", step, reason, moved)
@@ -262,7 +262,7 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   if resume and ckpts.latest_step() is not None:
     template = fns.start(setup.env, setup.reps,
                          fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
-    start, worlds_state, saved = _restore_newest_good(config, ckpts, template, workdir)
+    start, worlds_state, saved = _restore_newest_good(ckpts, template, workdir)
   if start is not None:
     history = history_lib.from_dict(saved)
     pretrain_report = json.loads((workdir / "pretrain.json").read_text())

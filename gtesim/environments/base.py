@@ -38,6 +38,12 @@ class Environment:
     raise NotImplementedError
 
   @classmethod
+  def short_advice(cls, config) -> str:
+    """What the warning about users short of candidates advises under this config."""
+    del config
+    return cls.short_fix
+
+  @classmethod
   def check_config(cls, config, active: bool) -> None:
     """Refuses bad values of the environment's own config keys (`active`: it is the run's)."""
 

@@ -80,6 +80,13 @@ class PackedEnvironment(Environment):
                release_draws=sim.candidate_draws if sim.release == "staggered" else 0)
 
   @classmethod
+  def short_advice(cls, config):
+    if config.sim.release == "staggered" and not retrieval.of(config).weighted:
+      return (cls.short_fix + "; with staggered release the Fenwick sampler rejects "
+              "unreleased slots among sim.candidate_draws draws: raise it")
+    return cls.short_fix
+
+  @classmethod
   def check_config(cls, config, active):
     sim = config.sim
     if active and sim.release == "staggered" and not retrieval.of(config).weighted:
