@@ -5,6 +5,7 @@ import pathlib
 import tempfile
 
 import jax
+import numpy as np
 import pytest
 
 from gtesim.config import defaults as default_config
@@ -233,3 +234,15 @@ def run_two_processes(code: str, job_id: str, timeout=900) -> str:
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   return outs[0][1]
+
+
+def assert_same_tables(a: pathlib.Path, b: pathlib.Path,
+                       tables=("steps.parquet", "metrics.parquet")) -> None:
+  """Two run folders hold the same Parquet tables, bit for bit (NaN where NaN)."""
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  for table in tables:
+    ta, tb = (pq.read_table(d / table).to_pydict() for d in (a, b))
+    assert list(ta) == list(tb), table
+    for column in ta:
+      np.testing.assert_array_equal(np.asarray(ta[column]), np.asarray(tb[column]),
+                                    err_msg=f"{table}: {column}")

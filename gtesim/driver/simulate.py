@@ -219,7 +219,7 @@ def run(config, workdir, resume=False, overwrite=False) -> dict:
       return _run(config, workdir, resume, stop)
 
 
-def _restore_newest_good(ckpts, template, workdir):
+def restore_newest_good(ckpts, template, workdir):
   """(step, world states, history dict) of the newest checkpoint that restores; a damaged
   newer one is reported and moved aside (workdir/checkpoints-damaged) so that the run's
   later saves never meet it. (None, None, None) when there is none."""
@@ -262,7 +262,7 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   if resume and ckpts.latest_step() is not None:
     template = fns.start(setup.env, setup.reps,
                          fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
-    start, worlds_state, saved = _restore_newest_good(ckpts, template, workdir)
+    start, worlds_state, saved = restore_newest_good(ckpts, template, workdir)
   if start is not None:
     history = history_lib.from_dict(saved)
     pretrain_report = json.loads((workdir / "pretrain.json").read_text())

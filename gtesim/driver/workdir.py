@@ -33,25 +33,32 @@ def make(workdir: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def lock(workdir: pathlib.Path):
-  """Holds an exclusive lock on `workdir/.lock` for the block; a second run is refused."""
+def lock(workdir: pathlib.Path, shared: bool = False, holder: str = "", what: str = "run",
+         option: str = "--workdir"):
+  """Holds a lock on `workdir/.lock` for the block: exclusive (a second holder is refused,
+  named from what the first wrote into the file), or `shared` with other shared holders (the
+  jobs of one study graph) and exclusive against the rest. `holder` describes this process.
+
+  flock works across the nodes of a cluster on NFS (emulated with fcntl locks) and on Lustre
+  mounted with `flock`; on a file system without it the lock holds only within one node."""
   path = workdir / ".lock"
   try:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
   except OSError as err:
-    raise InputError(os_error_message(err, "locking the workdir: opening") +
-                     "; choose a --workdir you can write.") from None
+    raise InputError(os_error_message(err, f"locking the {what} folder: opening") +
+                     f"; choose a {option} you can write.") from None
   try:
     try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as err:
       if err.errno not in (errno.EAGAIN, errno.EACCES):
         raise
-      holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-      raise InputError(f"workdir {workdir} is in use by another run ({holder}); wait for it "
-                       "to finish or choose another --workdir.") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+      held_by = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+      raise InputError(f"{workdir} is in use by another {what} ({held_by}); wait for it to "
+                       f"finish or choose another {option}.") from None
+    text = f"pid {os.getpid()} on {os.uname().nodename}" + (f": {holder}" if holder else "")
+    os.ftruncate(fd, 0)  # Shared holders overwrite each other: the text names one of them.
+    os.pwrite(fd, text.encode(), 0)
     yield
   finally:
     os.close(fd)

@@ -4,10 +4,18 @@ The label models are pretrained once per repetition (saved under `<out>/producti
 global truth (trained and frozen models), every design and every sweep point start from that
 same state, so each estimate is paired with its own repetition's truth by construction. Every
 job writes an ordinary run folder under `<out>/runs/<job>/` (result.json, Parquet tables,
-figure); a finished job is reused when the study is run again, so an interrupted study
-continues where it stopped.
+figure) and checkpoints every `checkpoint_every` steps; a finished job is reused and an
+unfinished one resumed from its checkpoint when the study is run again, so an interrupted
+study continues where it stopped.
+
+A study runs in one process (stage "all") or as a job graph (scripts/slurm/study.sh): stage
+"pretrain" (the production models), then stage "job" once per job (in parallel, each on its
+own device), then stage "report" (study.json, report.md, figures from the jobs' folders),
+which equals the one-process study. The `<out>/.lock` file keeps two studies apart: stages
+"all", "pretrain" and "report" hold it exclusively, the jobs of a graph share it.
 """
 
+import contextlib
 import json
 import pathlib
 import time
@@ -16,6 +24,7 @@ import pyarrow.parquet as pq
 
 from gtesim import logs
 from gtesim import writing
+from gtesim.errors import InputError
 from gtesim.config import checks as config_checks
 from gtesim.core import mapping
 from gtesim.core import simulation
@@ -25,6 +34,7 @@ from gtesim.driver import parallel
 from gtesim.driver import results
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
+from gtesim.driver import workdir as workdir_lib
 from gtesim.study import plan as plan_lib
 from gtesim.study import figures
 from gtesim.study import report
@@ -33,24 +43,35 @@ from gtesim.study import summary as summary_lib
 log = logs.get_logger("study")
 
 
+STAGES = ("all", "pretrain", "job", "report")
+_JOB_FILES = ("result.json", "steps.parquet", "metrics.parquet")
+
+
 def _same_config(path: pathlib.Path, config) -> bool:
   return path.exists() and json.loads(path.read_text()) == json.loads(
       config.to_json_best_effort())
 
 
-def _production(config, setup, out_dir: pathlib.Path):
+def _production(config, setup, out_dir: pathlib.Path, stop=None, restore_only=False):
   """The pretrained production state (restored when this study already made it)."""
   folder = out_dir / "production"
   sim = simulation.make_simulation(config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
-  ckpts = ckpt_lib.Checkpoints(folder / "checkpoint", max_to_keep=1)
+  ckpts = ckpt_lib.Checkpoints(folder / "checkpoint", max_to_keep=1,
+                               primary=parallel.is_primary())
   try:
     if _same_config(folder / "config.json", config) and ckpts.latest_step() is not None:
       template = fns.init(setup.env, setup.reps, setup.pretrain_rows)
       prod, _ = ckpts.restore(ckpts.latest_step(), template)
       log.info("production models restored from %s", folder)
       return prod, json.loads((folder / "pretrain.json").read_text())
-    prod, pretrain_report = simulate.pretrain_production(config, setup, fns)
+    if restore_only:
+      raise InputError(f"{folder} holds no production models of this config: run the study's "
+                       "pretrain stage first (scripts/study.py --stage=pretrain, with the same "
+                       "config and overrides).")
+    if (folder / "config.json").exists():
+      log.info("production models in %s are of another config: pretraining again", folder)
+    prod, pretrain_report = simulate.pretrain_production(config, setup, fns, stop)
     ckpts.clear()  # Production models of another config: replaced, never restored again.
     ckpts.save(0, prod, {"rep_indices": setup.rep_indices})
   finally:
@@ -61,18 +82,43 @@ def _production(config, setup, out_dir: pathlib.Path):
   return prod, pretrain_report
 
 
-def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.Path):
+def _finished(job: plan_lib.Job, workdir: pathlib.Path) -> bool:
+  return _same_config(workdir / "config.json", job.config) and all(
+      (workdir / f).exists() for f in _JOB_FILES)
+
+
+def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.Path, stop):
+  """Runs one job into its folder, resuming from its checkpoints when they are of this
+  job's config (a folder of another config is cleared first)."""
   t0 = time.perf_counter()
   sim = simulation.make_simulation(job.config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
-  state = fns.start(setup.env, setup.reps, prod, simulate.point_inputs(job.config,
-                                                                       job.worlds))
-  history = simulate.start_history(setup, fns, state, job.worlds)
-  _, history, timing = simulate.run_experiment(job.config, setup, fns, state, job.worlds,
-                                               history, 0, desc=job.name)
+  points = simulate.point_inputs(job.config, job.worlds)
+  same = _same_config(workdir / "config.json", job.config)
+  if not same and parallel.is_primary():
+    workdir_lib.prepare(workdir, resume=False, overwrite=True)  # Another config's files.
+  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
+  start = None
+  if same and ckpts.latest_step() is not None:
+    template = fns.start(setup.env, setup.reps, prod, points)
+    start, state, saved = simulate.restore_newest_good(ckpts, template, workdir)
+  if start is not None:
+    history = history_lib.from_dict(saved)
+    log.info("%s: resumed from the checkpoint at step %d", job.name, start)
+  else:
+    if parallel.is_primary():
+      writing.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
+    state = fns.start(setup.env, setup.reps, prod, points)
+    history = simulate.start_history(setup, fns, state, job.worlds)
+    start = 0
+  try:
+    _, history, timing = simulate.run_experiment(job.config, setup, fns, state, job.worlds,
+                                                 history, start, ckpts, desc=job.name,
+                                                 stop=stop)
+  finally:
+    ckpts.close()
   timing["wall_s"] = time.perf_counter() - t0
   if parallel.is_primary():
-    writing.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
     dataset_info = results.dataset_info(job.config, setup.ds.overview)
     results.write_run(job.config, dataset_info, pretrain_report, history, job.worlds,
                       setup.rep_indices, workdir, timing)
@@ -88,30 +134,84 @@ def _load_job(job: plan_lib.Job, workdir: pathlib.Path):
   return history, json.loads((workdir / "result.json").read_text())["timing"]
 
 
-def run(config, out_dir, command: str = "") -> dict:
-  """Runs (or reuses) every job of the study; writes study.json, report.md and figures.
+def job_names(config) -> list:
+  """The study's jobs in run order (stage "job" takes one of them by name or index)."""
+  config_checks.check(config)
+  return [j.name for j in plan_lib.plan(config)]
 
-  `command` is the command line the report names (how to regenerate it)."""
+
+def _pick(jobs, job):
+  names = [j.name for j in jobs]
+  if isinstance(job, int) or (isinstance(job, str) and job.isdigit()):
+    if not 0 <= int(job) < len(jobs):
+      raise InputError(f"--job {job}: the study has {len(jobs)} jobs (0 to {len(jobs) - 1}).")
+    return jobs[int(job)]
+  if job not in names:
+    raise InputError(f"--job {job!r} is not a job of this study; its jobs: {', '.join(names)}.")
+  return jobs[names.index(job)]
+
+
+def run(config, out_dir, command: str = "", stage: str = "all", job=None,
+        stop=None) -> dict:
+  """Runs a stage of the study into `out_dir` (see the module docstring); stages "all" and
+  "report" write study.json, report.md and figures and return the summary.
+
+  `command` is the command line the report names (how to regenerate it); `job` (a name or
+  an index into job_names) is stage "job"'s; `stop` is a stopping.StopRequests."""
+  if stage not in STAGES:
+    raise InputError(f"--stage {stage!r}: use one of {', '.join(STAGES)}.")
+  if (stage == "job") != (job is not None):
+    raise InputError("--job names the job of stage 'job' (and only of that stage).")
   out_dir = pathlib.Path(out_dir)
   config_checks.check(config)
   jobs = plan_lib.plan(config)
+  todo = [_pick(jobs, job)] if stage == "job" else jobs
+  workdir_lib.make(out_dir)
+  holder = f"study stage {stage}" + (f" {todo[0].name}" if stage == "job" else "")
+  with contextlib.ExitStack() as held:
+    if parallel.is_primary():
+      held.enter_context(workdir_lib.lock(out_dir, shared=stage == "job", holder=holder,
+                                          what="study", option="--out"))
+    if stage == "report":
+      missing = [j.name for j in jobs if not _finished(j, out_dir / "runs" / j.name)]
+      if missing:
+        raise InputError(f"{out_dir}: the report needs every job finished; not finished: "
+                         f"{', '.join(missing)} (run stage 'job' for them, or stage 'all').")
+    return _run_stage(config, out_dir, command, stage, jobs, todo, stop)
+
+
+def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
   t0 = time.perf_counter()
   setup = setup_lib.build(jobs[0].config, modes=[j.config.mode for j in jobs])
   setup_s = time.perf_counter() - t0
-  prod, pretrain_report = _production(jobs[0].config, setup, out_dir)
+  if stage == "report":
+    folder = out_dir / "production"
+    if not _same_config(folder / "config.json", jobs[0].config):
+      raise InputError(f"{folder} holds no production models of this config.")
+    prod, pretrain_report = None, json.loads((folder / "pretrain.json").read_text())
+  else:
+    prod, pretrain_report = _production(jobs[0].config, setup, out_dir, stop,
+                                        restore_only=stage == "job")
+  if stage == "pretrain":
+    return None
   histories, cost = {}, {"setup_s": setup_s, "pretrain_s": pretrain_report["wall_s"]}
-  for i, job in enumerate(jobs):
+  for i, job in enumerate(todo):
     workdir = out_dir / "runs" / job.name
-    if _same_config(workdir / "config.json", job.config) and all(
-        (workdir / f).exists() for f in ("result.json", "steps.parquet", "metrics.parquet")):
-      log.info("job %d/%d %s: already finished, reusing", i + 1, len(jobs), job.name)
-      histories[job.name], timing = _load_job(job, workdir)
-    else:
-      log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(jobs), job.name,
-               job.config.mode, len(job.worlds.points), job.config.repetitions)
-      histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir)
+    workdir_lib.make(workdir)
+    with contextlib.ExitStack() as job_lock:
+      if parallel.is_primary():
+        job_lock.enter_context(workdir_lib.lock(workdir, holder=f"study job {job.name}",
+                                                what="study job", option="--out"))
+      if _finished(job, workdir):
+        log.info("job %d/%d %s: already finished, reusing", i + 1, len(todo), job.name)
+        histories[job.name], timing = _load_job(job, workdir)
+      else:
+        log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(todo), job.name,
+                 job.config.mode, len(job.worlds.points), job.config.repetitions)
+        histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir,
+                                               stop)
     cost[job.name] = timing["wall_s"]
-  if not parallel.is_primary():
+  if stage == "job" or not parallel.is_primary():
     return None
   summary = summary_lib.summarize(config, jobs, histories, pretrain_report)
   summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
