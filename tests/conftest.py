@@ -238,11 +238,39 @@ def run_two_processes(code: str, job_id: str, timeout=900) -> str:
 
 def assert_same_tables(a: pathlib.Path, b: pathlib.Path,
                        tables=("steps.parquet", "metrics.parquet")) -> None:
-  """Two run folders hold the same Parquet tables, bit for bit (NaN where NaN)."""
+  """Two run folders hold the same Parquet tables, bit for bit (NaN where NaN; a merged run's
+  columns may come in another order)."""
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   for table in tables:
     ta, tb = (pq.read_table(d / table).to_pydict() for d in (a, b))
-    assert list(ta) == list(tb), table
+    assert sorted(ta) == sorted(tb), table
     for column in ta:
       np.testing.assert_array_equal(np.asarray(ta[column]), np.asarray(tb[column]),
                                     err_msg=f"{table}: {column}")
+
+
+def small_study_config(root):
+  """A two-job study (truth, pooling at the main point and its A/A) on the tiny data."""
+  config = small_sim_config(root)
+  config.study = default_config.study_section()
+  config.study.designs = ("pooling",)
+  config.study.p_values = (0.5,)
+  config.study.alpha_gaps = (0.0, 1.0)
+  config.study.weighting_video = False
+  config.study.frozen_truth = False
+  return config
+
+
+@pytest.fixture(scope="session")
+def small_study(tiny_root, tmp_path_factory):
+  """small_study_config run in one process: (config, its folder, the summary)."""
+  from gtesim.study import execute  # pylint: disable=g-import-not-at-top
+  config, out = small_study_config(tiny_root), tmp_path_factory.mktemp("one-process-study")
+  return config, out, execute.run(config, out)
+
+
+def without_cost(summary):
+  """A study's numbers without what each invocation cost (its seconds, its command)."""
+  out = {k: v for k, v in summary.items() if k not in ("cost", "command")}
+  out["pretrain"] = {k: v for k, v in out["pretrain"].items() if k != "wall_s"}
+  return out

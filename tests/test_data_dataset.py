@@ -134,6 +134,18 @@ def test_label_nan_is_refused_with_file_and_row(tmp_path):
     dataset.load(fixture_config(root))
 
 
+def test_a_label_that_would_overflow_the_squared_sums_is_refused(tmp_path):
+  """Near 1e20 the float32 sums of squares (Welch, user SEs) were inf and the SEs null."""
+  root = kuairand_folder(tmp_path)
+  path = root / "data" / "log_standard_4_22_to_5_08_pure.csv"
+  path.write_text(path.read_text().replace("12,101,20220423,1,0,0,4000",
+                                           "12,101,20220423,1,0,0,1e20"))
+  with pytest.raises(InputError, match=r"label column 'play_time_ms' has 1 value\(s\) beyond "
+                     r"1e\+15 \(first at line 3: 1\.0000000\d*e\+20\)\. Sums of squared outcomes .* "
+                     r"rescale the column"):
+    dataset.load(fixture_config(root))
+
+
 def test_declared_feature_absent_from_table(tmp_path):
   config = fixture_config(kuairand_folder(tmp_path))
   config.data.features.user.categorical = ("user_active_degre",)

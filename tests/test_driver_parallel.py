@@ -6,6 +6,9 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+import slurm_cluster
 from conftest import run_two_processes, small_sim_config
 from gtesim.driver import simulate
 
@@ -51,6 +54,8 @@ simulate.run(small_sim_config({root!r}, repetitions=4), {out!r})
 """
 
 
+@pytest.mark.skipif(not slurm_cluster.unavailable(), reason="test_slurm.py runs the same two "
+                    "processes as two tasks of a real SLURM job")
 def test_two_processes_under_slurm_equal_one_process(tiny_root, tmp_path):
   """Two JAX processes joined by jax.distributed (SLURM variables, gloo CPU collectives)."""
   single = simulate.run(small_sim_config(tiny_root, repetitions=4), tmp_path / "one")

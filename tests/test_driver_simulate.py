@@ -127,3 +127,61 @@ def test_exhaustion_is_counted_not_fatal(tiny_root, tmp_path):
   assert result["short_users"]["GT"][0] > 0
   steps = _steps(tmp_path)
   assert (np.array(steps["n_recs"]) + np.array(steps["n_exhausted"]) == 57).all()
+
+
+def test_undefined_model_metrics_are_counted_and_explained(tiny_root, tmp_path):
+  """With 2 validation rows most repetitions see one class: AUC is NaN there. result.json's
+  mean is over the defined repetitions, and metrics_undefined says in how many and why."""
+  result = simulate.run(small_sim_config(tiny_root, **{"sim.eval_rows": 2, "repetitions": 3,
+                                                      "sim.n_steps": 10}), tmp_path)
+  note = result["metrics_undefined"]["GT"]["val/click/auc"]
+  defined = int(note.split("defined in ")[1].split(" of 3")[0])
+  assert 0 <= defined < 3 and "AUC needs both classes" in note
+  auc = pq.read_table(tmp_path / "metrics.parquet").to_pydict()
+  last = [v for s, w, split, v in zip(auc["step"], auc["world"], auc["split"],
+                                      auc["click/auc"]) if s == 10 and w == "GT" and
+          split == "val"]
+  assert len(last) == 3
+  assert sum(np.isfinite(last)) == defined
+  mean = result["metrics_final_and_at_step_0"]["GT"]["val/click/auc"]
+  assert (mean is None) == (defined == 0)
+  if defined:
+    assert mean == pytest.approx(np.nanmean(last))
+
+
+def _scalars(folder):
+  """{tag: {step: value}} of every TensorBoard event file in `folder` (TFRecord framing:
+  length u64, its crc u32, the Event proto, its crc u32)."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for path in sorted(folder.glob("events.out.tfevents.*")):
+    data, pos = path.read_bytes(), 0
+    while pos < len(data):
+      (n,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+      pos += 16 + n
+      for v in event.summary.value:
+        out.setdefault(v.tag, {})[event.step] = v.simple_value
+  return out
+
+
+def test_tensorboard_scalars_follow_the_run(tiny_root, tmp_path):
+  """Event files beside the tables: the estimate so far ends at result.json's GTE, losses and
+  validation metrics per world at every interval, pretraining per epoch."""
+  config = small_sim_config(tiny_root, mode="pooling")
+  result = simulate.run(config, tmp_path)
+  tags = _scalars(tmp_path / "tensorboard")
+  for label in config.labels:
+    assert sorted(tags[f"estimate/{label}"]) == [10, 20]
+    assert tags[f"estimate/{label}"][20] == pytest.approx(result["gte"][label]["mean"],
+                                                          rel=1e-6)
+    assert sorted(tags[f"pretrain/train_loss/{label}"]) == [1, 2]
+    for world in ("T", "C"):
+      assert sorted(tags[f"train/loss/{world}/{label}"]) == [10, 20]
+  metrics = pq.read_table(tmp_path / "metrics.parquet").to_pydict()
+  last = [v for s, w, split, v in zip(metrics["step"], metrics["world"], metrics["split"],
+                                      metrics["click/loss"])
+          if s == 20 and w == "T" and split == "val"]
+  assert tags["val/T/click/loss"][20] == pytest.approx(np.mean(last), rel=1e-6)
+  assert tags["rec_per_s"][20] > 0

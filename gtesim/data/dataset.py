@@ -89,6 +89,10 @@ def _read_logs(config, found, fmt, cache_dir):
   return pa.concat_tables(parts), per_file
 
 
+# |label| above this overflows float32 squared sums: (1e15)^2 x a 10^8-row batch < 3.4e38.
+LABEL_LIMIT = 1e15
+
+
 def _check_labels(table, kinds: dict, files, counts):
   """Labels must be finite, and pass their kind's checks (label_kinds: binary labels 0 or 1;
   numerical labels >= 0, their heads predict log1p(y)). Errors name the file, column and
@@ -97,7 +101,10 @@ def _check_labels(table, kinds: dict, files, counts):
   for column, kind in kinds.items():
     values = table[column]
     checks = [(pc.or_kleene(pc.is_null(values), pc.invert(pc.is_finite(values))),
-               "missing, NaN or inf value(s)", "Labels must be finite numbers")]
+               "missing, NaN or inf value(s)", "Labels must be finite numbers"),
+              (pc.greater(pc.abs(values), LABEL_LIMIT), f"value(s) beyond {LABEL_LIMIT:.0e}",
+               "Sums of squared outcomes (the standard errors') are float32 on the device, "
+               "where such values overflow; rescale the column (e.g. milliseconds to hours)")]
     checks += kind.value_checks(values)
     for bad, what, rule in checks:
       n_bad = pc.sum(bad).as_py() or 0

@@ -38,6 +38,29 @@ def _finite_mean(values):
   return mean if math.isfinite(mean) else None
 
 
+_UNDEFINED_BECAUSE = {"auc": "AUC needs both classes among the evaluated rows",
+                     "rel_error": "the relative error needs rows with a positive label"}
+
+
+def undefined_metrics(history, worlds: Worlds) -> dict:
+  """{world-arm: {split/metric(@0): why and in how many repetitions}} for the model metrics
+  undefined (NaN) in some repetition; model_metrics averages the defined ones (null: none)."""
+  out = {}
+  for w, a, point, name in worlds.groups():
+    key = name + worlds.point_name(point)
+    for split in history_lib.SPLITS:
+      for metric, v in history.evals[split].items():
+        for suffix, values in (("", v[-1][:, w, a]), ("@0", v[0][:, w, a])):
+          defined = int(np.isfinite(values).sum())
+          if defined < values.size:
+            kind = metric.rsplit("/", 1)[-1]
+            why = _UNDEFINED_BECAUSE.get(kind, "no evaluated rows")
+            out.setdefault(key, {})[f"{split}/{metric}{suffix}"] = (
+                f"defined in {defined} of {values.size} repetitions ({why}); the mean is over "
+                "those" + ("" if defined else ", so null"))
+  return out
+
+
 def model_metrics(history, worlds: Worlds) -> dict:
   """Validation and train-side metrics per world-arm: right after pretraining (`@0`) and at
   the end, mean over repetitions; then the design's own per-step metrics (weighting: G on new
@@ -92,6 +115,13 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: Worlds, re
                      for w, a, q, name in worlds.groups()}
   _warn_short(config, result)
   result["metrics_final_and_at_step_0"] = model_metrics(history, worlds)
+  undefined = undefined_metrics(history, worlds)
+  if undefined:
+    result["metrics_undefined"] = undefined
+    first = next(iter(undefined.values()))
+    log.warning("%d model metric(s) undefined (NaN) in some repetitions, e.g. %s %s; "
+                "result.json's metrics_undefined lists them and why.",
+                sum(map(len, undefined.values())), *next(iter(first.items())))
   result["timing"] = {k: v for k, v in timing.items() if v is not None}
   result = writing.jsonable(result)
   step_cols, metric_cols = history_lib.to_tables(history, worlds, labels, rep_indices)

@@ -30,6 +30,7 @@ from gtesim.driver import checkpoints as ckpt_lib
 from gtesim.driver import history as history_lib
 from gtesim.driver import parallel
 from gtesim.driver import results
+from gtesim.driver import scalars as scalars_lib
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import stopping
 from gtesim.driver import workdir as workdir_lib
@@ -66,7 +67,8 @@ def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
                        "and alphas.")
 
 
-def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, stop=None):
+def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, stop=None,
+                        scalars=None):
   """Pretrains the label models until their validation loss plateaus (SPEC §3).
 
   Returns (Production stacked over repetitions, report dict for result.json). The report's
@@ -95,6 +97,8 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, s
       if k != "train_loss":
         curve["val"].setdefault(k, []).append(np.asarray(v).tolist())
     bar.update(1)
+    if scalars is not None:
+      scalars.pretrain_epoch(e + 1, labels, m)
     log_pre.info("epoch %d/%d: train loss %s; val %s; %d of %d models still improving "
                  "(%.0f s)", e + 1, epochs,
                  ", ".join(f"{l} " + ("stopped" if np.isnan(v) else f"{v:.4f}")
@@ -136,21 +140,27 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, s
 def _log_validation(t, evaluated, worlds: designs.Worlds):
   """One line: the first point's validation metrics per world-arm, mean over repetitions."""
   groups = [g for g in worlds.groups() if g[2] in (0, -1)]
-  parts = []
+  parts, undefined = [], False
   for name, v in evaluated["val"].items():
     v = np.asarray(v)
-    parts.append(f"{name} " + "/".join(f"{np.nanmean(v[:, w, a]):.4f}" for w, a, _, _ in groups))
-  log_val.info("step %d: %s (%s; mean over repetitions)", t, ", ".join(parts),
-               "/".join(n for _, _, _, n in groups))
+    means = [descriptive.finite_mean(v[:, w, a]) for w, a, _, _ in groups]
+    undefined |= any(not np.isfinite(m) for m in means)
+    parts.append(f"{name} " + "/".join(f"{m:.4f}" if np.isfinite(m) else "undefined"
+                                       for m in means))
+  log_val.info("step %d: %s (%s; mean over the repetitions where defined%s)", t,
+               ", ".join(parts), "/".join(n for _, _, _, n in groups),
+               "; undefined: in none, e.g. an AUC with one class among the rows"
+               if undefined else "")
 
 
 def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds_state,
                    worlds: designs.Worlds, history, start: int, ckpts=None, desc="train",
-                   stop=None):
+                   stop=None, scalars=None):
   """Runs chunks from step `start` to sim.n_steps; returns (world states, History, timing).
 
   With `stop` (stopping.StopRequests), a signal ends the run after the current chunk, which
-  is checkpointed: stopping.Stopped."""
+  is checkpointed: stopping.Stopped. `scalars` (scalars.Scalars) gets each interval's
+  progress."""
   points = point_inputs(config, worlds)
   chunk_len = config.sim.validate_every
   n_steps = config.sim.n_steps
@@ -170,15 +180,24 @@ def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds
       time_timed += elapsed
     _check_finite(np.moveaxis(out.outcome_sum, 2, 1), "outcome", labels, t, setup.rep_indices,
                   pos=1)
+    _check_finite(np.moveaxis(out.outcome_sq, 2, 1), "sum of squared outcomes (float32 "
+                  "overflow)", labels, t, setup.rep_indices, pos=1)
     _check_finite(np.moveaxis(out.loss, 2, 1), "training loss", labels, t, setup.rep_indices,
                   pos=1)
     evaluated = parallel.to_host(fns.evaluate(setup.env, setup.reps, worlds_state))
+    for field in ("user_var", "unit_var"):  # NaN where undefined; inf only by overflow.
+      if field in evaluated and np.isinf(evaluated[field]).any():
+        raise NumericalError(f"the {field.replace('_var', '')}-clustered variance overflowed "
+                             f"float32 at step {t + chunk_len}; the run stops here, its last "
+                             "checkpoint is kept. Rescale the labels (smaller units).")
     history = history_lib.append(history, out, evaluated, t + chunk_len)
     rate = throughput.rec_per_s(config, worlds, chunk_len, elapsed)
     bar.update(chunk_len)
     bar.set_postfix_str(f"{rate:,.0f} rec/s")
     log_train.info("step %d/%d (%.0f rec/s)", t + chunk_len, n_steps, rate)
     _log_validation(t + chunk_len, evaluated, worlds)
+    if scalars is not None:
+      scalars.interval(t + chunk_len, config, history, worlds, evaluated, rate)
     done = t + chunk_len
     stopping_now = stop is not None and done < n_steps and stop.requested()
     if ckpts is not None and (done % config.checkpoint_every == 0 or done == n_steps or
@@ -258,6 +277,7 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   fns = mapping.compile_simulation(sim, setup.mesh)
   points = point_inputs(config, worlds)
   ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
+  board = scalars_lib.Scalars(workdir / scalars_lib.FOLDER if parallel.is_primary() else None)
   start = None
   if resume and ckpts.latest_step() is not None:
     template = fns.start(setup.env, setup.reps,
@@ -271,7 +291,7 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
     if resume:
       log_run.info("no checkpoint to resume in %s: starting the run from the beginning",
                    workdir)
-    prod, pretrain_report = pretrain_production(config, setup, fns, stop)
+    prod, pretrain_report = pretrain_production(config, setup, fns, stop, board)
     if parallel.is_primary():
       writing.write_json(workdir / "pretrain.json", writing.jsonable(pretrain_report))
     worlds_state = fns.start(setup.env, setup.reps, prod, points)
@@ -279,9 +299,11 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
     start = 0
   try:
     worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
-                                                   history, start, ckpts, stop=stop)
+                                                   history, start, ckpts, stop=stop,
+                                                   scalars=board)
   finally:
     ckpts.close()
+    board.close()
   timing["wall_s"] = time.perf_counter() - t_start
   if not parallel.is_primary():
     return None

@@ -15,7 +15,7 @@ from gtesim.errors import InputError, os_error_message
 # What a run writes into its workdir (all of it is replaced by --overwrite).
 RUN_FILES = ("config.json", "data.json", "pretrain.json", "encoding.json", "result.json",
              "steps.parquet", "metrics.parquet", "figure.png", "figure.svg", "run.log",
-             "checkpoints")
+             "checkpoints", "tensorboard")
 # Keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("sim.n_steps", "checkpoint_every")
 

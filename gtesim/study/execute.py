@@ -32,6 +32,7 @@ from gtesim.driver import checkpoints as ckpt_lib
 from gtesim.driver import history as history_lib
 from gtesim.driver import parallel
 from gtesim.driver import results
+from gtesim.driver import scalars as scalars_lib
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
 from gtesim.driver import workdir as workdir_lib
@@ -71,7 +72,11 @@ def _production(config, setup, out_dir: pathlib.Path, stop=None, restore_only=Fa
                        "config and overrides).")
     if (folder / "config.json").exists():
       log.info("production models in %s are of another config: pretraining again", folder)
-    prod, pretrain_report = simulate.pretrain_production(config, setup, fns, stop)
+    board = scalars_lib.Scalars(folder / scalars_lib.FOLDER if parallel.is_primary() else None)
+    try:
+      prod, pretrain_report = simulate.pretrain_production(config, setup, fns, stop, board)
+    finally:
+      board.close()
     ckpts.clear()  # Production models of another config: replaced, never restored again.
     ckpts.save(0, prod, {"rep_indices": setup.rep_indices})
   finally:
@@ -111,12 +116,14 @@ def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.P
     state = fns.start(setup.env, setup.reps, prod, points)
     history = simulate.start_history(setup, fns, state, job.worlds)
     start = 0
+  board = scalars_lib.Scalars(workdir / scalars_lib.FOLDER if parallel.is_primary() else None)
   try:
     _, history, timing = simulate.run_experiment(job.config, setup, fns, state, job.worlds,
                                                  history, start, ckpts, desc=job.name,
-                                                 stop=stop)
+                                                 stop=stop, scalars=board)
   finally:
     ckpts.close()
+    board.close()
   timing["wall_s"] = time.perf_counter() - t0
   if parallel.is_primary():
     dataset_info = results.dataset_info(job.config, setup.ds.overview)

@@ -8,5 +8,5 @@ set -euo pipefail
 export BASE REPS_PER_TASK
 read -r -a EXTRA <<< "${SBATCH_ARGS:-}"
 ARRAY=$(sbatch --parsable "${EXTRA[@]}" --array=0-$((TASKS - 1)) scripts/slurm/array.sbatch "$@")
-sbatch "${EXTRA[@]}" --dependency=afterok:"${ARRAY}" scripts/slurm/merge.sbatch
-echo "array job ${ARRAY}; merged result will be in ${BASE}/merged"
+MERGE=$(sbatch --parsable "${EXTRA[@]}" --dependency=afterok:"${ARRAY}" scripts/slurm/merge.sbatch)
+echo "array job ${ARRAY}; merge job ${MERGE}; merged result will be in ${BASE}/merged"
