@@ -149,7 +149,7 @@ def _log_validation(t, evaluated, worlds: designs.Worlds):
                                        for m in means))
   log_val.info("step %d: %s (%s; mean over the repetitions where defined%s)", t,
                ", ".join(parts), "/".join(n for _, _, _, n in groups),
-               "; undefined: in none, e.g. an AUC with one class among the rows"
+               "; undefined: in no repetition, e.g. an AUC with one class among the rows"
                if undefined else "")
 
 

@@ -18,13 +18,13 @@ which equals the one-process study. The `<out>/.lock` file keeps two studies apa
 import contextlib
 import json
 import pathlib
+import shutil
 import time
 
 import pyarrow.parquet as pq
 
 from gtesim import logs
 from gtesim import writing
-from gtesim.errors import InputError
 from gtesim.config import checks as config_checks
 from gtesim.core import mapping
 from gtesim.core import simulation
@@ -36,6 +36,7 @@ from gtesim.driver import scalars as scalars_lib
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
 from gtesim.driver import workdir as workdir_lib
+from gtesim.errors import InputError
 from gtesim.study import plan as plan_lib
 from gtesim.study import figures
 from gtesim.study import report
@@ -72,6 +73,8 @@ def _production(config, setup, out_dir: pathlib.Path, stop=None, restore_only=Fa
                        "config and overrides).")
     if (folder / "config.json").exists():
       log.info("production models in %s are of another config: pretraining again", folder)
+      if parallel.is_primary():
+        shutil.rmtree(folder / scalars_lib.FOLDER, ignore_errors=True)  # Their curves.
     board = scalars_lib.Scalars(folder / scalars_lib.FOLDER if parallel.is_primary() else None)
     try:
       prod, pretrain_report = simulate.pretrain_production(config, setup, fns, stop, board)
