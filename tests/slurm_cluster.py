@@ -84,7 +84,11 @@ class Cluster:
     for name in list(self.env):  # Never inherit an outer job's allocation.
       if name.startswith(("SLURM_", "SBATCH_", "SRUN_")) and name != "SLURM_CONF":
         del self.env[name]
-    self._start()
+    try:
+      self._start()
+    except subprocess.CalledProcessError:
+      self.stop()
+      raise
 
   def _start(self):
     d = self.dir
