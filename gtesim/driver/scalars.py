@@ -7,8 +7,8 @@ TensorFlow). Means over repetitions, per world-arm of the first sweep point:
   `train/loss/<world>/<label>`, `val/<world>/<metric>`, `rec_per_s` per validation interval
   (x axis: the simulation step).
 
-A resumed run appends a new event file; TensorBoard shows the steps it repeats from the newest
-file. Only the first process writes. The Parquet tables stay the record; these are a view.
+A resumed run adds an event file; after a hard kill it holds again the steps written since the
+last checkpoint. Only the first process writes. The Parquet tables stay the record; these are a view.
 """
 
 import pathlib
