@@ -21,7 +21,7 @@ prepare: $(STAMP)
 	$(BIN)/python scripts/prepare_data.py --config configs/global.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -n 2 --dist loadfile
+	$(BIN)/python -m pytest tests -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) results

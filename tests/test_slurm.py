@@ -17,7 +17,8 @@ from gtesim.driver import simulate
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 _WHY = slurm_cluster.unavailable()
-pytestmark = pytest.mark.skipif(bool(_WHY), reason=_WHY)
+pytestmark = [pytest.mark.skipif(bool(_WHY), reason=_WHY),
+              pytest.mark.xdist_group("slurm")]  # One test cluster: one worker.
 
 CPU = ["--gpus-per-task=0", "--cpus-per-task=1", "--mem=3G"]  # A CPU partition's options.
 
