@@ -16,17 +16,19 @@ import pathlib
 import numpy as np
 import tensorboardX
 
+from gtesim.driver import parallel
 from gtesim.stats import descriptive
 
 FOLDER = "tensorboard"
 
 
 class Scalars:
-  """Writes scalars of one run (or nothing, when `folder` is None)."""
+  """Writes scalars of one run into `folder` (in the first process; the others write
+  nothing)."""
 
-  def __init__(self, folder: pathlib.Path | None):
+  def __init__(self, folder: pathlib.Path):
     self._writer = (tensorboardX.SummaryWriter(str(folder), flush_secs=30)
-                    if folder is not None else None)
+                    if parallel.is_primary() else None)
 
   def _add(self, tag, value, step):
     value = float(value)

@@ -254,6 +254,35 @@ def restore_newest_good(ckpts, template, workdir):
   return None, None, None
 
 
+def experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds: designs.Worlds,
+               workdir: pathlib.Path, production, resume: bool, stop, desc="train"):
+  """The experiment of one run folder, with its checkpoints and TensorBoard scalars: from the
+  newest good checkpoint when `resume` finds one, else from `production(scalars)` (the
+  pretrained production models). Returns (History, timing)."""
+  points = point_inputs(config, worlds)
+  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
+  board = scalars_lib.Scalars(workdir / scalars_lib.FOLDER)
+  try:
+    start = None
+    if resume and ckpts.latest_step() is not None:
+      template = fns.start(setup.env, setup.reps,
+                           fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
+      start, worlds_state, saved = restore_newest_good(ckpts, template, workdir)
+    if start is not None:
+      history = history_lib.from_dict(saved)
+      log_run.info("resumed from the checkpoint at step %d", start)
+    else:
+      worlds_state = fns.start(setup.env, setup.reps, production(board), points)
+      history = start_history(setup, fns, worlds_state, worlds)
+      start = 0
+    _, history, timing = run_experiment(config, setup, fns, worlds_state, worlds, history,
+                                        start, ckpts, desc=desc, stop=stop, scalars=board)
+  finally:
+    ckpts.close()
+    board.close()
+  return history, timing
+
+
 def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   logs.setup(workdir / "run.log" if parallel.is_primary() else None)
   worlds = designs.worlds_of(config)
@@ -275,35 +304,21 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
         "video": encoding.describe(setup.ds.videos, per_rep(setup.reps_host.video_enc))})
   sim = simulation.make_simulation(config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
-  points = point_inputs(config, worlds)
-  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
-  board = scalars_lib.Scalars(workdir / scalars_lib.FOLDER if parallel.is_primary() else None)
-  start = None
-  if resume and ckpts.latest_step() is not None:
-    template = fns.start(setup.env, setup.reps,
-                         fns.init(setup.env, setup.reps, setup.pretrain_rows), points)
-    start, worlds_state, saved = restore_newest_good(ckpts, template, workdir)
-  if start is not None:
-    history = history_lib.from_dict(saved)
-    pretrain_report = json.loads((workdir / "pretrain.json").read_text())
-    log_run.info("resumed from the checkpoint at step %d", start)
-  else:
+  pretrain_report = None
+
+  def production(board):
+    nonlocal pretrain_report
     if resume:
       log_run.info("no checkpoint to resume in %s: starting the run from the beginning",
                    workdir)
     prod, pretrain_report = pretrain_production(config, setup, fns, stop, board)
     if parallel.is_primary():
       writing.write_json(workdir / "pretrain.json", writing.jsonable(pretrain_report))
-    worlds_state = fns.start(setup.env, setup.reps, prod, points)
-    history = start_history(setup, fns, worlds_state, worlds)
-    start = 0
-  try:
-    worlds_state, history, timing = run_experiment(config, setup, fns, worlds_state, worlds,
-                                                   history, start, ckpts, stop=stop,
-                                                   scalars=board)
-  finally:
-    ckpts.close()
-    board.close()
+    return prod
+
+  history, timing = experiment(config, setup, fns, worlds, workdir, production, resume, stop)
+  if pretrain_report is None:  # Resumed: pretrained by the run that started it.
+    pretrain_report = json.loads((workdir / "pretrain.json").read_text())
   timing["wall_s"] = time.perf_counter() - t_start
   if not parallel.is_primary():
     return None

@@ -75,7 +75,7 @@ def _production(config, setup, out_dir: pathlib.Path, stop=None, restore_only=Fa
       log.info("production models in %s are of another config: pretraining again", folder)
       if parallel.is_primary():
         shutil.rmtree(folder / scalars_lib.FOLDER, ignore_errors=True)  # Their curves.
-    board = scalars_lib.Scalars(folder / scalars_lib.FOLDER if parallel.is_primary() else None)
+    board = scalars_lib.Scalars(folder / scalars_lib.FOLDER)
     try:
       prod, pretrain_report = simulate.pretrain_production(config, setup, fns, stop, board)
     finally:
@@ -101,32 +101,12 @@ def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.P
   t0 = time.perf_counter()
   sim = simulation.make_simulation(job.config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
-  points = simulate.point_inputs(job.config, job.worlds)
   same = _same_config(workdir / "config.json", job.config)
   if not same and parallel.is_primary():
     workdir_lib.prepare(workdir, resume=False, overwrite=True)  # Another config's files.
-  ckpts = ckpt_lib.Checkpoints(workdir / "checkpoints", primary=parallel.is_primary())
-  start = None
-  if same and ckpts.latest_step() is not None:
-    template = fns.start(setup.env, setup.reps, prod, points)
-    start, state, saved = simulate.restore_newest_good(ckpts, template, workdir)
-  if start is not None:
-    history = history_lib.from_dict(saved)
-    log.info("%s: resumed from the checkpoint at step %d", job.name, start)
-  else:
-    if parallel.is_primary():
-      writing.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
-    state = fns.start(setup.env, setup.reps, prod, points)
-    history = simulate.start_history(setup, fns, state, job.worlds)
-    start = 0
-  board = scalars_lib.Scalars(workdir / scalars_lib.FOLDER if parallel.is_primary() else None)
-  try:
-    _, history, timing = simulate.run_experiment(job.config, setup, fns, state, job.worlds,
-                                                 history, start, ckpts, desc=job.name,
-                                                 stop=stop, scalars=board)
-  finally:
-    ckpts.close()
-    board.close()
+    writing.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
+  history, timing = simulate.experiment(job.config, setup, fns, job.worlds, workdir,
+                                        lambda board: prod, same, stop, desc=job.name)
   timing["wall_s"] = time.perf_counter() - t0
   if parallel.is_primary():
     dataset_info = results.dataset_info(job.config, setup.ds.overview)
