@@ -9,7 +9,8 @@ from jax import lax
 
 # One independent stream per purpose, so adding a use of randomness never shifts another.
 _STREAMS = ("split", "pretrain_data", "init", "pretrain", "sim", "eval", "assign",
-            "pretrain_weight", "assign_unit", "assign_video", "cluster", "release")
+            "pretrain_weight", "assign_unit", "assign_video", "cluster", "release",
+            "replicate")
 
 
 SEEDS = 2 ** 32  # Seeds and absolute repetition indices lie in [0, SEEDS): there
@@ -27,6 +28,16 @@ def stream(key: jax.Array, purpose: str) -> jax.Array:
   if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.wrap_key_data(key)
   return jax.random.fold_in(key, _STREAMS.index(purpose))
+
+
+def sim_key(key: jax.Array, replicate: int = 0) -> jax.Array:
+  """The key of a repetition's simulation draws (users, candidates, assignment, outcomes,
+  exploration): the "sim" stream for replicate 0; replicate r >= 1 (a study's truth
+  replicates, `sim.replicate`) draws them independently of it, from the same repetition's
+  split, production model and release steps."""
+  if replicate == 0:
+    return stream(key, "sim")
+  return jax.random.fold_in(stream(key, "replicate"), replicate)
 
 
 def numpy_rng(key: jax.Array) -> np.random.Generator:

@@ -5,8 +5,8 @@ study.json only.
       --out experiments/rankers/comparison.md
 
 Per study and label: the true GTE with trained and with frozen models (how much the training
-loop moves the outcome), every design's paired bias at the main point as % of the truth (±
-its se, the truth mean's own uncertainty left out), how often its estimate has the wrong sign
+loop moves the outcome), every design's paired bias at the main point as % of the truth [its
+paired bootstrap CI], how often its estimate has the wrong sign
 and its user-SE coverage; the A/A's type-I error; the exploration points where the study has
 them.
 """
@@ -69,7 +69,7 @@ def tables(folders) -> str:
                    f"{_f(fz['mean'] / t['mean'] if t['mean'] else None, 3)} |")
   for l in labels:
     lines += ["", f"## Designs at the main point ({main}): {l}", "",
-              "bias as % of the true GTE (± se); wrong sign: share of repetitions whose estimate "
+              "bias as % of the true GTE [95% CI]; wrong sign: share of repetitions whose estimate "
               "has the other sign than the mean truth / than the repetition's own truth; "
               "coverage of the user-clustered 95% CI (the unit CI for cluster and switchback).",
               "",

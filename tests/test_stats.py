@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from gtesim.designs import switchback
 from gtesim.stats import estimator as estimators
@@ -109,7 +110,8 @@ def test_paired_statistics_against_each_repetitions_own_truth():
 
 def test_cluster_variance_is_calibrated_when_whole_clusters_share_an_effect(gen):
   """40 clusters of 10 users, Z per cluster, a cluster random effect (sd 1): the
-  user-clustered SE under-covers, the cluster-level (`unit`) SE with a t_39 quantile covers."""
+  user-clustered SE under-covers, the cluster-level (`unit`) SE with its Satterthwaite t
+  quantile covers."""
   n_clusters, size, recs, effect = 40, 10, 5, 0.3
   hits = {"user": 0, "unit": 0}
   reps = 500
@@ -134,9 +136,9 @@ def test_cluster_variance_is_calibrated_when_whole_clusters_share_an_effect(gen)
                                    num_segments=n_clusters)
     unit_n = jax.ops.segment_sum(jnp.asarray(user_n, jnp.float32), jnp.asarray(cluster),
                                  num_segments=n_clusters)
-    unit_var = np.asarray(variance.clustered_variance(unit_sum, unit_n, xp=jnp))
+    unit_var, df = map(np.asarray, variance.arm_clustered_variance(unit_sum, unit_n, xp=jnp))
     e = estimators.ab_estimate(sums, sq, n, _user_var(user_sum, user_n)[None], 1, 0.95,
-                               unit_var[None], n_clusters)
+                               unit_var[None], df[None])
     for m in hits:
       lo, hi = e["ci"][m][0, 0]
       hits[m] += lo <= effect <= hi
@@ -145,7 +147,7 @@ def test_cluster_variance_is_calibrated_when_whole_clusters_share_an_effect(gen)
   assert abs(hits["unit"] / reps - 0.95) < tol + 0.01, hits
 
 
-def test_period_variance_is_the_clustered_formula_over_periods():
+def test_period_variance_is_the_two_sample_formula_over_periods():
   gen = np.random.default_rng(0)
   t, period = 40, 5
   n = np.zeros((t, 1, 2))
@@ -154,12 +156,55 @@ def test_period_variance_is_the_clustered_formula_over_periods():
     arm = p % 2
     n[p * period:(p + 1) * period, 0, arm] = gen.integers(5, 10, period)
     sums[p * period:(p + 1) * period, 0, arm, 0] = gen.normal(3 + arm, 1, period) * 7
-  var, g = switchback.period_variance(sums, n, period)
-  assert g == 8
+  var, df, g = switchback.period_variance(sums, n, period)
+  assert g == 8 and np.all((3 <= df) & (df <= 6))  # 4 periods per arm.
   unit_sum = sums.reshape(8, period, 2, 1).sum(1)
   unit_n = n.reshape(8, period, 2).sum(1)
   big_n = unit_n.sum(0)
   mean = unit_sum.sum(0) / big_n[:, None]
-  psi = ((unit_sum[:, 0] - unit_n[:, 0:1] * mean[0]) / big_n[0] -
-         (unit_sum[:, 1] - unit_n[:, 1:2] * mean[1]) / big_n[1])
-  np.testing.assert_allclose(var[0], (psi ** 2).sum(0) * 8 / 7, rtol=1e-12)
+  resid_t = (unit_sum[:, 0] - unit_n[:, 0:1] * mean[0]) / big_n[0]
+  resid_c = (unit_sum[:, 1] - unit_n[:, 1:2] * mean[1]) / big_n[1]
+  # 4 periods per arm: each arm's part with its own 4 / 3.
+  np.testing.assert_allclose(var[0], ((resid_t ** 2).sum(0) + (resid_c ** 2).sum(0)) * 4 / 3,
+                             rtol=1e-12)
+
+
+def test_unit_variance_is_welch_on_units_and_few_treated_clusters_still_cover(gen):
+  """The unit SE follows the units in each arm: its degrees of freedom are G_T + G_C - 2 with
+  equal parts on equal arms, about G_a - 1 when arm a's part dominates, undefined with one
+  unit in an arm. With 3 treated clusters of 20 (p = 0.15) it nearly covers; CR1 on all 20
+  clusters with t on G - 1 = 19 df does not (0.84)."""
+  unit_n = np.zeros((8, 2))
+  unit_n[:4, 0] = unit_n[4:, 1] = 10
+  unit_sum = np.zeros((8, 2, 1))
+  unit_sum[:4, 0, 0] = [1, 3, 1, 3]
+  unit_sum[4:, 1, 0] = [1, 3, 1, 3]
+  var, df = variance.arm_clustered_variance(unit_sum, unit_n)
+  cluster_means = np.array([0.1, 0.3, 0.1, 0.3])  # Equal sizes: Welch on the cluster means.
+  assert var[0] == pytest.approx(2 * cluster_means.var(ddof=1) / 4)
+  assert df[0] == pytest.approx(6.0)
+  unit_sum[4:, 1, 0] = [2, 2.001, 2, 2.001]  # The control part is ~0: df -> G_T - 1.
+  assert variance.arm_clustered_variance(unit_sum, unit_n)[1][0] == pytest.approx(3, abs=1e-3)
+  unit_n[1:4, 0] = 0
+  assert np.isnan(variance.arm_clustered_variance(unit_sum, unit_n)).all()
+
+  n_clusters, size, reps = 20, 30, 4000
+  hits = {"welch on units": 0, "CR1, G-1": 0}
+  for _ in range(reps):
+    treated = np.zeros(n_clusters, bool)
+    treated[gen.choice(n_clusters, 3, replace=False)] = True
+    y = gen.normal(0, 1, n_clusters)[:, None] + gen.normal(0, 1, (n_clusters, size))
+    unit_n = np.zeros((n_clusters, 2))
+    unit_sum = np.zeros((n_clusters, 2, 1))
+    arm = np.where(treated, 0, 1)
+    unit_n[np.arange(n_clusters), arm] = size
+    unit_sum[np.arange(n_clusters), arm, 0] = y.sum(1)
+    est = y[treated].mean() - y[~treated].mean()
+    var, df = variance.arm_clustered_variance(unit_sum, unit_n)
+    hits["welch on units"] += abs(est) <= stats.t.ppf(0.975, df[0]) * np.sqrt(var[0])
+    cr1 = variance.clustered_variance(unit_sum, unit_n)[0]
+    hits["CR1, G-1"] += abs(est) <= stats.t.ppf(0.975, n_clusters - 1) * np.sqrt(cr1)
+  cover = {k: v / reps for k, v in hits.items()}
+  assert cover["CR1, G-1"] < 0.88, cover  # 3 treated clusters: far too narrow.
+  # Welch with 3 units in an arm is itself a little liberal (0.928 here, MC se 0.004).
+  assert 0.92 < cover["welch on units"] < 0.965, cover

@@ -23,21 +23,31 @@ def _study_config(root, **overrides):
 
 def test_plan_runs_every_design_and_point_from_one_production_model(tiny_root):
   jobs = {j.name: j for j in plan.plan(_study_config(tiny_root))}
-  assert list(jobs) == ["truth", "truth-frozen", "pooling", "splitting", "snapshot",
+  assert list(jobs) == ["truth-r1", "truth-frozen-r1", "pooling", "splitting", "snapshot",
                         "weighting", "codiverted", "cluster", "switchback", "weighting-video"]
-  assert [q[:2] for q in jobs["truth"].worlds.points] == [(0.5, 1.0), (0.5, 0.25), (0.5, 0.5)]
-  assert jobs["truth-frozen"].config.sim.train_models is False
+  assert [q[:2] for q in jobs["truth-r1"].worlds.points] == [(0.5, 1.0), (0.5, 0.25), (0.5, 0.5)]
+  assert jobs["truth-frozen-r1"].config.sim.train_models is False
+  # The truth's replicates: independent draws (sim.replicate 1..K; the designs draw at 0).
+  assert jobs["truth-r1"].config.sim.replicate == 1 and jobs["pooling"].config.sim.replicate == 0
   assert [q[:2] for q in jobs["pooling"].worlds.points] == [
       (0.5, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0), (0.9, 1.0), (0.5, 0.0), (0.5, 0.25),
       (0.5, 0.5)]
   assert jobs["weighting-video"].config.experiment.weight_features == "video"
-  assert "study" not in jobs["truth"].config
+  assert "study" not in jobs["truth-r1"].config
+  config = _study_config(tiny_root, **{"sim.environment": "latent"})
+  config.study.truth_replicates, config.study.expected_truth = 3, True
+  jobs = {j.name: j for j in plan.plan(config)}
+  assert [n for n in jobs if n.startswith("truth")] == [
+      "truth-r1", "truth-r2", "truth-r3", "truth-frozen-r1", "truth-frozen-r2", "truth-frozen-r3",
+      "truth-expected-r1", "truth-expected-r2", "truth-expected-r3"]
+  assert [jobs[f"truth-r{k}"].config.sim.replicate for k in (1, 2, 3)] == [1, 2, 3]
+  assert jobs["truth-expected-r2"].config.sim.outcome == "expected"
   # An exploration sweep: its designs cross their points with the epsilons, each epsilon
   # gets its own truth.
   config = _study_config(tiny_root, **{"sim.exploration": "epsilon"})
   config.study.epsilons = (0.2,)
   jobs = {j.name: j for j in plan.plan(config)}
-  assert "truth-eps=0.2" in jobs and jobs["truth-eps=0.2"].config.sim.epsilon == 0.2
+  assert "truth-eps=0.2-r1" in jobs and jobs["truth-eps=0.2-r1"].config.sim.epsilon == 0.2
   assert [q.epsilon for q in jobs["pooling"].worlds.points][:2] == [0.0, 0.2]
   assert {q.epsilon for q in jobs["snapshot"].worlds.points} == {0.0}
 
@@ -48,6 +58,8 @@ def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, t
   config.study.p_values = (0.5, 0.2)
   config.study.alpha_gaps = (0.0, 1.0)
   config.study.weighting_video = False
+  config.study.truth_replicates = 2
+  config.study.bootstrap = 200
   (tmp_path / "analysis.md").write_text("Hand-written analysis.")
   summary = study.run(config, tmp_path)
   on_disk = json.loads((tmp_path / "study.json").read_text())
@@ -56,8 +68,12 @@ def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, t
       summary["designs"]["pooling"]["p=0.5,gap=1"]["click"]["per_rep"], rtol=1e-6)
   saved = summary
   truth = np.array(saved["truth"]["gap=1"]["click"]["per_rep"])
-  truth_run = json.loads((tmp_path / "runs" / "truth" / "result.json").read_text())
-  assert truth.tolist() == truth_run["gte"]["click"]["per_rep"]
+  replicates = np.array([json.loads((tmp_path / "runs" / f"truth-r{k}" / "result.json")
+                                    .read_text())["gte"]["click"]["per_rep"] for k in (1, 2)])
+  assert not np.array_equal(replicates[0], replicates[1])  # Independent draws.
+  np.testing.assert_array_equal(truth, replicates.mean(0))
+  np.testing.assert_allclose(saved["truth"]["gap=1"]["click"]["truth_se_per_rep"],
+                             replicates.std(0, ddof=1) / np.sqrt(2))
   pooling_run = json.loads((tmp_path / "runs" / "pooling" / "result.json").read_text())
   main = next(p for p in pooling_run["points"] if (p["p_treatment"], p["alpha_gap"]) == (0.5, 1))
   entry = saved["designs"]["pooling"]["p=0.5,gap=1"]["click"]
@@ -73,8 +89,12 @@ def test_tiny_study_end_to_end_pairs_each_repetition_with_its_truth(tiny_root, t
   assert saved["horizon"]["pooling"]["step"] == [10, 20]
   report = (tmp_path / "report.md").read_text()
   assert "Hand-written analysis." in report and "| pooling |" in report
-  for name in ("errors", "p_sweep", "gap_sweep", "horizon", "pretraining"):
+  for name in ("errors", "p_sweep", "horizon", "pretraining"):
     assert (tmp_path / f"{name}.png").exists()
+  assert not (tmp_path / "gap_sweep.png").exists()  # One nonzero gap: a table row, no sweep.
+  assert report.startswith(f"# Study `{config.study.name}`") and "## Verdict" in report
+  assert report.index("## Verdict") < report.index("## Production model")
+  assert {r["design"] for r in saved["verdict"]["click"]} == {"pooling", "snapshot"}
   written = {p: p.stat().st_mtime_ns for p in [*(tmp_path / "runs").glob("*/result.json"),
                                                tmp_path / "production" / "pretrain.json"]}
   again = study.run(config, tmp_path)  # Production and finished jobs are reused.

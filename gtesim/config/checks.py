@@ -178,6 +178,8 @@ def check(config) -> None:
                 "eval_rows"):
       _require(sim[key] >= 1, f"sim.{key}", "must be at least 1.")
     _require(sim.arm_blocks >= 1, "sim.arm_blocks", "must be at least 1.")
+    _require(0 <= sim.replicate < prng.SEEDS, "sim.replicate",
+             "must be in [0, 2^32): it is folded into the repetition's key.")
     _require(sim.n_steps % sim.validate_every == 0, "sim.n_steps",
              f"{sim.n_steps} must be a multiple of sim.validate_every ({sim.validate_every}).")
     _require(config.checkpoint_every % sim.validate_every == 0, "checkpoint_every",

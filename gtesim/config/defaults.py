@@ -65,6 +65,12 @@ def study_section() -> ml_collections.ConfigDict:
   study.epsilons = ()  # sim.exploration = "epsilon": more epsilons (besides sim.epsilon) at
   # which study.exploration_designs run (one more mapped axis) and the truth is rerun.
   study.exploration_designs = ("pooling", "splitting")  # Designs swept over study.epsilons.
+  study.truth_replicates = 1  # K: each repetition's truth is the mean of K global runs from
+  # its production model with independent draws (sim.replicate 1..K, independent of the
+  # designs' draws too); choose K so that the truth's SE is at most a third of the estimate's.
+  study.expected_truth = False  # Latent environment: also the truth with expected outcomes
+  # (sim.outcome = "expected"; its models learn from expectations: reported, not scored).
+  study.bootstrap = 2000  # Bootstrap resamples of the repetitions (intervals, inflation).
   return study
 
 
@@ -267,6 +273,9 @@ def get_config() -> ml_collections.ConfigDict:
   sim.eval_rows = 8192  # Fixed validation/train-side evaluation rows per repetition (the
   # validation rows also decide when pretraining stops).
   sim.train_models = True  # False: models stay pretrained (the "frozen" global truth).
+  sim.replicate = 0  # >= 1: the simulation's draws (users, candidates, assignment, outcomes)
+  # of an independent replicate of each repetition, from the same split and production model
+  # (a study's truth replicates, study.truth_replicates).
   sim.vectorize = "auto"  # Repetitions and worlds: "map" (lax.map: each repetition's program
   # is the same whatever B, so results are exact across B and devices), "vmap", or "auto"
   # (map on CPU, vmap on accelerators).

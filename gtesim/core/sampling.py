@@ -1,6 +1,6 @@
 """A step's users and random keys (SPEC §4 step 1).
 
-Keys depend on (repetition, step) only, never on the world, so the worlds of a repetition (GT
+Keys depend on (repetition, replicate, step) only, never on the world, so the worlds of a repetition (GT
 and GC, the points of a sweep) share user batches and candidate and outcome random numbers.
 """
 
@@ -8,6 +8,10 @@ import jax
 import jax.numpy as jnp
 
 from gtesim import prng
+
+
+def _sim(rep):
+  return jax.random.wrap_key_data(rep.sim_key)
 
 
 def sample_users(spec, rep, t):
@@ -19,7 +23,7 @@ def sample_users(spec, rep, t):
   """
   epoch, within = t // spec.steps_per_epoch, t % spec.steps_per_epoch
   pos = within * spec.batch_size + jnp.arange(spec.batch_size)
-  key = jax.random.fold_in(jax.random.fold_in(prng.stream(rep.key, "sim"), 0), epoch)
+  key = jax.random.fold_in(jax.random.fold_in(_sim(rep), 0), epoch)
   position = prng.permute(pos, spec.n_train, key)
   return rep.train_users[position], position
 
@@ -27,5 +31,5 @@ def sample_users(spec, rep, t):
 def step_keys(rep, t):
   """(candidate, dropout, assignment, outcome, exploration) keys of step t, shared by all
   worlds of a repetition."""
-  key = jax.random.fold_in(jax.random.fold_in(prng.stream(rep.key, "sim"), 1), t)
+  key = jax.random.fold_in(jax.random.fold_in(_sim(rep), 1), t)
   return tuple(jax.random.fold_in(key, i) for i in range(5))

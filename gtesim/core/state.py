@@ -61,6 +61,7 @@ class RepData(NamedTuple):
   designs: dict  # {design name: its per-repetition set-up} for the designs that need one.
   release: jax.Array  # [V] int32: the first step a video may be a candidate (0: from the
   # start; sim.release = "staggered" gives new videos a later one, environments/release.py).
+  sim_key: jax.Array  # Raw key data of the simulation draws (prng.sim_key: sim.replicate).
 
 
 @dataclasses.dataclass(frozen=True)

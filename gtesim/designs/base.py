@@ -155,8 +155,9 @@ class Design:
   # --- statistics (host) -----------------------------------------------------------------
 
   def unit_variance(self, steps_sum, steps_n, evals: dict, e: int, point: int):
-    """(variance [B, L] with the design's randomisation units, or None; their number)."""
-    return None, 0
+    """(variance [B, L] with the design's randomisation units, its degrees of freedom [B, L]
+    (variance.arm_clustered_variance)), or (None, None)."""
+    return None, None
 
   def extra_flops(self, spec) -> float:
     """Model FLOPs of one step beyond the label models' (bench.py)."""

@@ -97,8 +97,8 @@ class Cluster(ABDesign):
   n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
   # when the design was made without the dataset (reporting only).
   needs_rep_data: ClassVar[bool] = True
-  evaluation_fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_count")  # + the
-  # cluster-level variance so far and its number of clusters.
+  evaluation_fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")
+  # + the cluster-level variance so far, its degrees of freedom and the number of clusters.
 
   @classmethod
   def from_config(cls, config, ds=None):
@@ -136,10 +136,10 @@ class Cluster(ABDesign):
   def evaluate(self, spec, state, rep):
     out = super().evaluate(spec, state, rep)
     unit_sum, unit_n = self.unit_sums(state, rep)
-    out["unit_var"] = variance.clustered_variance(unit_sum, unit_n, xp=jnp)
+    out["unit_var"], out["unit_df"] = variance.arm_clustered_variance(unit_sum, unit_n, xp=jnp)
     count = jnp.sum(jnp.sum(unit_n, 1) > 0)  # Clusters with a recommendation.
     out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
     return out
 
   def unit_variance(self, steps_sum, steps_n, evals, e, point):
-    return evals["unit_var"][e][:, point], int(np.max(evals["unit_count"][e][:, point]))
+    return evals["unit_var"][e][:, point], evals["unit_df"][e][:, point]

@@ -21,8 +21,8 @@ from gtesim.stats import variance
 
 
 def period_variance(outcome_sum, n_recs, period: int):
-  """([B, L] variance with periods of `period` steps as the units (CR1), the number of
-  periods).
+  """([B, L] variance with periods of `period` steps as the units (CR1), [B, L] its degrees of
+  freedom (variance.arm_clustered_variance), the number of periods).
 
   Args:
     outcome_sum: [T, B, 2, L] per-step sums (steps left out of the estimate: zero counts).
@@ -35,8 +35,9 @@ def period_variance(outcome_sum, n_recs, period: int):
   counts = np.zeros((g,) + n_recs.shape[1:])
   np.add.at(sums, index, outcome_sum.astype(np.float64))
   np.add.at(counts, index, n_recs.astype(np.float64))
-  return np.stack([variance.clustered_variance(sums[:, b], counts[:, b])
-                   for b in range(outcome_sum.shape[1])]), g
+  var, df = zip(*(variance.arm_clustered_variance(sums[:, i], counts[:, i])
+                  for i in range(outcome_sum.shape[1])))
+  return np.stack(var), np.stack(df), g
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,4 +94,4 @@ class Switchback(ABDesign):
     return t % self.switch_every >= self.switch_burn_in
 
   def unit_variance(self, steps_sum, steps_n, evals, e, point):
-    return period_variance(steps_sum, steps_n, self.switch_every)
+    return period_variance(steps_sum, steps_n, self.switch_every)[:2]

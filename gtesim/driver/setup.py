@@ -114,10 +114,25 @@ def make_rep(config, ds, packed, rep_index: int, modes=None):
       design_data[mode] = design.rep_data(config, ds, split.train_user, user_enc, key)
   rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data,
-                release)
+                release, sim_key_data(key, config.sim.replicate))
   pretrain_rows = EvalRows(packed.owner[pre_page].astype(np.int32), pre_page.astype(np.int32),
                            pre_col.astype(np.int32), np.ones(len(pre), bool))
   return rep, pretrain_rows
+
+
+def sim_key_data(key, replicate: int) -> np.ndarray:
+  return np.asarray(jax.random.key_data(prng.sim_key(key, replicate)))
+
+
+def for_replicate(setup: Setup, config, replicate: int) -> Setup:
+  """`setup` with the simulation draws of `replicate` (sim.replicate): the same split,
+  production models and release steps, independent users, candidates and outcomes."""
+  keys = np.stack([sim_key_data(prng.rep_key(config.seed, int(r)), replicate)
+                   for r in setup.rep_indices])
+  reps_host = setup.reps_host._replace(sim_key=keys)
+  return dataclasses.replace(setup, reps_host=reps_host,
+                             reps=setup.reps._replace(
+                                 sim_key=parallel.shard_reps(keys, setup.mesh)))
 
 
 def build(config, modes=None) -> Setup:

@@ -13,7 +13,7 @@ LEVEL = 0.95  # SPEC §5: 95% confidence intervals (result.json `ci95_per_rep`).
 
 
 def ab_estimate(outcome_sum, outcome_sq, n_recs, user_var, n_blocks: int, level: float,
-                unit_var=None, n_units: int = 0):
+                unit_var=None, unit_df=None):
   """Estimates, standard errors and CIs of the treated-minus-control difference.
 
   Args:
@@ -23,7 +23,7 @@ def ab_estimate(outcome_sum, outcome_sq, n_recs, user_var, n_blocks: int, level:
     n_blocks: K, the blocks of the batch-means method (needs T >= K).
     level: confidence level of the intervals (0.95).
     unit_var: [B, L] variance with the design's units (clusters, periods), or None.
-    n_units: G, the number of those units (t quantile with G - 1 degrees of freedom).
+    unit_df: [B, L] the degrees of freedom of unit_var (variance.unit_df), or None.
 
   Returns:
     {"estimate": [B, L], "arm_mean": [B, 2, L], "se": {method: [B, L]},
@@ -36,7 +36,7 @@ def ab_estimate(outcome_sum, outcome_sq, n_recs, user_var, n_blocks: int, level:
   with np.errstate(invalid="ignore", divide="ignore"):
     var = np.maximum(sq - n * mean * mean, 0.0) / np.where(n > 1, n - 1, np.nan)
     est = mean[:, 0] - mean[:, 1]
-  sums = variance.Sums(outcome_sum, n_recs, n, var, user_var, unit_var, n_units, n_blocks)
+  sums = variance.Sums(outcome_sum, n_recs, n, var, user_var, unit_var, unit_df, n_blocks)
   se = {m: method.se(sums, est) for m, method in METHODS.items()}
   ci = {}
   for m, method in METHODS.items():

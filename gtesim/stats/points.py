@@ -45,11 +45,11 @@ def estimate(history, design, point: int, t: int, e: int, n_blocks: int):
   variances of validation e."""
   s = history.steps
   user_var = history.evals["user_var"][e][:, point] if "user_var" in history.evals else None
-  unit_var, n_units = design.unit_variance(s.outcome_sum[:t, :, point], s.n_recs[:t, :, point],
+  unit_var, unit_df = design.unit_variance(s.outcome_sum[:t, :, point], s.n_recs[:t, :, point],
                                            history.evals, e, point)
   return estimator.ab_estimate(s.outcome_sum[:t, :, point], s.outcome_sq[:t, :, point],
                                s.n_recs[:t, :, point], user_var, n_blocks, estimator.LEVEL,
-                               unit_var, n_units)
+                               unit_var, unit_df)
 
 
 def estimate_block(labels, history, worlds, point: int, n_blocks: int) -> dict:

@@ -13,8 +13,11 @@ data by each method of METHODS:
   recommendation of a stretch of steps shares their state);
 - `unit`: the design's own randomisation unit where it is not the user: clusters (cluster
   design; per-cluster sums kept on the device) or switchback periods (from the per-step sums),
-  cluster-robust (CR1) with a Student t quantile on G - 1 degrees of freedom (G units); NaN
-  for the other designs (the design's `unit_variance` gives the variance).
+  the two-sample form on units (each arm's part with its own units' small-sample factor) and
+  a Student t quantile on its Welch-Satterthwaite degrees of freedom, per repetition
+  (arm_clustered_variance): with 3 treated clusters of 20 the quantile is near t_2's, not
+  t_19's. Undefined (NaN) where an arm has fewer than 2 units. NaN for the other designs (the
+  design's `unit_variance` gives the variance and its degrees of freedom).
 
 Adding a method is one function pair and one METHODS entry (docs/extending.md).
 """
@@ -53,6 +56,29 @@ def clustered_variance(unit_sum, unit_n, xp=np):
   return xp.where(xp.all(big_n > 0) & (g > 1), var, xp.nan)
 
 
+def arm_clustered_variance(unit_sum, unit_n, xp=np):
+  """(variance [L], degrees of freedom [L]) of the naive estimate when every unit lies in one
+  arm (clusters, switchback periods): the two-sample (Welch) form on units.
+
+  With psi_i as in clustered_variance, each arm's part is V_a = G_a / (G_a - 1) sum over its
+  G_a units of their residual's square (the small-sample factor of that arm's own units, not
+  of all G: with 3 treated clusters of 20, CR1's 20/19 leaves that part 1.5x too small), and
+  df = (V_T + V_C)^2 / (V_T^2 / (G_T - 1) + V_C^2 / (G_C - 1)) (Welch-Satterthwaite), between
+  min(G_T, G_C) - 1 and G_T + G_C - 2. Both NaN where an arm has fewer than 2 units with a
+  recommendation (its part is not estimable).
+  """
+  big_n = xp.sum(unit_n, axis=0)  # [2]
+  mean = xp.sum(unit_sum, axis=0) / xp.maximum(big_n, 1)[:, None]
+  resid = (unit_sum - unit_n[..., None] * mean[None]) / xp.maximum(big_n, 1)[None, :, None]
+  g_arm = xp.sum(unit_n > 0, axis=0).astype(resid.dtype)  # [2]
+  part = (xp.sum(resid * resid, axis=0) * (g_arm / xp.maximum(g_arm - 1, 1))[:, None])
+  var = xp.sum(part, axis=0)
+  denom = xp.sum(part * part / xp.maximum(g_arm - 1, 1)[:, None], axis=0)
+  ok = xp.all(g_arm >= 2)
+  df = xp.where(ok & (denom > 0), var * var / xp.where(denom > 0, denom, 1), xp.nan)
+  return xp.where(ok, var, xp.nan), df
+
+
 @dataclasses.dataclass(frozen=True)
 class Sums:
   """What every method may use of one point's experiment."""
@@ -62,7 +88,7 @@ class Sums:
   var: np.ndarray  # [B, 2, L] per-recommendation variance of each arm's outcome.
   user_var: np.ndarray | None  # [B, L] user-clustered variance, or None.
   unit_var: np.ndarray | None  # [B, L] variance with the design's units, or None.
-  n_units: int  # G, the number of those units.
+  unit_df: np.ndarray | None  # [B, L] its degrees of freedom, or None.
   n_blocks: int  # K of the batch-means method.
 
   @property
@@ -90,8 +116,18 @@ def _batch(s: Sums, est):
 
 
 def _unit(s: Sums, est):
-  return (np.sqrt(np.asarray(s.unit_var, np.float64)) if s.unit_var is not None
-          else np.full_like(est, np.nan))
+  if s.unit_var is None:
+    return np.full_like(est, np.nan)
+  se = np.sqrt(np.asarray(s.unit_var, np.float64))
+  return np.where(np.isfinite(s.unit_df), se, np.nan)  # Undefined with < 2 units in an arm.
+
+
+def _unit_quantile(s: Sums, level: float):
+  if s.unit_df is None:
+    return np.nan
+  df = np.asarray(s.unit_df, np.float64)
+  ok = np.isfinite(df)
+  return np.where(ok, stats.t.ppf(0.5 + level / 2, np.where(ok, df, 1.0)), np.nan)
 
 
 def _normal(s: Sums, level: float) -> float:
@@ -100,7 +136,8 @@ def _normal(s: Sums, level: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-  """A standard-error method: se(sums, estimate) -> [B, L]; quantile(sums, level)."""
+  """A standard-error method: se(sums, estimate) -> [B, L]; quantile(sums, level) -> a
+  number or [B, L]."""
   se: Callable
   quantile: Callable
 
@@ -109,5 +146,5 @@ METHODS = {
     "welch": Method(_welch, _normal),
     "user": Method(_user, _normal),
     "batch": Method(_batch, lambda s, level: stats.t.ppf(0.5 + level / 2, max(s.blocks - 1, 1))),
-    "unit": Method(_unit, lambda s, level: stats.t.ppf(0.5 + level / 2, max(s.n_units - 1, 1))),
+    "unit": Method(_unit, _unit_quantile),
 }

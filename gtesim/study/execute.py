@@ -24,6 +24,7 @@ import time
 import pyarrow.parquet as pq
 
 from gtesim import logs
+from gtesim import provenance
 from gtesim import writing
 from gtesim.config import checks as config_checks
 from gtesim.core import mapping
@@ -41,6 +42,7 @@ from gtesim.study import plan as plan_lib
 from gtesim.study import figures
 from gtesim.study import report
 from gtesim.study import summary as summary_lib
+from gtesim.study import verdict as verdict_lib
 
 log = logs.get_logger("study")
 
@@ -99,6 +101,7 @@ def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.P
   """Runs one job into its folder, resuming from its checkpoints when they are of this
   job's config (a folder of another config is cleared first)."""
   t0 = time.perf_counter()
+  setup = setup_lib.for_replicate(setup, job.config, job.config.sim.replicate)
   sim = simulation.make_simulation(job.config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
   same = _same_config(workdir / "config.json", job.config)
@@ -172,15 +175,16 @@ def run(config, out_dir, command: str = "", stage: str = "all", job=None,
 
 def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
   t0 = time.perf_counter()
-  setup = setup_lib.build(jobs[0].config, modes=[j.config.mode for j in jobs])
+  base = plan_lib.production_config(jobs)
+  setup = setup_lib.build(base, modes=[j.config.mode for j in jobs])
   setup_s = time.perf_counter() - t0
   if stage == "report":
     folder = out_dir / "production"
-    if not _same_config(folder / "config.json", jobs[0].config):
+    if not _same_config(folder / "config.json", base):
       raise InputError(f"{folder} holds no production models of this config.")
     prod, pretrain_report = None, json.loads((folder / "pretrain.json").read_text())
   else:
-    prod, pretrain_report = _production(jobs[0].config, setup, out_dir, stop,
+    prod, pretrain_report = _production(base, setup, out_dir, stop,
                                         restore_only=stage == "job")
   if stage == "pretrain":
     return None
@@ -204,8 +208,10 @@ def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
   if stage == "job" or not parallel.is_primary():
     return None
   summary = summary_lib.summarize(config, jobs, histories, pretrain_report)
+  summary["verdict"] = verdict_lib.verdict(config, summary)
   summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
   summary["command"] = command
+  summary["package_commit"] = provenance.package_commit()
   cost["pretrain_and_jobs_s"] = cost["pretrain_s"] + sum(cost[j.name] for j in jobs)
   cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost

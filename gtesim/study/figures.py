@@ -1,4 +1,6 @@
-"""A study's figures: errors, p and gap sweeps, horizon, pretraining (SVG and PNG)."""
+"""A study's figures (SVG and PNG): bias at the main point, the sweeps that ran, the horizon,
+pretraining. Every axis names its unit; every legend holds only what is drawn; a sweep is
+drawn only where it has more than one point (a single point is a table row)."""
 
 import matplotlib
 
@@ -11,90 +13,140 @@ from gtesim.stats import descriptive
 from gtesim.study.summary import point_key
 
 
-
 def _axes(n_labels, rows=1):
   fig, axes = plt.subplots(rows, n_labels, figsize=(6.5 * n_labels, 4.3 * rows),
                            constrained_layout=True, squeeze=False)
   return fig, axes
 
 
-def figures(config, summary, out_dir):
-  labels = list(config.labels)
-  main = point_key(config.experiment.p_treatment, 1.0)
-  names = list(summary["designs"])
-  fig, axes = _axes(len(labels))
-  for ax, l in zip(axes[0], labels):
-    errors = [np.asarray(summary["designs"][d][main][l]["per_rep"], np.float64) -
-              np.asarray(summary["truth"]["gap=1"][l]["per_rep"], np.float64) for d in names]
-    errors = [e[np.isfinite(e)] for e in errors]
-    ax.boxplot(errors, tick_labels=names)
-    ax.axhline(0, color="red", ls="--", lw=1)
-    ax.set_title(f"{l}: estimate - own repetition's true GTE ({main}, B={summary['B']})")
-    ax.tick_params(axis="x", labelrotation=20)
+def _unit(config, label) -> str:
+  unit = config.labels[label].get("unit", "")
+  return f" ({unit})" if unit else ""
+
+
+def _ci_err(values, cis):
+  values = np.asarray(values, np.float64)
+  lo = np.asarray([c[0] for c in cis], np.float64)
+  hi = np.asarray([c[1] for c in cis], np.float64)
+  return np.stack([np.maximum(values - lo, 0), np.maximum(hi - values, 0)])
+
+
+def _main_bias(config, summary, out_dir, labels, main):
+  names = [d for d in summary["designs"] if main in summary["designs"][d]]
+  fig, axes = _axes(len(labels), rows=2)
+  for j, l in enumerate(labels):
+    rows = [summary["designs"][d][main][l] for d in names]
+    y = np.arange(len(names))
+    truth = abs(summary["truth"]["gap=1"][l]["mean"])
+    for i, (key, ci_key, title) in enumerate((
+        ("bias_pct", "bias_pct_ci", "bias (% of the true GTE) [95% bootstrap CI]"),
+        ("rmse", "rmse_ci", "RMSE (% of |true GTE|) [95% bootstrap CI]"))):
+      ax = axes[i, j]
+      scale = 1.0 if key == "bias_pct" else 100.0 / truth if truth else np.nan
+      v = np.asarray([r[key] for r in rows], np.float64) * scale
+      cis = [[c * scale for c in r[ci_key]] for r in rows]
+      ax.errorbar(v, y, xerr=_ci_err(v, cis), fmt="o", capsize=3)
+      ax.axvline(0, color="red" if key == "bias_pct" else "gray", ls="--", lw=1)
+      ax.set_yticks(y, names)
+      ax.invert_yaxis()
+      ax.set_xlabel(title.split(" [")[0])
+      ax.set_title(f"{l}: {title}\n{main}, B = {summary['B']}, truth "
+                   f"{summary['truth']['gap=1'][l]['mean']:.4g}{_unit(config, l)}", fontsize=9)
   save_figure(fig, out_dir / "errors")
 
+
+def _sweeps(config, summary, out_dir, labels):
+  p_main = config.experiment.p_treatment
+  swept = {"p": len(config.study.p_values) > 1,
+           "gap": len([g for g in config.study.alpha_gaps if g != 0]) > 1}
   for sweep, xlabel in (("p", "p_treatment (alpha gap 1)"),
-                        ("gap", f"alpha gap (p = {config.experiment.p_treatment:g})")):
+                        ("gap", f"alpha gap (p = {p_main:g}; 0 is the A/A)")):
+    if not swept[sweep]:
+      for ext in ("png", "svg"):  # A figure of an earlier study in this folder.
+        (out_dir / f"{sweep}_sweep.{ext}").unlink(missing_ok=True)
+      continue
     fig, axes = _axes(len(labels))
     for ax, l in zip(axes[0], labels):
-      for d in names:
+      names = list(summary["designs"])
+      for i, d in enumerate(names):
         pts = [(k, v) for k, v in summary["designs"][d].items()
-               if "eps=" not in k and ((sweep == "p" and k.endswith("gap=1")) or
-               (sweep == "gap" and k.startswith(f"p={config.experiment.p_treatment:g},")))]
-        xs = [float(dict(x.split("=") for x in k.split(","))[sweep]) for k, _ in pts]
+               if "eps=" not in k and ((sweep == "p" and k.endswith(",gap=1")) or
+                                       (sweep == "gap" and k.startswith(f"p={p_main:g},")))]
+        if len(pts) < 2:
+          continue
+        xs = np.asarray([float(dict(x.split("=") for x in k.split(","))[sweep]) for k, _ in pts])
         order = np.argsort(xs)
         ys = np.array([v[l]["bias"] for _, v in pts])[order]
-        es = 1.96 * np.array([v[l]["bias_se"] for _, v in pts])[order]
-        ax.errorbar(np.asarray(xs)[order], ys, yerr=es, marker="o", capsize=3, label=d)
+        err = _ci_err(ys, [pts[o][1][l]["bias_ci"] for o in order])
+        offset = (i - len(names) / 2) * 0.006  # Side by side, so the bars do not overlap.
+        ax.errorbar(xs[order] + offset, ys, yerr=err, fmt="o", capsize=3, label=d)
       ax.axhline(0, color="gray", lw=0.8)
-      ax.set_xlabel(xlabel)
-      ax.set_title(f"{l}: paired bias (± 1.96 se)")
+      ax.set_xlabel(xlabel + " (run points only)")
+      ax.set_ylabel(f"bias{_unit(config, l)}")
+      ax.set_title(f"{l}: paired bias [95% CI] at each point that ran")
       ax.legend(fontsize=8)
     save_figure(fig, out_dir / f"{sweep}_sweep")
 
+
+def _horizon(config, summary, out_dir, labels):
+  methods = {l: {r["design"]: r["method"] for r in rows}
+             for l, rows in summary["verdict"].items()}
   fig, axes = _axes(len(labels), rows=2)
   for j, l in enumerate(labels):
-    for d in names:
-      h = summary["horizon"][d]
+    for d, h in summary["horizon"].items():
       steps, bias = np.asarray(h["step"]), np.asarray(h[l]["bias"])
       se = np.asarray(h[l]["bias_se"])
       line, = axes[0, j].plot(steps, bias, marker=".", label=d)
       axes[0, j].fill_between(steps, bias - 1.96 * se, bias + 1.96 * se,
                               color=line.get_color(), alpha=0.15)
-      axes[1, j].plot(steps, h[l]["coverage"]["welch"], marker=".", color=line.get_color(),
-                      label=f"{d} welch")
-      axes[1, j].plot(steps, h[l]["coverage"]["batch"], ls="--", color=line.get_color(),
-                      label=f"{d} batch")
-    first = summary["horizon"][names[0]]
-    ax2 = axes[0, j].twinx()
-    ax2.plot(first["step"], first[l]["truth_mean"], color="black", lw=2, alpha=0.4,
-             label="true GTE (right axis)")
-    ax2.legend(fontsize=7, loc="lower right")
+      m = methods[l].get(d) or "user"
+      cov = np.asarray(h[l]["coverage"][m], np.float64)
+      ci = np.asarray(h[l]["coverage_ci"][m], np.float64).reshape(-1, 2)
+      axes[1, j].plot(steps, cov, marker=".", color=line.get_color(), label=f"{d} ({m} SE)")
+      axes[1, j].fill_between(steps, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.1)
     axes[0, j].axhline(0, color="gray", lw=0.8)
-    axes[0, j].set_title(f"{l}: paired bias of the cumulative estimate vs steps")
-    axes[0, j].legend(fontsize=7, loc="upper left")
-    axes[1, j].axhline(0.95, color="gray", lw=0.8)
-    axes[1, j].set_title(f"{l}: 95% CI coverage vs steps (solid welch, dashed batch means)")
+    axes[0, j].set_title(f"{l}: paired bias of the cumulative estimate (± 1.96 se)")
+    axes[0, j].set_ylabel(f"bias{_unit(config, l)}")
+    axes[0, j].legend(fontsize=7, loc="best")
+    axes[1, j].axhline(0.95, color="gray", lw=0.8, ls="--")
+    axes[1, j].set_title(f"{l}: coverage of each design's verdict SE [Wilson 95% CI]")
+    axes[1, j].set_ylabel("coverage of the 95% CI")
+    axes[1, j].set_ylim(0, 1.02)
     axes[1, j].set_xlabel("step")
-    axes[1, j].legend(fontsize=6, ncol=2)
+    axes[1, j].legend(fontsize=7, loc="lower left")
+    axes[0, j].set_xlabel("step")
   save_figure(fig, out_dir / "horizon")
 
+
+def _pretraining(summary, out_dir, labels):
   curve = summary["pretrain"]["curve"]
-  if curve["train_loss"][labels[0]]:
-    fig, axes = _axes(len(labels) + 1)
-    epochs = np.arange(1, len(curve["train_loss"][labels[0]]) + 1)
-    for ax, l in zip(axes[0], labels):
-      ax.plot(epochs, descriptive.finite_mean(curve["val"][f"{l}/loss"], 1), marker=".",
-              label="validation")
-      ax.plot(epochs, descriptive.finite_mean(curve["train_loss"][l], 1), ls="--",
-              label="training (models still training)")
-      ax.set_title(f"pretraining: {l} loss per epoch (mean over repetitions)")
-    for key, per_epoch in curve["val"].items():
-      if not key.endswith("/loss"):
-        axes[0, -1].plot(epochs, descriptive.finite_mean(per_epoch, 1), marker=".",
-                         label=f"val {key}")
-    axes[0, -1].set_title("pretraining: validation AUC / relative error")
-    for ax in axes[0]:
-      ax.set_xlabel("epoch")
-      ax.legend(fontsize=7)
-    save_figure(fig, out_dir / "pretraining")
+  if not curve["train_loss"][labels[0]]:
+    return
+  fig, axes = _axes(len(labels) + 1)
+  epochs = np.arange(1, len(curve["train_loss"][labels[0]]) + 1)
+  for ax, l in zip(axes[0], labels):
+    ax.plot(epochs, descriptive.finite_mean(curve["val"][f"{l}/loss"], 1), marker=".",
+            label="validation")
+    ax.plot(epochs, descriptive.finite_mean(curve["train_loss"][l], 1), ls="--",
+            label="training (models still training)")
+    ax.set_title(f"pretraining: {l} loss per epoch (mean over repetitions)")
+    ax.set_ylabel("loss")
+  for key, per_epoch in curve["val"].items():
+    if not key.endswith("/loss"):
+      axes[0, -1].plot(epochs, descriptive.finite_mean(per_epoch, 1), marker=".",
+                       label=f"val {key}")
+  axes[0, -1].set_title("pretraining: validation AUC / relative error")
+  axes[0, -1].set_ylabel("AUC; relative error (no unit)")
+  for ax in axes[0]:
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7)
+  save_figure(fig, out_dir / "pretraining")
+
+
+def figures(config, summary, out_dir):
+  labels = list(config.labels)
+  main = point_key(config.experiment.p_treatment, 1.0)
+  _main_bias(config, summary, out_dir, labels, main)
+  _sweeps(config, summary, out_dir, labels)
+  _horizon(config, summary, out_dir, labels)
+  _pretraining(summary, out_dir, labels)

@@ -2,7 +2,8 @@
 
 A design's sweep points (p at alpha gap 1, then alpha gaps at the main p; gap 0 is the A/A)
 are one mapped axis of one compiled call; the truth runs at every nonzero gap, with trained
-and (optionally) frozen models.
+and (optionally) frozen models, as K = study.truth_replicates jobs of independent draws
+("truth-r1" ... "truth-rK", sim.replicate = k), whose mean is each repetition's truth.
 """
 
 import dataclasses
@@ -53,8 +54,18 @@ def truth_points(config) -> list:
   return [(p_main, 1.0)] + [(p_main, g) for g in config.study.alpha_gaps if g not in (0.0, 1.0)]
 
 
+TRUTH = "truth"
+TRUTH_FROZEN = "truth-frozen"
+TRUTH_EXPECTED = "truth-expected"
+
+
 def exploration_truth_name(epsilon) -> str:
   return f"truth-eps={epsilon:g}"
+
+
+def replicate_names(config, base: str) -> list:
+  """The job names of one truth's K replicates."""
+  return [f"{base}-r{k}" for k in range(1, config.study.truth_replicates + 1)]
 
 
 def plan(config) -> list:
@@ -77,12 +88,27 @@ def plan(config) -> list:
       if design not in study.designs:
         raise InputError(f"config key study.exploration_designs holds '{design}', which is "
                          "not in study.designs.")
-  specs = [("truth", TRUTH_MODE, truth_points(config), {})]
+  if study.truth_replicates < 1:
+    raise InputError("config key study.truth_replicates must be at least 1.")
+  if study.bootstrap < 0:
+    raise InputError("config key study.bootstrap must be >= 0 (0: no bootstrap intervals).")
+  if study.expected_truth and config.sim.outcome != "sampled":
+    raise InputError("config key study.expected_truth needs sim.outcome = 'sampled' (the "
+                     "expected-outcome truth is the other one).")
+  truths = [(TRUTH, truth_points(config), {})]
   if study.frozen_truth:
-    specs.append(("truth-frozen", TRUTH_MODE, truth_points(config), {"frozen": True}))
+    truths.append((TRUTH_FROZEN, truth_points(config), {"frozen": True}))
+  if study.expected_truth:
+    truths.append((TRUTH_EXPECTED, truth_points(config)[:1],
+                   {"overrides": {"sim.outcome": "expected"}}))
   for e in study.epsilons:  # The truth at each epsilon (global mode's GC is per epsilon).
-    specs.append((exploration_truth_name(e), TRUTH_MODE, truth_points(config)[:1],
-                  {"overrides": {"sim.epsilon": e}}))
+    truths.append((exploration_truth_name(e), truth_points(config)[:1],
+                   {"overrides": {"sim.epsilon": e}}))
+  specs = []
+  for base, points, extra in truths:
+    for k, name in enumerate(replicate_names(config, base), 1):
+      specs.append((name, TRUTH_MODE, points,
+                    {**extra, "overrides": {**extra.get("overrides", {}), "sim.replicate": k}}))
   for design in study.designs:
     extra = ({"overrides": {"sweep.epsilon": (config.sim.epsilon, *study.epsilons)}}
              if study.epsilons and design in study.exploration_designs else {})
@@ -95,3 +121,11 @@ def plan(config) -> list:
     c = _job_config(config, mode, points, **extra)
     jobs.append(Job(name, c, designs.worlds_of(c)))
   return jobs
+
+
+def production_config(jobs) -> object:
+  """The config the production models (and the study's set-up) are made with: the first
+  job's, at replicate 0 (the replicates share the production models)."""
+  c = jobs[0].config.copy_and_resolve_references()
+  c.sim.replicate = 0
+  return c
