@@ -103,8 +103,8 @@ class Numerical(LabelKind):
     return f"mean_{name}"
 
   def panel(self, name, label):
-    unit = f" ({label.unit})" if label.unit else ""
-    return (f"{name} relative error (y > 0)", f"|prediction - y| / y{unit}",
+    del label  # A ratio of two values in the label's unit: it has none.
+    return (f"{name} relative error (y > 0)", "|prediction - y| / y (ratio, no unit)",
             f"{name}/{self.metric}")
 
   def value_checks(self, values):

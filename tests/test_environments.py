@@ -186,7 +186,10 @@ def test_figure_panels_follow_the_labels(tiny_root, tmp_path):
     config.labels = type(labels)({"clk": labels.click, "watch": labels.play_time})
   from gtesim.driver import figures  # pylint: disable=g-import-not-at-top
   keys = [p[2] for p in figures.panels(config)]
-  assert keys[:4] == ["clk/auc", "clk/loss", "watch/rel_error", "watch/loss"]
+  assert keys == ["clk/auc", "clk/loss", "watch/rel_error", "watch/loss"]  # No weight model.
+  mode, config.mode = config.mode, "weighting"
+  assert len(figures.panels(config)) == 6  # + the weight model's two.
+  config.mode = mode
   simulate.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())
   assert set(result["gte"]) == {"clk", "watch"}

@@ -202,3 +202,36 @@ def test_a_second_study_on_the_same_out_is_refused_naming_the_holder(tiny_root, 
       pass
     with pytest.raises(GtesimError, match="study stage job cluster"):
       study.run(config, tmp_path, stage="report")
+
+
+def test_sweep_points_on_fewer_repetitions_equal_those_repetitions_of_a_full_run(tiny_root,
+                                                                              tmp_path):
+  """study.sweep_repetitions: the main point and the A/A on all B repetitions, the sweep
+  points in jobs of their own on the first few; each of those repetitions is the one a job on
+  all B would give (bit for bit), and is paired with its own truth."""
+  config = _study_config(tiny_root, repetitions=4)
+  config.study.designs = ("pooling",)
+  config.study.p_values = (0.5, 0.2)
+  config.study.alpha_gaps = (0.0, 0.5, 1.0)
+  config.study.weighting_video = False
+  config.study.frozen_truth = False
+  config.study.sweep_repetitions = 2
+  config.study.bootstrap = 0
+  jobs = {j.name: j for j in plan.plan(config)}
+  assert list(jobs) == ["truth-r1", "truth-sweep-r1", "pooling", "pooling-sweep"]
+  assert [q[:2] for q in jobs["pooling"].worlds.points] == [(0.5, 1.0), (0.5, 0.0)]
+  assert [q[:2] for q in jobs["pooling-sweep"].worlds.points] == [(0.2, 1.0), (0.5, 0.5)]
+  assert jobs["pooling-sweep"].config.repetitions == 2 == jobs["truth-sweep-r1"].config.repetitions
+  summary = study.run(config, tmp_path)
+  sweep = summary["designs"]["pooling"]["p=0.2,gap=1"]["click"]
+  assert sweep["B"] == 2 and summary["designs"]["pooling"]["p=0.5,gap=1"]["click"]["B"] == 4
+  assert summary["sweep_repetitions"] == 2
+
+  full = _study_config(tiny_root, repetitions=4)  # Every point on all 4 repetitions.
+  full.study = config.study.copy_and_resolve_references()
+  full.study.sweep_repetitions = 0
+  again = study.run(full, tmp_path / "full")
+  entry = again["designs"]["pooling"]["p=0.2,gap=1"]["click"]
+  assert entry["per_rep"][:2] == sweep["per_rep"]
+  truth_full = again["truth"]["gap=0.5"]["click"]["per_rep"]
+  assert summary["truth"]["gap=0.5"]["click"]["per_rep"] == truth_full[:2]

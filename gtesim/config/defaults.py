@@ -71,6 +71,17 @@ def study_section() -> ml_collections.ConfigDict:
   study.expected_truth = False  # Latent environment: also the truth with expected outcomes
   # (sim.outcome = "expected"; its models learn from expectations: reported, not scored).
   study.bootstrap = 2000  # Bootstrap resamples of the repetitions (intervals, inflation).
+  study.sweep_repetitions = 0  # > 0: the sweep points (the other p and gaps) run on the
+  # first this many repetitions only, in jobs of their own ("<design>-sweep",
+  # "truth-sweep-r<k>"); the main point and the A/A run on all of them. 0: every point on all.
+  study.production_states = ()  # The mechanism sweep over the production model's state:
+  # (name, pretraining rows, most pretraining epochs or 0 for pretrain.max_epochs) per state,
+  # e.g. (("cold", 2000, 1), ("partial", 20000, 2)); each gets its own production models
+  # (production-<name>/), truth and study.state_designs at the main point ("<job>@<name>").
+  study.state_designs = ("pooling", "splitting", "weighting")
+  study.state_repetitions = 0  # Repetitions of the state sweep's jobs (0: all).
+  study.switchback_variants = ()  # (steps per period, burn-in steps) pairs: switchback also
+  # at each, at the main point and the A/A (carry-over: how the bias moves with them).
   return study
 
 

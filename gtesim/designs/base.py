@@ -79,7 +79,8 @@ class Design:
 
   @classmethod
   def study_extra_jobs(cls, config) -> list:
-    """[(job name, {config key: value})] a study runs beside the design itself."""
+    """[(job name, {config key: value}[, "main"])] a study runs beside the design itself: at
+    every point of the design, or with "main" at the main point and the A/A only."""
     return []
 
   # --- worlds and sweep points (host) ---------------------------------------------------

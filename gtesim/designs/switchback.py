@@ -16,6 +16,7 @@ import numpy as np
 
 from gtesim import prng
 from gtesim.designs.base import ABDesign, unit_uniform
+from gtesim.errors import InputError
 from gtesim.errors import require
 from gtesim.stats import variance
 
@@ -56,6 +57,21 @@ class Switchback(ABDesign):
                switch_every=exp.switch_every, switch_order=exp.switch_order,
                n_periods=-(-config.sim.n_steps // exp.switch_every),
                switch_burn_in=exp.switch_burn_in)
+
+  @classmethod
+  def study_extra_jobs(cls, config):
+    """study.switchback_variants: (steps per period, burn-in steps) each, a job at the main
+    point and the A/A ("switchback-every=<n>,burn_in=<b>")."""
+    out = []
+    for variant in config.study.switchback_variants:
+      if len(variant) != 2:
+        raise InputError(f"config key study.switchback_variants holds {variant!r}: use "
+                         "(steps per period, burn-in steps) pairs.")
+      every, burn_in = map(int, variant)
+      out.append((f"switchback-every={every},burn_in={burn_in}",
+                  {"experiment.switch_every": every, "experiment.switch_burn_in": burn_in},
+                  "main"))
+    return out
 
   @classmethod
   def check_config(cls, config, active):

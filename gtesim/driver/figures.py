@@ -17,21 +17,21 @@ GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment ar
 
 def panels(config) -> list:
   """(title, y-axis label, metric keys, text when empty) of the figure's panels: per label,
-  its kind's metric (label_kinds: AUC, or relative error on y > 0) and the loss; then every
-  design's own (the weight model's: SPEC §6's six panels)."""
+  its kind's metric (label_kinds: AUC, or relative error on y > 0) and the loss; then the
+  run's design's own (weighting: the weight model's, SPEC §6's six panels)."""
   out = []
   for name in config.labels:
     label = config.labels[name]
     out.append(label_kinds.of(label).panel(name, label) + ("no values",))
     out.append((f"{name} loss", f"{label.loss} loss", f"{name}/loss", "no values"))
-  for _, design in designs.DESIGNS.items():
-    out += list(design.figure_panels)
-  return out
+  return out + list(designs.DESIGNS.get(config.mode).figure_panels)
 
 
 def figure(path_stem, metrics_table: dict, panel_list) -> None:
   """The metrics figure (PNG and SVG), one panel per `panels(config)` entry, two per column:
-  mean over repetitions, band = +-1 sd.
+  median over repetitions, band = the interquartile range (robust to one repetition's
+  outlier; a relative error's band stays >= 0); log y axis where a panel's values are
+  positive and span more than 100x.
 
   Args:
     path_stem: output path without suffix.
@@ -47,7 +47,7 @@ def figure(path_stem, metrics_table: dict, panel_list) -> None:
   split = np.asarray(metrics_table["split"])
   for ax, (title, ylabel, keys, empty) in zip(axes.T.ravel(), panel_list):
     keys = (keys,) if isinstance(keys, str) else keys
-    drawn = False
+    drawn, shown = False, []
     for key in keys:
       if key not in metrics_table:
         continue
@@ -59,15 +59,19 @@ def figure(path_stem, metrics_table: dict, panel_list) -> None:
             continue
           xs = np.unique(steps[rows])
           per = [values[rows & (steps == x)] for x in xs]
-          mean = np.array([np.nanmean(p) for p in per])
-          sd = np.array([np.nanstd(p) for p in per])
+          q25, median, q75 = np.array([np.nanquantile(p, [0.25, 0.5, 0.75]) for p in per]).T
           name = key.split("/")[-1]
           text = label if part == "new" else f"{label} {part}"
-          line, = ax.plot(xs, mean, style,
+          line, = ax.plot(xs, median, style,
                           label=text + (f": {name}" if len(keys) > 1 else ""))
-          ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+          ax.fill_between(xs, q25, q75, color=line.get_color(), alpha=0.15)
           drawn = True
-    ax.set_title(title)
+          shown.append(values[rows])
+    ax.set_title(title + " (median, IQR band)" if drawn else title)
+    if shown:
+      v = np.concatenate(shown)
+      if v.min() > 0 and v.max() > 100 * v.min():
+        ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     if drawn:

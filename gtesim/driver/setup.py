@@ -135,6 +135,21 @@ def for_replicate(setup: Setup, config, replicate: int) -> Setup:
                                  sim_key=parallel.shard_reps(keys, setup.mesh)))
 
 
+def first_reps(setup: Setup, n: int) -> Setup:
+  """`setup` of its first n repetitions (a study's sweep jobs run on fewer than its main
+  point), on a mesh for n."""
+  if n == len(setup.rep_indices):
+    return setup
+  mesh = parallel.rep_mesh(n)
+  head = lambda tree: jax.tree.map(lambda x: np.asarray(x)[:n], tree)
+  reps_host = head(setup.reps_host)
+  return dataclasses.replace(
+      setup, reps=parallel.shard_reps(reps_host, mesh), reps_host=reps_host,
+      pretrain_rows=parallel.shard_reps(head(parallel.to_host(setup.pretrain_rows)), mesh),
+      env=parallel.replicate(parallel.to_host(setup.env), mesh),
+      rep_indices=setup.rep_indices[:n], mesh=mesh)
+
+
 def build(config, modes=None) -> Setup:
   """Loads the data and builds the device arrays and per-repetition set-up.
 

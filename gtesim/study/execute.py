@@ -21,6 +21,7 @@ import pathlib
 import shutil
 import time
 
+import jax
 import pyarrow.parquet as pq
 
 from gtesim import logs
@@ -56,9 +57,9 @@ def _same_config(path: pathlib.Path, config) -> bool:
       config.to_json_best_effort())
 
 
-def _production(config, setup, out_dir: pathlib.Path, stop=None, restore_only=False):
-  """The pretrained production state (restored when this study already made it)."""
-  folder = out_dir / "production"
+def _production(config, setup, folder: pathlib.Path, stop=None, restore_only=False):
+  """The pretrained production state in `folder` (restored when this study already made
+  it)."""
   sim = simulation.make_simulation(config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
   ckpts = ckpt_lib.Checkpoints(folder / "checkpoint", max_to_keep=1,
@@ -101,6 +102,11 @@ def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.P
   """Runs one job into its folder, resuming from its checkpoints when they are of this
   job's config (a folder of another config is cleared first)."""
   t0 = time.perf_counter()
+  n = job.config.repetitions
+  if n < len(setup.rep_indices):  # A sweep job: the study's first n repetitions.
+    setup = setup_lib.first_reps(setup, n)
+    prod = parallel.shard_reps(jax.tree.map(lambda x: x[:n], parallel.to_host(prod)),
+                               setup.mesh)
   setup = setup_lib.for_replicate(setup, job.config, job.config.sim.replicate)
   sim = simulation.make_simulation(job.config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
@@ -173,46 +179,72 @@ def run(config, out_dir, command: str = "", stage: str = "all", job=None,
     return _run_stage(config, out_dir, command, stage, jobs, todo, stop)
 
 
-def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
+def _state_production(out_dir, state_jobs, all_jobs, stage, stop):
+  """(setup, production models, pretraining report, setup seconds) of one production state's
+  jobs (None for the models in stage "report", which only reads)."""
   t0 = time.perf_counter()
-  base = plan_lib.production_config(jobs)
-  setup = setup_lib.build(base, modes=[j.config.mode for j in jobs])
+  base = plan_lib.production_config(state_jobs)
+  setup = setup_lib.build(base, modes=[j.config.mode for j in all_jobs])
   setup_s = time.perf_counter() - t0
+  folder = out_dir / plan_lib.production_folder(state_jobs[0].state)
   if stage == "report":
-    folder = out_dir / "production"
     if not _same_config(folder / "config.json", base):
       raise InputError(f"{folder} holds no production models of this config.")
-    prod, pretrain_report = None, json.loads((folder / "pretrain.json").read_text())
-  else:
-    prod, pretrain_report = _production(base, setup, out_dir, stop,
-                                        restore_only=stage == "job")
+    return setup, None, json.loads((folder / "pretrain.json").read_text()), setup_s
+  prod, pretrain_report = _production(base, setup, folder, stop, restore_only=stage == "job")
+  return setup, prod, pretrain_report, setup_s
+
+
+def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
+  t0 = time.perf_counter()
+  states = {}  # Production state -> its jobs (the main state "" first).
+  for job in jobs:
+    states.setdefault(job.state, []).append(job)
+  histories, cost, pretrain_reports = {}, {}, {}
+  todo_names = {j.name for j in todo}
+  for state, state_jobs in states.items():
+    run_here = [j for j in state_jobs if j.name in todo_names]
+    if not run_here and (stage == "job" or state):
+      continue  # A job of another state (stage "job"), or nothing of this state to do.
+    setup, prod, pretrain_report, setup_s = _state_production(out_dir, state_jobs, jobs, stage,
+                                                              stop)
+    pretrain_reports[state] = pretrain_report
+    suffix = f"_{state}" if state else ""
+    cost[f"setup{suffix}_s"] = setup_s
+    cost[f"pretrain{suffix}_s"] = pretrain_report["wall_s"]
+    if stage == "pretrain":
+      continue
+    if state == "":
+      steps_per_epoch = setup.n_train // config.sim.batch_size
+    for i, job in enumerate(run_here):
+      workdir = out_dir / "runs" / job.name
+      workdir_lib.make(workdir)
+      with contextlib.ExitStack() as job_lock:
+        if parallel.is_primary():
+          job_lock.enter_context(workdir_lib.lock(workdir, holder=f"study job {job.name}",
+                                                  what="study job", option="--out"))
+        if _finished(job, workdir):
+          log.info("job %d/%d %s: already finished, reusing", i + 1, len(run_here), job.name)
+          histories[job.name], timing = _load_job(job, workdir)
+        else:
+          log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(run_here),
+                   job.name, job.config.mode, len(job.worlds.points), job.config.repetitions)
+          histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir,
+                                                 stop)
+      cost[job.name] = timing["wall_s"]
+    del setup, prod
   if stage == "pretrain":
     return None
-  histories, cost = {}, {"setup_s": setup_s, "pretrain_s": pretrain_report["wall_s"]}
-  for i, job in enumerate(todo):
-    workdir = out_dir / "runs" / job.name
-    workdir_lib.make(workdir)
-    with contextlib.ExitStack() as job_lock:
-      if parallel.is_primary():
-        job_lock.enter_context(workdir_lib.lock(workdir, holder=f"study job {job.name}",
-                                                what="study job", option="--out"))
-      if _finished(job, workdir):
-        log.info("job %d/%d %s: already finished, reusing", i + 1, len(todo), job.name)
-        histories[job.name], timing = _load_job(job, workdir)
-      else:
-        log.info("job %d/%d %s: %s, %d point(s) x %d repetitions", i + 1, len(todo), job.name,
-                 job.config.mode, len(job.worlds.points), job.config.repetitions)
-        histories[job.name], timing = _run_job(job, setup, prod, pretrain_report, workdir,
-                                               stop)
-    cost[job.name] = timing["wall_s"]
+  pretrain_report = pretrain_reports[""]
   if stage == "job" or not parallel.is_primary():
     return None
-  summary = summary_lib.summarize(config, jobs, histories, pretrain_report)
+  summary = summary_lib.summarize(config, jobs, histories, pretrain_reports)
   summary["verdict"] = verdict_lib.verdict(config, summary)
-  summary["steps_per_epoch"] = setup.n_train // config.sim.batch_size
+  summary["steps_per_epoch"] = steps_per_epoch
   summary["command"] = command
   summary["package_commit"] = provenance.package_commit()
-  cost["pretrain_and_jobs_s"] = cost["pretrain_s"] + sum(cost[j.name] for j in jobs)
+  cost["pretrain_and_jobs_s"] = (sum(v for k, v in cost.items() if k.startswith("pretrain"))
+                                 + sum(cost[j.name] for j in jobs))
   cost["this_invocation_s"] = time.perf_counter() - t0
   summary["cost"] = cost
   # Compact (~10^5 numbers), 7 significant digits: float32-level precision.

@@ -118,6 +118,35 @@ def _horizon(config, summary, out_dir, labels):
   save_figure(fig, out_dir / "horizon")
 
 
+def _states(config, summary, out_dir, labels):
+  """Bias (% of each state's truth) along the horizon, one panel per state design and label,
+  a line per production state (the main study's last)."""
+  states = [n for n in summary["states"] if n]
+  designs_ = list(config.study.state_designs)
+  fig, axes = plt.subplots(len(labels), len(designs_), figsize=(5.5 * len(designs_),
+                                                                 4 * len(labels)),
+                           constrained_layout=True, squeeze=False)
+  for i, l in enumerate(labels):
+    for j, d in enumerate(designs_):
+      ax = axes[i, j]
+      runs = [(n, summary["states"][n]["horizon"][d]) for n in states]
+      if d in summary["horizon"]:
+        runs.append(("main", summary["horizon"][d]))
+      for n, h in runs:
+        truth = np.asarray(h[l]["truth_mean"], np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+          pct = 100 * np.asarray(h[l]["bias"]) / truth
+          half = 196 * np.asarray(h[l]["bias_se"]) / np.abs(truth)
+        line, = ax.plot(h["step"], pct, marker=".", label=n)
+        ax.fill_between(h["step"], pct - half, pct + half, color=line.get_color(), alpha=0.12)
+      ax.axhline(0, color="gray", lw=0.8)
+      ax.set_title(f"{d}, {l}: bias along the horizon by production state", fontsize=9)
+      ax.set_xlabel("step")
+      ax.set_ylabel("bias (% of the state's true GTE; ± 1.96 se)")
+      ax.legend(fontsize=7)
+  save_figure(fig, out_dir / "states")
+
+
 def _pretraining(summary, out_dir, labels):
   curve = summary["pretrain"]["curve"]
   if not curve["train_loss"][labels[0]]:
@@ -149,4 +178,6 @@ def figures(config, summary, out_dir):
   _main_bias(config, summary, out_dir, labels, main)
   _sweeps(config, summary, out_dir, labels)
   _horizon(config, summary, out_dir, labels)
+  if "states" in summary:
+    _states(config, summary, out_dir, labels)
   _pretraining(summary, out_dir, labels)

@@ -21,6 +21,7 @@ class Job:
   name: str
   config: object  # The run config (no `study` section).
   worlds: designs.Worlds
+  state: str = ""  # Its production state (study.production_states; "" the main one).
 
 
 def _job_config(config, mode, points, frozen=False, overrides=None):
@@ -52,6 +53,19 @@ def truth_points(config) -> list:
   """Global truth at every nonzero gap (at gap 0 GT is GC: the truth is exactly 0)."""
   p_main = config.experiment.p_treatment
   return [(p_main, 1.0)] + [(p_main, g) for g in config.study.alpha_gaps if g not in (0.0, 1.0)]
+
+
+def split_sweep(config, points, truth=False) -> tuple:
+  """(points on every repetition, points on study.sweep_repetitions) of a job's points: with
+  sweep_repetitions the main point (and, for a design, the A/A) stay on every repetition."""
+  if not config.study.sweep_repetitions:
+    return list(points), []
+  p_main = config.experiment.p_treatment
+  keep = {(p_main, 1.0)} | (set() if truth else {(p_main, 0.0)})
+  return [q for q in points if q in keep], [q for q in points if q not in keep]
+
+
+SWEEP_SUFFIX = "-sweep"
 
 
 TRUTH = "truth"
@@ -104,23 +118,90 @@ def plan(config) -> list:
   for e in study.epsilons:  # The truth at each epsilon (global mode's GC is per epsilon).
     truths.append((exploration_truth_name(e), truth_points(config)[:1],
                    {"overrides": {"sim.epsilon": e}}))
+  if study.sweep_repetitions and not 2 <= study.sweep_repetitions <= config.repetitions:
+    raise InputError(f"config key study.sweep_repetitions ({study.sweep_repetitions}) must be "
+                     f"0 or in [2, repetitions = {config.repetitions}].")
   specs = []
+  sweep_reps = {"repetitions": study.sweep_repetitions}
   for base, points, extra in truths:
-    for k, name in enumerate(replicate_names(config, base), 1):
-      specs.append((name, TRUTH_MODE, points,
-                    {**extra, "overrides": {**extra.get("overrides", {}), "sim.replicate": k}}))
+    main, sweep = split_sweep(config, points, truth=True)
+    for part, part_points, more in ((base, main, {}), (base + SWEEP_SUFFIX, sweep, sweep_reps)):
+      if not part_points:
+        continue
+      for k, name in enumerate(replicate_names(config, part), 1):
+        specs.append((name, TRUTH_MODE, part_points,
+                      {**extra, "overrides": {**extra.get("overrides", {}), **more,
+                                              "sim.replicate": k}}))
+  def add_design(name, design, extra, only_main=False):
+    main, sweep = split_sweep(config, design_points(config))
+    if only_main:
+      p_main = config.experiment.p_treatment
+      main = [q for q in design_points(config) if q in ((p_main, 1.0), (p_main, 0.0))]
+      sweep = []
+    specs.append((name, design, main, extra))
+    if sweep:
+      specs.append((name + SWEEP_SUFFIX, design, sweep, {
+          **extra, "overrides": {**extra.get("overrides", {}),
+                                 "repetitions": study.sweep_repetitions}}))
+
   for design in study.designs:
     extra = ({"overrides": {"sweep.epsilon": (config.sim.epsilon, *study.epsilons)}}
              if study.epsilons and design in study.exploration_designs else {})
-    specs.append((design, design, design_points(config), extra))
+    add_design(design, design, extra)
   for design in study.designs:  # A design's extra jobs (weighting with G on video features).
-    for name, overrides in designs.DESIGNS.get(design).study_extra_jobs(config):
-      specs.append((name, design, design_points(config), {"overrides": overrides}))
+    for name, overrides, *where in designs.DESIGNS.get(design).study_extra_jobs(config):
+      add_design(name, design, {"overrides": overrides}, only_main=where == ["main"])
+  if study.state_repetitions and not 2 <= study.state_repetitions <= config.repetitions:
+    raise InputError(f"config key study.state_repetitions ({study.state_repetitions}) must be "
+                     f"0 or in [2, repetitions = {config.repetitions}].")
+  specs = [(*spec, "") for spec in specs] + _state_specs(config)
   jobs = []
-  for name, mode, points, extra in specs:
+  for name, mode, points, extra, state in specs:
     c = _job_config(config, mode, points, **extra)
-    jobs.append(Job(name, c, designs.worlds_of(c)))
+    jobs.append(Job(name, c, designs.worlds_of(c), state))
   return jobs
+
+
+STATE_SEP = "@"
+
+
+def production_folder(state: str) -> str:
+  """A production state's folder under the study's: production/, production-<state>/."""
+  return "production" + (f"-{state}" if state else "")
+
+
+def _state_specs(config) -> list:
+  """The mechanism sweep over the production model's state: per study.production_states
+  entry (name, pretraining rows, most pretraining epochs; 0 keeps the main one's), the truth
+  (and frozen truth) and study.state_designs at the main point, on study.state_repetitions
+  repetitions (0: all)."""
+  study = config.study
+  specs = []
+  names = [s[0] for s in study.production_states]
+  if len(set(names)) != len(names):
+    raise InputError("config key study.production_states repeats a name.")
+  for state in study.production_states:
+    if len(state) != 3 or not isinstance(state[0], str) or not state[0].isidentifier():
+      raise InputError(f"config key study.production_states holds {state!r}; each entry is "
+                       "(name, pretraining rows, most pretraining epochs or 0).")
+    name, rows, epochs = state
+    overrides = {"pretrain.n_interactions": int(rows)}
+    if epochs:
+      overrides["pretrain.max_epochs"] = int(epochs)
+    if study.state_repetitions:
+      overrides["repetitions"] = study.state_repetitions
+    main = [(config.experiment.p_treatment, 1.0)]
+    truths = [(TRUTH, {})] + ([(TRUTH_FROZEN, {"frozen": True})] if study.frozen_truth else [])
+    for base, extra in truths:
+      for k, job in enumerate(replicate_names(config, f"{base}{STATE_SEP}{name}"), 1):
+        specs.append((job, TRUTH_MODE, main,
+                      {**extra, "overrides": {**overrides, "sim.replicate": k}}, name))
+    for design in study.state_designs:
+      if design not in study.designs:
+        raise InputError(f"config key study.state_designs holds '{design}', which is not in "
+                         "study.designs.")
+      specs.append((f"{design}{STATE_SEP}{name}", design, main, {"overrides": overrides}, name))
+  return specs
 
 
 def production_config(jobs) -> object:

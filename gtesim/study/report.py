@@ -278,6 +278,51 @@ def _sweeps(config, summary, labels) -> list:
   return lines
 
 
+def _states(config, summary, labels, main) -> list:
+  """The production-state sweep (study.production_states): the mechanism "the less the
+  production model knows, the more the experiment's own data moves it", measured."""
+  states = summary["states"]
+  lines = ["## Mechanism: the production model's state", "",
+           "Each state pretrains its own production models (rows, at most epochs) and runs the "
+           "truth (trained and frozen models) and the designs at the main point from them; "
+           "the main study's state (every row, to convergence) is the last row. trained − "
+           "frozen: how much the models' learning during the experiment moves the true GTE "
+           "(paired over repetitions). Bias as % of that state's own truth [bootstrap CI].", ""]
+  designs_ = list(config.study.state_designs)
+  for l in labels:
+    lines += [f"### {l}", "", "| state | rows | epochs run | best val loss | B | true GTE | "
+              "trained − frozen | " + " | ".join(f"{d}: bias % [CI]" for d in designs_) + " |",
+              "|---|---|---|---|---|---|---|" + "---|" * len(designs_)]
+    for name, st in list(states.items()) + []:
+      if name == "":
+        continue
+      t = st["truth"]["gap=1"][l]
+      fz = st.get("truth_frozen", {}).get("gap=1", {}).get(l)
+      diff = "—"
+      if fz:
+        d = np.asarray(t["per_rep"]) - np.asarray(fz["per_rep"])
+        diff = f"{_f(d.mean())} ± {_f(d.std(ddof=1) / np.sqrt(len(d)), 2)}"
+      cells = [pct_text(st["designs"][d][main][l]) for d in designs_]
+      pre = st["pretrain"]
+      lines.append(f"| {name} | {pre['rows']:,} | {pre['epochs_run']} | "
+                   f"{_f(pre['best_val_loss'][l], 4)} | {st['B']} | {_f(t['mean'])} ± "
+                   f"{_f(t['se'], 2)} | {diff} | " + " | ".join(cells) + " |")
+    pre = states[""]["pretrain"]
+    t = summary["truth"]["gap=1"][l]
+    fz = summary.get("truth_frozen", {}).get("gap=1", {}).get(l)
+    diff = "—"
+    if fz:
+      d = np.asarray(t["per_rep"]) - np.asarray(fz["per_rep"])
+      diff = f"{_f(d.mean())} ± {_f(d.std(ddof=1) / np.sqrt(len(d)), 2)}"
+    cells = [pct_text(summary["designs"][d][main][l]) if d in summary["designs"] else "—"
+             for d in designs_]
+    lines += [f"| main | {pre['rows']:,} | {pre['epochs_run']} | "
+              f"{_f(pre['best_val_loss'][l], 4)} | {summary['B']} | {_f(t['mean'])} ± "
+              f"{_f(t['se'], 2)} | {diff} | " + " | ".join(cells) + " |", ""]
+  lines += ["![states](states.png)", ""]
+  return lines
+
+
 def report(config, summary, out_dir):
   """report.md: generated verdict, tables and figures, then analysis.md verbatim."""
   labels = list(config.labels)
@@ -317,6 +362,8 @@ def report(config, summary, out_dir):
   lines += _truth(config, summary, labels)
   lines += _main_tables(config, summary, labels, main)
   lines += _aa(summary)
+  if "states" in summary:
+    lines += _states(config, summary, labels, main)
   lines += _sweeps(config, summary, labels)
   if "truth_exploration" in summary:
     lines += ["", "## Exploration (epsilon-greedy; every other job at epsilon = "

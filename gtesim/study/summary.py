@@ -57,21 +57,29 @@ class Truth:
   def __init__(self, config, jobs: dict, histories: dict, base: str):
     labels = list(config.labels)
     names = plan_lib.replicate_names(config, base)
-    self.names, self.k = names, len(names)
+    self.k = len(names)
     self.jobs = [jobs[n] for n in names]
     self.histories = [histories[n] for n in names]
-    reps = [_truth_by_gap(j, h, labels) for j, h in zip(self.jobs, self.histories)]
     n_blocks = config.estimator.batch_blocks
-    single = [_batch_se(j, h, labels, n_blocks) for j, h in zip(self.jobs, self.histories)]
     self.per_rep, self.se, self.single_se = {}, {}, {}
-    for gap in reps[0]:
-      self.per_rep[gap], self.se[gap], self.single_se[gap] = {}, {}, {}
-      for l in labels:
-        v = np.stack([r[gap][l] for r in reps])  # [K, B]
-        self.per_rep[gap][l] = v.mean(0)
-        self.single_se[gap][l] = np.stack([r[gap][l] for r in single]).mean(0)
-        self.se[gap][l] = (v.std(0, ddof=1) / np.sqrt(self.k) if self.k > 1
-                           else self.single_se[gap][l])
+    # The main point's replicates, then those of the sweep gaps (on fewer repetitions).
+    for part in (base, base + plan_lib.SWEEP_SUFFIX):
+      part_names = plan_lib.replicate_names(config, part)
+      if part_names[0] not in jobs:
+        continue
+      part_jobs, part_hist = [jobs[n] for n in part_names], [histories[n] for n in part_names]
+      reps = [_truth_by_gap(j, h, labels) for j, h in zip(part_jobs, part_hist)]
+      single = [_batch_se(j, h, labels, n_blocks) for j, h in zip(part_jobs, part_hist)]
+      for gap in reps[0]:
+        if gap in self.per_rep:  # Gap 0 (exactly 0) of the sweep part: the main part's.
+          continue
+        self.per_rep[gap], self.se[gap], self.single_se[gap] = {}, {}, {}
+        for l in labels:
+          v = np.stack([r[gap][l] for r in reps])  # [K, B]
+          self.per_rep[gap][l] = v.mean(0)
+          self.single_se[gap][l] = np.stack([r[gap][l] for r in single]).mean(0)
+          self.se[gap][l] = (v.std(0, ddof=1) / np.sqrt(self.k) if self.k > 1
+                             else self.single_se[gap][l])
 
   def upto(self, t, labels) -> tuple:
     """([B, L] truth over the first t steps at the main point, [B, L] its SE: 0 with K = 1,
@@ -100,12 +108,15 @@ def _truth_upto(history, worlds, point, t, labels):
 
 
 def _point_stats(config, est, truth: Truth, gap, labels, n_boot=None) -> dict:
+  """A design point's paired statistics; a sweep job's n repetitions are the study's first
+  n, paired with their truths."""
   seed = config.seed
   n_boot = config.study.bootstrap if n_boot is None else n_boot
-  return {l: {**paired.paired(est["estimate"][:, i], truth.per_rep[gap][l],
+  n = est["estimate"].shape[0]
+  return {l: {**paired.paired(est["estimate"][:, i], truth.per_rep[gap][l][:n],
                               {m: est["se"][m][:, i] for m in METHODS},
                               {m: est["ci"][m][:, i] for m in METHODS},
-                              truth_se=truth.se[gap][l], seed=seed, n_boot=n_boot),
+                              truth_se=truth.se[gap][l][:n], seed=seed, n_boot=n_boot),
               "per_rep": est["estimate"][:, i].tolist(),
               "se_per_rep": {m: est["se"][m][:, i].tolist() for m in METHODS},
               "ci95_per_rep": {m: est["ci"][m][:, i].tolist() for m in METHODS}}
@@ -137,8 +148,41 @@ def _differences(config, entry_by_design: dict, truth: Truth, labels) -> dict:
   return out
 
 
-def summarize(config, jobs, histories, pretrain_report) -> dict:
-  """study.json's content (see docs/studies.md for every key)."""
+def _pretrain_brief(report) -> dict:
+  return {"rows": report["rows"], "epochs_run": report["epochs_run"],
+          "best_epoch": {l: float(np.mean(v)) for l, v in report["best_epoch"].items()},
+          "best_val_loss": {l: float(np.mean(v)) for l, v in report["best_val_loss"].items()},
+          "converged_fraction": report["converged_fraction"], "wall_s": report["wall_s"]}
+
+
+def _states(config, jobs, by_name, histories, pretrain_reports, labels, n_blocks) -> dict:
+  """The production-state sweep: per state its pretraining, truth (trained, frozen) and each
+  state design's paired statistics and horizon at the main point."""
+  out = {}
+  key = point_key(config.experiment.p_treatment, 1.0)
+  for name, _, _ in config.study.production_states:
+    tag = f"{plan_lib.STATE_SEP}{name}"
+    truth = Truth(config, by_name, histories, plan_lib.TRUTH + tag)
+    entry = {"pretrain": _pretrain_brief(pretrain_reports[name]),
+             "B": truth.jobs[0].config.repetitions, "truth": truth.table(labels),
+             "designs": {}, "horizon": {}}
+    if config.study.frozen_truth:
+      entry["truth_frozen"] = Truth(config, by_name, histories,
+                                    plan_lib.TRUTH_FROZEN + tag).table(labels)
+    for design in config.study.state_designs:
+      job = by_name[design + tag]
+      h = histories[job.name]
+      est = points_lib.estimate(h, job.worlds.design, 0, h.n_steps, -1, n_blocks)
+      entry["designs"][design] = {key: _point_stats(config, est, truth, 1.0, labels)}
+      entry["horizon"][design] = _horizon(job, h, truth, labels, n_blocks)
+    out[name] = entry
+  return out
+
+
+def summarize(config, jobs, histories, pretrain_reports) -> dict:
+  """study.json's content (see docs/studies.md for every key); pretrain_reports: per
+  production state ("" the main one) its pretraining report."""
+  pretrain_report = pretrain_reports[""]
   labels = list(config.labels)
   by_name = {j.name: j for j in jobs}
   n_blocks = config.estimator.batch_blocks
@@ -151,6 +195,7 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
   by_epsilon = {e: Truth(config, by_name, histories, plan_lib.exploration_truth_name(e))
                 for e in study.epsilons}
   out = {"name": study.name, "B": config.repetitions, "seed": config.seed,
+         "sweep_repetitions": study.sweep_repetitions or config.repetitions,
          "truth_replicates": study.truth_replicates, "bootstrap": study.bootstrap,
          "data": {"name": config.data.name, "size": sizes.size_name(config.data)
                   if config.data.name.startswith("synthetic") else config.data.root},
@@ -173,11 +218,12 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
   main = point_key(config.experiment.p_treatment, 1.0)
   for job in jobs:
     design = job.worlds.design
-    if design.arms == 1:  # The truth's worlds.
+    if design.arms == 1 or job.state:  # The truth's worlds; the state sweep's jobs.
       continue
     h = histories[job.name]
-    entry = out["designs"][job.name] = {}
-    out["starvation"][job.name] = {}
+    name = job.name.removesuffix(plan_lib.SWEEP_SUFFIX)  # A sweep job's points: its design's.
+    entry = out["designs"].setdefault(name, {})
+    starved = out["starvation"].setdefault(name, {})
     for s, q in enumerate(job.worlds.points):
       p, gap = q.p_treatment, q.alpha_gap
       est = points_lib.estimate(h, design, s, h.n_steps, -1, n_blocks)
@@ -190,9 +236,9 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
         entry[key] = _point_stats(config, est, truth, gap, labels)
         if design.scored_against_frozen_truth and frozen is not None:
           entry[key]["vs_truth_frozen"] = _point_stats(config, est, frozen, gap, labels)
-      out["starvation"][job.name][key] = _starvation(h, s)
+      starved[key] = _starvation(h, s)
       if gap == 0.0 and q.epsilon == config.sim.epsilon:
-        out["aa"][job.name] = {
+        out["aa"][name] = {
             l: {"type_I_error": {m: 1.0 - v["coverage"][m] for m in METHODS},
                 "type_I_ci": {m: [1.0 - v["coverage_ci"][m][1], 1.0 - v["coverage_ci"][m][0]]
                               for m in METHODS},
@@ -200,13 +246,18 @@ def summarize(config, jobs, histories, pretrain_report) -> dict:
                 "false_launch": {m: v["decision"][m]["launch"] for m in v["decision"]},
                 "mean": v["mean"], "sd": v["sd"], "B": v["B"], "p_treatment": p}
             for l, v in entry[key].items() if l in labels}
-    out["horizon"][job.name] = _horizon(job, h, truth, labels, n_blocks)
+    if name == job.name:  # The main point's job.
+      out["horizon"][name] = _horizon(job, h, truth, labels, n_blocks)
     if design.step_metrics:  # Weighting: G's metrics on new items.
       g = results.model_metrics(h, job.worlds)
-      out["weight_model"][job.name] = {
+      out["weight_model"].setdefault(name, {}).update({
           point_key(*job.worlds.points[s][:2]): g[design.step_metrics_world +
                                               job.worlds.point_name(s)]
-          for s in range(len(job.worlds.points))}
+          for s in range(len(job.worlds.points))})
+  if study.production_states:
+    out["states"] = _states(config, jobs, by_name, histories, pretrain_reports, labels,
+                            n_blocks)
+    out["states"][""] = {"pretrain": _pretrain_brief(pretrain_report)}
   at_main = {d: v[main] for d, v in out["designs"].items() if main in v}
   out["differences"] = _differences(config, at_main, truth, labels)
   return out
