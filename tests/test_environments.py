@@ -188,7 +188,7 @@ def test_figure_panels_follow_the_labels(tiny_root, tmp_path):
   keys = [p[2] for p in figures.panels(config)]
   assert keys == ["clk/auc", "clk/loss", "watch/rel_error", "watch/loss"]  # No weight model.
   mode, config.mode = config.mode, "weighting"
-  assert len(figures.panels(config)) == 6  # + the weight model's two.
+  assert len(figures.panels(config)) == 7  # + the weight model's two and its weights'.
   config.mode = mode
   simulate.run(config, tmp_path)
   result = json.loads((tmp_path / "result.json").read_text())

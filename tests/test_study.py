@@ -135,10 +135,10 @@ def test_production_of_a_changed_config_replaces_the_saved_one(tiny_root, tmp_pa
   config = _study_config(tiny_root, repetitions=1)
   setup = setup_lib.build(config)
   config.pretrain.max_epochs = 1
-  first, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
+  first, _ = study._production(config, setup, tmp_path / "production")  # pylint: disable=protected-access
   config.pretrain.max_epochs = 3
-  fresh, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
-  restored, _ = study._production(config, setup, tmp_path)  # pylint: disable=protected-access
+  fresh, _ = study._production(config, setup, tmp_path / "production")  # pylint: disable=protected-access
+  restored, _ = study._production(config, setup, tmp_path / "production")  # pylint: disable=protected-access
   differs = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.any(a != b)), first.best_params,
                                          fresh.best_params))
   assert any(differs)
@@ -157,14 +157,14 @@ def test_a_study_by_stages_equals_the_one_process_study(small_study, tmp_path, m
   from gtesim.driver import stopping  # pylint: disable=g-import-not-at-top
   config, whole_dir, whole = small_study
   staged = tmp_path / "staged"
-  assert study.job_names(config) == ["truth", "pooling"]
+  assert study.job_names(config) == ["truth-r1", "pooling"]
   with pytest.raises(GtesimError, match="holds no production models of this config"):
     study.run(config, staged, stage="job", job="pooling")
   study.run(config, staged, stage="pretrain")
   study.run(config, staged, stage="job", job="0")
   with pytest.raises(GtesimError, match="not finished: pooling"):
     study.run(config, staged, stage="report")
-  with pytest.raises(GtesimError, match="is not a job of this study; its jobs: truth, pooling"):
+  with pytest.raises(GtesimError, match="is not a job of this study; its jobs: truth-r1, pooling"):
     study.run(config, staged, stage="job", job="nope")
 
   class StopAfterFirstChunk(stopping.StopRequests):
@@ -235,3 +235,38 @@ def test_sweep_points_on_fewer_repetitions_equal_those_repetitions_of_a_full_run
   assert entry["per_rep"][:2] == sweep["per_rep"]
   truth_full = again["truth"]["gap=0.5"]["click"]["per_rep"]
   assert summary["truth"]["gap=0.5"]["click"]["per_rep"] == truth_full[:2]
+
+
+def test_production_states_and_switchback_variants(tiny_root, tmp_path):
+  """study.production_states: each state its own production models (fewer rows, fewer
+  epochs), truth and designs at the main point; study.switchback_variants: switchback again
+  at each (period, burn-in) at the main point and the A/A."""
+  config = _study_config(tiny_root, repetitions=3)
+  config.study.designs = ("pooling", "switchback")
+  config.study.p_values = (0.5,)
+  config.study.alpha_gaps = (0.0, 1.0)
+  config.study.weighting_video = config.study.frozen_truth = False
+  config.study.production_states = (("cold", 256, 1),)
+  config.study.state_designs = ("pooling",)
+  config.study.state_repetitions = 2
+  config.study.switchback_variants = ((5, 1),)
+  config.study.bootstrap = 0
+  jobs = {j.name: j for j in plan.plan(config)}
+  assert list(jobs) == ["truth-r1", "pooling", "switchback", "switchback-every=5,burn_in=1",
+                        "truth@cold-r1", "pooling@cold"]
+  variant = jobs["switchback-every=5,burn_in=1"].config.experiment
+  assert (variant.switch_every, variant.switch_burn_in) == (5, 1)
+  cold = jobs["pooling@cold"]
+  assert cold.state == "cold" and cold.config.pretrain.n_interactions == 256
+  assert cold.config.pretrain.max_epochs == 1 and cold.config.repetitions == 2
+  summary = study.run(config, tmp_path)
+  state = summary["states"]["cold"]
+  assert state["pretrain"]["rows"] == 256 and state["pretrain"]["epochs_run"] == 1
+  assert state["B"] == 2 and state["designs"]["pooling"]["p=0.5,gap=1"]["click"]["B"] == 2
+  assert (tmp_path / "production-cold" / "pretrain.json").exists()
+  assert "switchback-every=5,burn_in=1" in summary["designs"]
+  assert "## Mechanism: the production model's state" in (tmp_path / "report.md").read_text()
+  bad = _study_config(tiny_root, repetitions=3)
+  bad.study.production_states = (("cold", 256),)
+  with pytest.raises(GtesimError, match="study.production_states"):
+    plan.plan(bad)

@@ -25,7 +25,10 @@ from gtesim.core.training import train_update
 from gtesim.designs.base import ABDesign, UserSums
 from gtesim.errors import require
 
-METRICS = ("loss", "auc", "accuracy")  # G's metrics on each step's items, before its update.
+METRICS = ("loss", "auc", "accuracy",  # G's metrics on each step's items, before its update,
+           "sd_t", "sd_c", "max")  # and the training weights' spread: sd of the treatment
+# models' G/p and the control models' (1 - G)/(1 - p) over the step's items, their largest
+# (1 everywhere while G = p: how far the weights move from 1, measured).
 
 
 def arm_weights(g, p, clip: float = 0.0):
@@ -55,7 +58,9 @@ class Weighting(ABDesign):
   figure_panels: ClassVar[tuple] = (
       ("weight-model AUC and accuracy", "AUC, accuracy", ("weight/auc", "weight/accuracy"),
        "no weight model in this mode"),
-      ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"))
+      ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"),
+      ("training weights' spread", "sd over the step's items; largest weight (no unit)",
+       ("weight/sd_t", "weight/sd_c", "weight/max"), "no weight model in this mode"))
 
   @classmethod
   def from_config(cls, config, ds=None):
@@ -109,7 +114,12 @@ class Weighting(ABDesign):
     ok = rec_ok.astype(jnp.float32)
     mask = jnp.broadcast_to(ok, (self.arms,) + ok.shape)
     weight = arm_weights(g, point.p_treatment, self.weight_clip)
-    return state.replace(g_params=g_params, g_opt=g_opt), mask, weight, before
+    mean = [metrics.masked_mean(w, rec_ok) for w in weight]
+    spread = {f"weight/sd_{a}": jnp.sqrt(metrics.masked_mean((w - m) ** 2, rec_ok))
+              for a, w, m in zip("tc", weight, mean)}
+    spread["weight/max"] = jnp.max(jnp.where(rec_ok[None], weight, 0.0))
+    return (state.replace(g_params=g_params, g_opt=g_opt), mask, weight,
+            {**before, **spread})
 
   def extra_flops(self, spec):
     """G: trained on the step's items, plus the forward passes of its metrics and weights."""

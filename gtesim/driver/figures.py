@@ -18,7 +18,8 @@ GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment ar
 def panels(config) -> list:
   """(title, y-axis label, metric keys, text when empty) of the figure's panels: per label,
   its kind's metric (label_kinds: AUC, or relative error on y > 0) and the loss; then the
-  run's design's own (weighting: the weight model's, SPEC §6's six panels)."""
+  run's design's own (weighting: the weight model's two of SPEC §6's six panels, and its
+  training weights' spread)."""
   out = []
   for name in config.labels:
     label = config.labels[name]

@@ -405,11 +405,17 @@ def report(config, summary, out_dir):
   lines += ["", "![horizon](horizon.png)", ""]
   if summary["weight_model"]:
     lines += ["## Weight model G (on each step's new items, last validation interval)", "",
-              "| job | point | AUC | accuracy | loss |", "|---|---|---|---|---|"]
+              "AUC, accuracy and loss of G on the step's items before its update; the training "
+              "weights G/p (treatment models) and (1 − G)/(1 − p) (control models): their sd "
+              "over the step's items and the largest (all 1 while G = p).", "",
+              "| job | point | AUC | accuracy | loss | weight sd T | weight sd C | largest "
+              "weight |", "|---|---|---|---|---|---|---|---|"]
     for job, by_point in summary["weight_model"].items():
       for key, m in by_point.items():
         lines.append(f"| {job} | {key} | {_f(m['new/weight/auc'], 3)} | "
-                     f"{_f(m['new/weight/accuracy'], 3)} | {_f(m['new/weight/loss'], 3)} |")
+                     f"{_f(m['new/weight/accuracy'], 3)} | {_f(m['new/weight/loss'], 3)} | "
+                     f"{_f(m.get('new/weight/sd_t'), 3)} | {_f(m.get('new/weight/sd_c'), 3)} | "
+                     f"{_f(m.get('new/weight/max'), 3)} |")
     lines.append("")
   lines += ["## Cost", "", "Wall time of each part when it ran (a reused part keeps the "
             "time it took; `setup` and `this invocation` are of the latest invocation).", "",
