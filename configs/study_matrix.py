@@ -9,7 +9,10 @@ The environment is the small matrix (every candidate is a catalogue video with a
 the production models are pretrained on the big matrix. Labels: watch_ratio, play_duration and
 long_view; treatment ranks by predicted watch ratio, control by predicted play duration.
 16 epochs of the train users (every train user is recommended to 16 times), truth (trained
-and frozen models) and the seven designs at the main point and in the A/A, B = 100.
+and frozen models) and the seven designs at the main point and in the A/A, B = 200 (a type-I
+error of 0.05 told from 0.10). Each repetition's truth is the mean of 6 global replicates: one
+replicate's SE (play duration ~1,960 ms at B = 100 under the earlier code) against the
+estimate's ~2,670 needs K >= 5 for the truth's SE to be at most a third of it.
 
 Without the real files (they cannot be downloaded on every machine), the default runs on
 generated KuaiRec-format data (`synthetic-kuairec`, size `small`: 600 x 1,200 fully observed,
@@ -26,7 +29,7 @@ def get_config(data="synthetic"):
     raise ValueError(f"configs/study_matrix.py:{data}: use ':synthetic' or ':kuairec'.")
   config = default_config.get_config()
   default_config.use_kuairec(config, "kuairec" if data == "kuairec" else "synthetic-kuairec")
-  config.repetitions = 100
+  config.repetitions = 200
   config.sim.validate_every = 20
   config.sim.n_steps = 160  # 16 epochs of 10 steps.
   config.checkpoint_every = 160
@@ -37,6 +40,7 @@ def get_config(data="synthetic"):
   study.p_values = (0.5,)
   study.alpha_gaps = (0.0, 1.0)
   study.weighting_video = False
+  study.truth_replicates = 6
   if data == "kuairec":
     config.sim.batch_size = 127  # 10 steps per epoch of the 1,270 train users.
     study.name = "kuairec"

@@ -2,7 +2,7 @@
 the experiment, a long horizon, the seven designs at p = 0.5 and the A/A, and an exploration
 sweep for pooling and splitting; run once per ranker (`labels.*.model`).
 
-Run (each about 16 min on 2 CPU cores, 15.4 and 15.3 measured; resumable):
+Run (resumable):
   python scripts/study.py --config configs/study_rankers.py --out experiments/rankers/mlp
   python scripts/study.py --config configs/study_rankers.py:two_tower \\
       --out experiments/rankers/two_tower
@@ -11,7 +11,8 @@ The synthetic `mini` data (400 users, 800 videos, 40,000 logged rows): 360 train
 sampled per step, 150 steps = 10 epochs (every train user is recommended to 10 times). 20% of
 the train videos are new: left out of pretraining, released at a step uniform over the 150.
 Every job explores epsilon-greedily at epsilon = 0 (exactly greedy); pooling and splitting
-also run at epsilon 0.1 and 0.3, each with its own truth. B = 100.
+also run at epsilon 0.3, with its own truth. B = 200; each truth (trained, frozen models, at
+epsilon 0.3) the mean of 6 global replicates.
 """
 
 from gtesim.config import defaults as default_config
@@ -27,7 +28,7 @@ def get_config(ranker="mlp"):
   config.sim.new_video_share = 0.2
   config.sim.exploration = "epsilon"
   config.sim.epsilon = 0.0
-  config.repetitions = 100
+  config.repetitions = 200
   config.sim.batch_size = 24  # 15 steps per epoch of the 360 train users.
   config.sim.n_steps = 150  # 10 epochs.
   config.sim.validate_every = 30
@@ -44,6 +45,7 @@ def get_config(ranker="mlp"):
   study.p_values = (0.5,)
   study.alpha_gaps = (0.0, 1.0)
   study.weighting_video = False
-  study.epsilons = (0.1, 0.3)
+  study.epsilons = (0.3,)
+  study.truth_replicates = 6
   study.exploration_designs = ("pooling", "splitting")
   return config

@@ -266,6 +266,11 @@ def test_production_states_and_switchback_variants(tiny_root, tmp_path):
   assert (tmp_path / "production-cold" / "pretrain.json").exists()
   assert "switchback-every=5,burn_in=1" in summary["designs"]
   assert "## Mechanism: the production model's state" in (tmp_path / "report.md").read_text()
+  staged = tmp_path / "staged"  # A state's job by itself, after the pretrain stage.
+  study.run(config, staged, stage="pretrain")
+  assert (staged / "production-cold" / "pretrain.json").exists()
+  study.run(config, staged, stage="job", job="pooling@cold")
+  assert_same_tables(staged / "runs" / "pooling@cold", tmp_path / "runs" / "pooling@cold")
   bad = _study_config(tiny_root, repetitions=3)
   bad.study.production_states = (("cold", 256),)
   with pytest.raises(GtesimError, match="study.production_states"):

@@ -233,10 +233,7 @@ def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
                                                  stop)
       cost[job.name] = timing["wall_s"]
     del setup, prod
-  if stage == "pretrain":
-    return None
-  pretrain_report = pretrain_reports[""]
-  if stage == "job" or not parallel.is_primary():
+  if stage in ("pretrain", "job") or not parallel.is_primary():
     return None
   summary = summary_lib.summarize(config, jobs, histories, pretrain_reports)
   summary["verdict"] = verdict_lib.verdict(config, summary)

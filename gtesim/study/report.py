@@ -68,8 +68,8 @@ def _verdict(config, summary) -> list:
            "within 2 se does not rank them); SE: the method whose inflation factor is closest "
            "to 1, its factor [95% CI] and the out-of-sample coverage of the widened interval; "
            "calibrated: the A/A type-I CI holds 0.05 and the factor's CI holds 1 (— : not "
-           "tested: the design has no A/A in this study, or too few repetitions for the "
-           "factor's interval to close); power and wrong-sign: shares of repetitions whose "
+           "tested: the design has no A/A in this study, or too few repetitions, the type-I "
+           "CI reaching 0.10 or the factor's interval not closing); power and wrong-sign: shares of repetitions whose "
            "widened interval excludes 0 on the truth's side / the other side; A/A launch: its "
            "interval as is lies above 0 with no effect (0.025 nominal).", ""]
   for l, rows in summary["verdict"].items():

@@ -1,0 +1,44 @@
+"""The mechanisms the analyses invoke, measured, on the data and horizon of configs/study.py.
+
+Run:
+  python scripts/study.py --config configs/study_mechanisms.py
+
+- The production model's state: besides the converged production models (100k rows until the
+  validation loss plateaus), a cold state (5,000 rows, to its own plateau) and a partly
+  trained one (100k rows, one epoch), each with its own truth (trained and frozen models) and
+  pooling, splitting and weighting at the main point: how much the models' learning during
+  the experiment moves the truth (trained - frozen) and each design's bias, per state.
+- The horizon: every job's cumulative estimate and truth at each validation step (a run of t
+  steps is the first t steps of a longer one), per state.
+- Switchback's carry-over: periods of 7, 14 and 28 steps, each without and with a burn-in.
+- Snapshot against the frozen-model truth it estimates.
+B = 100, each truth the mean of 7 global replicates. Writes
+experiments/synthetic-small-mechanisms/.
+"""
+
+import importlib.util
+import pathlib
+
+
+def _main_study():
+  spec = importlib.util.spec_from_file_location(
+      "gtesim_study_config", pathlib.Path(__file__).with_name("study.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config():
+  config = _main_study().get_config()
+  config.repetitions = 100
+  study = config.study
+  study.name = "synthetic-small-mechanisms"
+  study.designs = ("pooling", "splitting", "weighting", "snapshot", "switchback")
+  study.p_values = (0.5,)
+  study.alpha_gaps = (0.0, 1.0)
+  study.sweep_repetitions = 0
+  study.frozen_truth = True
+  study.production_states = (("cold", 5_000, 0), ("partial", 100_000, 1))
+  study.state_designs = ("pooling", "splitting", "weighting")
+  study.switchback_variants = ((7, 0), (7, 2), (14, 0), (28, 0), (28, 4))
+  return config
