@@ -6,7 +6,8 @@ Run:
 Synthetic data at the `small` size (2,000 users, 3,000 videos, 200k logged interactions), so
 that a horizon of 4 epochs over the 1,800 train users (112 steps of 64 users; every user is
 recommended to 4 times) fits on 2 CPU cores: the production models are pretrained once per
-repetition until their validation loss plateaus, then every job runs from them. The main
+repetition on 30,000 logged rows until their validation loss plateaus, then every job runs
+from them. The main
 point (p = 0.5, gap 1) and the A/A (gap 0) run on all B = 200 repetitions (Wilson CI of a
 type-I error of 0.05 at B = 200: [0.027, 0.090], so 0.05 is told from 0.10); the p sweep
 {0.1, 0.9} and the gaps {0.25, 0.5} on the first 40 (study.sweep_repetitions). Each
@@ -29,7 +30,7 @@ def get_config():
   config.sim.validate_every = 14
   config.checkpoint_every = 112
   config.sim.eval_rows = 2048  # The validation pool (200 users x 300 test videos) is ~2,000.
-  config.pretrain.n_interactions = 100_000
+  config.pretrain.n_interactions = 30_000  # B = 200 production models in ~10 min here.
   config.estimator.batch_blocks = 8  # Blocks of 14 steps.
   config.study = study = default_config.study_section()
   study.name = "synthetic-small"

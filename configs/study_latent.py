@@ -28,7 +28,7 @@ def get_config():
   config.checkpoint_every = 112
   config.sim.candidate_draws = 128  # Co-diverted rejects the other arm's half of the draws.
   config.sim.eval_rows = 2048
-  config.pretrain.n_interactions = 100_000
+  config.pretrain.n_interactions = 30_000  # B = 200 production models in ~10 min here.
   config.estimator.batch_blocks = 8  # Blocks of 14 steps.
   config.study = study = default_config.study_section()
   study.name = "synthetic-latent"

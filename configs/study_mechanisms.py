@@ -3,9 +3,9 @@
 Run:
   python scripts/study.py --config configs/study_mechanisms.py
 
-- The production model's state: besides the converged production models (100k rows until the
+- The production model's state: besides the converged production models (30k rows until the
   validation loss plateaus), a cold state (5,000 rows, to its own plateau) and a partly
-  trained one (100k rows, one epoch), each with its own truth (trained and frozen models) and
+  trained one (30k rows, one epoch), each with its own truth (trained and frozen models) and
   pooling, splitting and weighting at the main point: how much the models' learning during
   the experiment moves the truth (trained - frozen) and each design's bias, per state.
 - The horizon: every job's cumulative estimate and truth at each validation step (a run of t
@@ -38,7 +38,7 @@ def get_config():
   study.alpha_gaps = (0.0, 1.0)
   study.sweep_repetitions = 0
   study.frozen_truth = True
-  study.production_states = (("cold", 5_000, 0), ("partial", 100_000, 1))
+  study.production_states = (("cold", 5_000, 0), ("partial", 30_000, 1))
   study.state_designs = ("pooling", "splitting", "weighting")
   study.switchback_variants = ((7, 0), (7, 2), (14, 0), (28, 0), (28, 4))
   return config

@@ -275,3 +275,20 @@ def test_production_states_and_switchback_variants(tiny_root, tmp_path):
   bad.study.production_states = (("cold", 256),)
   with pytest.raises(GtesimError, match="study.production_states"):
     plan.plan(bad)
+
+
+@pytest.mark.parametrize("name", ["study", "study_latent", "study_matrix", "study_mechanisms",
+                                  "study_rankers"])
+def test_every_study_config_plans(name):
+  """Each committed study's config loads and plans (its jobs are what --list_jobs prints)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(__file__).resolve().parent.parent / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"config_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  jobs = plan.plan(config)
+  assert config.repetitions >= 200 or name == "study_mechanisms"  # Its sweeps: B = 100.
+  truths = [j for j in jobs if j.name.startswith("truth-r")]
+  assert len(truths) == config.study.truth_replicates >= 6
