@@ -11,8 +11,9 @@ from them. The main
 point (p = 0.5, gap 1) and the A/A (gap 0) run on all B = 200 repetitions (Wilson CI of a
 type-I error of 0.05 at B = 200: [0.027, 0.090], so 0.05 is told from 0.10); the p sweep
 {0.1, 0.9} and the gaps {0.25, 0.5} on the first 40 (study.sweep_repetitions). Each
-repetition's truth is the mean of 7 global replicates (one replicate's SE, play time ~1,650
-ms under the earlier code, against the estimate's ~1,900: K >= 7 for at most a third). The
+repetition's truth is the mean of 18 global replicates: measured at K = 7, one replicate's
+real sd of play time is ~1,890 ms (716 ms x sqrt 7; its batch-means SE says 1,490), against
+pooling's user SE of 1,450 ms, so K >= 16 for at most a third; 18 for a margin. The
 frozen-model truth and the production-state sweep are in configs/study_mechanisms.py.
 Writes experiments/<study.name>/: study.json, report.md, figures, production/ and
 runs/<job>/; an interrupted study reuses its production models and finished jobs.
@@ -37,7 +38,7 @@ def get_config():
   study.p_values = (0.1, 0.5, 0.9)
   study.alpha_gaps = (0.0, 0.25, 0.5, 1.0)
   study.sweep_repetitions = 40
-  study.truth_replicates = 7
+  study.truth_replicates = 18
   study.frozen_truth = False
   study.weighting_video = False
   return config
