@@ -1,4 +1,4 @@
-"""Study on the synthetic latent truth (sim.environment = "latent"), half the replay study's horizon.
+"""Study on the synthetic latent truth (sim.environment = "latent"), half the replay horizon.
 
 Run (resumable):
   python scripts/study.py --config configs/study_latent.py
