@@ -1,4 +1,4 @@
-"""The default study: global truth and the seven A/B designs, B = 200 at the main point.
+"""The default study: global truth and the seven A/B designs at the main point and the A/A, B = 200.
 
 Run:
   python scripts/study.py --config configs/study.py
@@ -7,14 +7,14 @@ Synthetic data at the `small` size (2,000 users, 3,000 videos, 200k logged inter
 that a horizon of 4 epochs over the 1,800 train users (112 steps of 64 users; every user is
 recommended to 4 times) fits on 2 CPU cores: the production models are pretrained once per
 repetition on 30,000 logged rows until their validation loss plateaus, then every job runs
-from them. The main
-point (p = 0.5, gap 1) and the A/A (gap 0) run on all B = 200 repetitions (Wilson CI of a
-type-I error of 0.05 at B = 200: [0.027, 0.090], so 0.05 is told from 0.10); the p sweep
-{0.1, 0.9} and the gaps {0.25, 0.5} on the first 40 (study.sweep_repetitions). Each
-repetition's truth is the mean of 18 global replicates: measured at K = 7, one replicate's
-real sd of play time is ~1,890 ms (716 ms x sqrt 7; its batch-means SE says 1,490), against
-pooling's user SE of 1,450 ms, so K >= 16 for at most a third; 18 for a margin. The
-frozen-model truth and the production-state sweep are in configs/study_mechanisms.py.
+from them. The main point (p = 0.5, gap 1) and the A/A (gap 0) run on B = 200 repetitions
+(Wilson CI of a type-I error of 0.05 at B = 200: [0.027, 0.090], so 0.05 is told from 0.10).
+Each repetition's truth is the mean of 16 global replicates: one replicate's real sd of play
+time is ~1,870 ms against pooling's user SE of 1,450 ms, so K >= 15 for at most a third.
+Alone on 2 cores: setup 25 s, pretraining 504 s, 16 truth replicates of ~103 s, seven designs
+of 139-216 s, report 74 s: ~59 min (18 replicates and the sweeps below made it ~81 min). The
+p and alpha-gap sweeps are configs/study_sweeps.py (the first 40 of these repetitions), the
+frozen-model truth and the production-state sweep configs/study_mechanisms.py.
 Writes experiments/<study.name>/: study.json, report.md, figures, production/ and
 runs/<job>/; an interrupted study reuses its production models and finished jobs.
 """
@@ -35,10 +35,9 @@ def get_config():
   config.estimator.batch_blocks = 8  # Blocks of 14 steps.
   config.study = study = default_config.study_section()
   study.name = "synthetic-small"
-  study.p_values = (0.1, 0.5, 0.9)
-  study.alpha_gaps = (0.0, 0.25, 0.5, 1.0)
-  study.sweep_repetitions = 40
-  study.truth_replicates = 18
+  study.p_values = (0.5,)
+  study.alpha_gaps = (0.0, 1.0)
+  study.truth_replicates = 16
   study.frozen_truth = False
   study.weighting_video = False
   return config
