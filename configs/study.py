@@ -11,8 +11,9 @@ from them. The main point (p = 0.5, gap 1) and the A/A (gap 0) run on B = 200 re
 (Wilson CI of a type-I error of 0.05 at B = 200: [0.027, 0.090], so 0.05 is told from 0.10).
 Each repetition's truth is the mean of 16 global replicates: one replicate's real sd of play
 time is ~1,870 ms against pooling's user SE of 1,450 ms, so K >= 15 for at most a third.
-Alone on 2 cores: setup 25 s, pretraining 504 s, 16 truth replicates of ~103 s, seven designs
-of 139-216 s, report 74 s: ~59 min (18 replicates and the sweeps below made it ~81 min). The
+Measured alone on 2 cores: 1,758 s (setup 15 s, pretraining 274 s, 16 truth replicates of
+49-58 s, seven designs of 67-95 s, report ~40 s); an older 2-core host took about twice as long
+(~59 min; with 18 replicates and the sweeps below, ~81 min). The
 p and alpha-gap sweeps are configs/study_sweeps.py (the first 40 of these repetitions), the
 frozen-model truth and the production-state sweep configs/study_mechanisms.py.
 Writes experiments/<study.name>/: study.json, report.md, figures, production/ and

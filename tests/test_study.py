@@ -278,7 +278,7 @@ def test_production_states_and_switchback_variants(tiny_root, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["study", "study_latent", "study_matrix", "study_mechanisms",
-                                  "study_rankers"])
+                                  "study_rankers", "study_sweeps"])
 def test_every_study_config_plans(name):
   """Each committed study's config loads and plans (its jobs are what --list_jobs prints)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
@@ -289,6 +289,7 @@ def test_every_study_config_plans(name):
   spec.loader.exec_module(module)
   config = module.get_config()
   jobs = plan.plan(config)
-  assert config.repetitions >= 200 or name == "study_mechanisms"  # Its sweeps: B = 100.
+  # The mechanisms (B = 100) and the sweeps (B = 40) are sweeps of the main study's B = 200.
+  assert config.repetitions >= {"study_mechanisms": 100, "study_sweeps": 40}.get(name, 200)
   truths = [j for j in jobs if j.name.startswith("truth-r")]
   assert len(truths) == config.study.truth_replicates >= 6
