@@ -14,8 +14,9 @@ Every job explores epsilon-greedily at epsilon = 0 (exactly greedy); pooling and
 also run at epsilon 0.3, with its own truth. B = 200; each truth (trained, frozen models, at
 epsilon 0.3) the mean of 8 global replicates: the truth's SE is then 0.33 (mlp) and 0.37
 (two-tower) of pooling's play-time user SE (K = 6 gave 0.37 / 0.42; one replicate's real sd is
-~1.6x its batch-means SE). About 80-95 min per ranker alone on 2 cores (24 truth jobs of
-~140 s): over the hour the issue asks for.
+~1.6x its batch-means SE). About 80-95 min per ranker alone on the 2-core host that made the
+committed studies (24 truth jobs of ~140 s), 31 min (mlp) alone on a faster 2-core host
+(experiments/rankers/mlp-other-host/).
 """
 
 from gtesim.config import defaults as default_config
