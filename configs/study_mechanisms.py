@@ -12,26 +12,18 @@ Run:
   steps is the first t steps of a longer one), per state.
 - Switchback's carry-over: periods of 7, 14 and 28 steps, each without and with a burn-in.
 - Snapshot against the frozen-model truth it estimates.
-B = 100, each truth the mean of 7 global replicates (not the main study's 18: three states x
-trained and frozen truths x 18 would be 108 truth jobs; at K = 7 the truth's SE is ~0.5 of the
+B = 100, each truth the mean of 7 global replicates (not the main study's 16: three states x
+trained and frozen truths x 16 would be 96 truth jobs; at K = 7 the truth's SE is ~0.5 of the
 estimate's user SE, which the net-of-noise statistics account for, and the states' mean truths
 and biases average it over B). Writes experiments/synthetic-small-mechanisms/.
 """
 
-import importlib.util
 import pathlib
-
-
-def _main_study():
-  spec = importlib.util.spec_from_file_location(
-      "gtesim_study_config", pathlib.Path(__file__).with_name("study.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+import runpy
 
 
 def get_config():
-  config = _main_study().get_config()
+  config = runpy.run_path(str(pathlib.Path(__file__).with_name("study.py")))["get_config"]()
   config.repetitions = 100
   study = config.study
   study.name = "synthetic-small-mechanisms"

@@ -10,8 +10,8 @@ alpha gaps {0, 0.25, 0.5, 1} (p = 0.5) as one mapped axis per design, and the tr
 nonzero gap. B = 40 tells biases of ~10-20% of the truth apart from 0 and from each other at
 the far points, not type-I errors (Wilson CI of 0.05 at B = 40: [0.014, 0.17]); the A/A's
 type-I errors are the main study's. Kept apart from the main study so that each fits within
-an hour on 2 cores (together ~81 min): ~30 min here (pretraining 40 models, 16 truth
-replicates of 3 points, seven designs of 6 points). Writes experiments/synthetic-small-sweeps/.
+an hour on 2 cores: 872 s alone here (pretraining 40 models 59 s, 16 truth replicates of 3
+points 419 s, seven designs of 6 points 369 s) on the host where the main study took 1,758 s. Writes experiments/synthetic-small-sweeps/.
 """
 
 import pathlib
