@@ -12,11 +12,10 @@ sampled per step, 150 steps = 10 epochs (every train user is recommended to 10 t
 the train videos are new: left out of pretraining, released at a step uniform over the 150.
 Every job explores epsilon-greedily at epsilon = 0 (exactly greedy); pooling and splitting
 also run at epsilon 0.3, with its own truth. B = 200; each truth (trained, frozen models, at
-epsilon 0.3) the mean of 8 global replicates: the truth's SE is then 0.33 (mlp) and 0.37
-(two-tower) of pooling's play-time user SE (K = 6 gave 0.37 / 0.42; one replicate's real sd is
-~1.6x its batch-means SE). About 80-95 min per ranker alone on the 2-core host that made the
-committed studies (24 truth jobs of ~140 s), 31 min (mlp) alone on a faster 2-core host
-(experiments/rankers/mlp-other-host/).
+epsilon 0.3) the mean of 10 global replicates: at K = 8 the truth's SE was 0.33 (mlp) and 0.37
+(two-tower) of pooling's play-time user SE, over the one-third target; K = 10 brings it to
+sqrt(8/10) of that (one replicate's real sd is ~1.6x its batch-means SE). Cost alone on 2
+cores: measured per host in docs/studies.md (30 truth jobs, seven designs).
 """
 
 from gtesim.config import defaults as default_config
@@ -50,6 +49,6 @@ def get_config(ranker="mlp"):
   study.alpha_gaps = (0.0, 1.0)
   study.weighting_video = False
   study.epsilons = (0.3,)
-  study.truth_replicates = 8
+  study.truth_replicates = 10
   study.exploration_designs = ("pooling", "splitting")
   return config
