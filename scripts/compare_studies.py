@@ -5,10 +5,11 @@ study.json only.
       --out experiments/rankers/comparison.md
 
 Per study and label: the true GTE with trained and with frozen models (how much the training
-loop moves the outcome), every design's paired bias at the main point as % of the truth [its
-paired bootstrap CI], how often its estimate has the wrong sign
+loop moves the outcome), every design's paired bias at the main point in the label's units [t
+CI] and as % of the truth [its paired bootstrap CI], how often its estimate has the wrong sign
 and its user-SE coverage; the A/A's type-I error; the exploration points where the study has
-them.
+them. A % of a truth whose own 95% interval holds 0 is not printed: the ratio is unbounded
+there (Fieller), and the bootstrap's finite interval would not cover it.
 """
 
 import json
@@ -16,6 +17,9 @@ import pathlib
 
 from absl import app
 from absl import flags
+
+import numpy as np
+from scipy import stats as scipy_stats
 
 from gtesim import writing
 from gtesim.stats import descriptive
@@ -32,6 +36,24 @@ def _f(x, digits=4):
 def _paired(a, b) -> dict:
   """descriptive.summary of the per-repetition differences a_b - b_b (undefined left out)."""
   return descriptive.summary([x - y for x, y in zip(a, b) if x is not None and y is not None])
+
+
+def truth_holds_zero(t) -> bool:
+  """Whether the truth's 95% t interval (mean ± t_{B-1} se over the repetitions) holds 0."""
+  n = len(t["per_rep"])
+  q = scipy_stats.t.ppf(0.975, n - 1) if n > 1 else np.inf
+  return abs(t["mean"]) <= q * t["se"]
+
+
+def _bias(v) -> str:
+  """A design's bias in the label's units with its t interval."""
+  lo, hi = v["bias_ci"]
+  return f"{_f(v['bias'])} [{_f(lo)}, {_f(hi)}]"
+
+
+def _pct(v, t) -> str:
+  """Bias as % of the truth [bootstrap CI], or why not."""
+  return "— (truth's CI holds 0)" if truth_holds_zero(t) else pct_text(v)
 
 
 def _method(v) -> str:
@@ -69,29 +91,33 @@ def tables(folders) -> str:
                    f"{_f(fz['mean'] / t['mean'] if t['mean'] else None, 3)} |")
   for l in labels:
     lines += ["", f"## Designs at the main point ({main}): {l}", "",
-              "bias as % of the true GTE [95% CI]; wrong sign: share of repetitions whose estimate "
+              "bias: mean of est_b − T_b in the label's units [95% t CI]; bias %: as % of the "
+              "true GTE [95% paired bootstrap CI], not printed where the truth's own CI holds 0; "
+              "wrong sign: share of repetitions whose estimate "
               "has the other sign than the mean truth / than the repetition's own truth; "
               "coverage of the user-clustered 95% CI (the unit CI for cluster and switchback).",
               "",
-              "| design | " + " | ".join(f"{n}: bias % | {n}: wrong sign | {n}: coverage"
-                                        for n, _ in studies) + " |",
-              "|---|" + "---|---|---|" * len(studies)]
+              "| design | " + " | ".join(f"{n}: bias | {n}: bias % | {n}: wrong sign | "
+                                        f"{n}: coverage" for n, _ in studies) + " |",
+              "|---|" + "---|---|---|---|" * len(studies)]
     for d in studies[0][1]["designs"]:
       cells = []
       for _, s in studies:
         v = s["designs"].get(d, {}).get(main, {}).get(l)
         if v is None:
-          cells += ["—"] * 3
+          cells += ["—"] * 4
           continue
         method = _method(v)
-        cells += [pct_text(v), f"{_f(v.get('wrong_sign'), 2)} / {_f(v.get('wrong_sign_own'), 2)}",
+        cells += [_bias(v), _pct(v, s["truth"]["gap=1"][l]),
+                  f"{_f(v.get('wrong_sign'), 2)} / {_f(v.get('wrong_sign_own'), 2)}",
                   _f(v["coverage"].get(method), 3)]
       lines.append(f"| {d} | " + " | ".join(cells) + " |")
   lines += ["", f"## Each design against pooling (the naive design), paired ({main})", "",
             "mean over repetitions of est_design − est_pooling ± its paired se (the designs "
             "share users, candidates and outcome draws, so the difference is far less noisy "
-            "than either bias), as % of the true GTE; the truth cancels.", "",
-            "| design | label | " + " | ".join(f"{n}: design − pooling (% of truth)"
+            "than either bias), in the label's units (z), and as % of the true GTE where the "
+            "truth's CI excludes 0; the truth cancels.", "",
+            "| design | label | " + " | ".join(f"{n}: design − pooling"
                                              for n, _ in studies) + " |",
             "|---|---|" + "---|" * len(studies)]
   for d in studies[0][1]["designs"]:
@@ -107,9 +133,10 @@ def tables(folders) -> str:
           continue
         d_ab = _paired(a["per_rep"], b["per_rep"])
         mean, se = d_ab["mean"], d_ab["se"]
-        t = s["truth"]["gap=1"][l]["mean"]
-        cells.append(f"{100 * mean / t:+.1f}% ± {100 * se / abs(t):.1f} "
-                     f"(z = {(mean / t) / (se / abs(t)):+.1f})")
+        t = s["truth"]["gap=1"][l]
+        pct = ("" if truth_holds_zero(t) else
+               f"; {100 * mean / t['mean']:+.1f}% ± {100 * se / abs(t['mean']):.1f} of the truth")
+        cells.append(f"{_f(mean)} ± {_f(se, 2)} (z = {mean / se:+.1f}){pct}")
       lines.append(f"| {d} | {l} | " + " | ".join(cells) + " |")
   lines += ["", "## A/A (gap 0): type-I error at 5% (user SE; unit SE for cluster and "
             "switchback) and the mean estimate", "",
@@ -126,8 +153,9 @@ def tables(folders) -> str:
   if any("truth_exploration" in s for _, s in studies):
     lines += ["", "## Exploration (epsilon-greedy)", "",
               "Each epsilon has its own truth; the designs' bias at that epsilon is against it.",
-              "", "| study | epsilon | label | true GTE | design | bias % | wrong sign (mean / own) |",
-              "|---|---|---|---|---|---|---|"]
+              "", "| study | epsilon | label | true GTE | design | bias | bias % | "
+              "wrong sign (mean / own) |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, s in studies:
       eps_keys = ["eps=0"] + list(s.get("truth_exploration", {}))
       for eps in eps_keys:
@@ -140,7 +168,7 @@ def tables(folders) -> str:
               continue
             v = by_point[key][l]
             lines.append(f"| {name} | {eps[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
-                         f"{d} | {pct_text(v)} | {_f(v.get('wrong_sign'), 2)} / "
+                         f"{d} | {_bias(v)} | {_pct(v, t)} | {_f(v.get('wrong_sign'), 2)} / "
                          f"{_f(v.get('wrong_sign_own'), 2)} |")
     lines += ["", "Paired across epsilon (the same repetitions; bias_b = est_b − GTE_b at each "
               "epsilon): bias at epsilon minus bias at epsilon 0, ± its paired se, in the label's "
