@@ -9,7 +9,8 @@ loop moves the outcome), every design's paired bias at the main point in the lab
 CI] and as % of the truth [its paired bootstrap CI], how often its estimate has the wrong sign
 and its user-SE coverage; the A/A's type-I error; the exploration points where the study has
 them. A % of a truth whose own 95% interval holds 0 is not printed: the ratio is unbounded
-there (Fieller), and the bootstrap's finite interval would not cover it.
+there (Fieller), and the bootstrap's finite interval would not cover it. With --out, a figure
+beside it (<out>.png, .svg): each design's bias in the label's units [95% CI], per study.
 """
 
 import json
@@ -18,10 +19,15 @@ import pathlib
 from absl import app
 from absl import flags
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 from scipy import stats as scipy_stats
 
 from gtesim import writing
+from gtesim.driver.figures import save_figure
 from gtesim.stats import descriptive
 from gtesim.study.report import pct_text
 
@@ -61,6 +67,45 @@ def _method(v) -> str:
   switchback), else the user-clustered SE."""
   stats = v.get("coverage") or v.get("type_I_error") or {}
   return "unit" if stats.get("unit") is not None else "user"
+
+
+def _units(folder) -> dict:
+  """{label: unit} from a study's first run config (empty where it has none)."""
+  for config in sorted(pathlib.Path(folder).glob("runs/*/config.json")):
+    return {l: v.get("unit", "") for l, v in json.loads(config.read_text())["labels"].items()}
+  return {}
+
+
+def figure(folders, stem) -> None:
+  """Per label, every design's bias at the main point in the label's units with its 95% t
+  interval, one marker per study; the truth's mean ± se of each study in the legend."""
+  studies = [(pathlib.Path(f).name, json.loads((pathlib.Path(f) / "study.json").read_text()),
+              _units(f)) for f in folders]
+  labels = list(next(iter(studies[0][1]["truth"].values())))
+  main = f"p={studies[0][1]['p_main']:g},gap=1"
+  designs = list(studies[0][1]["designs"])
+  fig, axes = plt.subplots(1, len(labels), figsize=(6.5 * len(labels), 0.5 * len(designs) + 1.8),
+                           constrained_layout=True, squeeze=False)
+  y = np.arange(len(designs))
+  offsets = np.linspace(-0.15, 0.15, len(studies)) if len(studies) > 1 else [0.0]
+  for ax, l in zip(axes[0], labels):
+    for (name, s, _), dy in zip(studies, offsets):
+      rows = [s["designs"].get(d, {}).get(main, {}).get(l) for d in designs]
+      shown = [i for i, r in enumerate(rows) if r is not None]
+      v = np.asarray([rows[i]["bias"] for i in shown], np.float64)
+      lo = np.asarray([rows[i]["bias_ci"][0] for i in shown], np.float64)
+      hi = np.asarray([rows[i]["bias_ci"][1] for i in shown], np.float64)
+      t = s["truth"]["gap=1"][l]
+      ax.errorbar(v, y[shown] + dy, xerr=[v - lo, hi - v], fmt="o", capsize=3,
+                  label=f"{name} (truth {t['mean']:.4g} ± {t['se']:.2g})")
+    ax.axvline(0, color="gray", ls="--", lw=1)
+    ax.set_yticks(y, designs)
+    ax.invert_yaxis()
+    unit = studies[0][2].get(l, "")
+    ax.set_xlabel(f"bias = mean(estimate − truth) per recommendation{f', {unit}' if unit else ''}")
+    ax.set_title(f"{l}: bias at {main} [95% CI]", fontsize=9)
+    ax.legend(fontsize=7)
+  save_figure(fig, stem)
 
 
 def tables(folders) -> str:
@@ -196,7 +241,11 @@ def tables(folders) -> str:
 def main(argv):
   text = tables(argv[1:])
   if _OUT.value:
-    with writing.atomic_path(pathlib.Path(_OUT.value)) as tmp:
+    out = pathlib.Path(_OUT.value)
+    figure(argv[1:], out.with_suffix(""))
+    text = text.replace("\n\n## The truth", f"\n\n![bias per design]({out.stem}.png)\n\n"
+                        "## The truth", 1)
+    with writing.atomic_path(out) as tmp:
       tmp.write_text(text)
   else:
     print(text)

@@ -50,3 +50,16 @@ def test_percent_only_where_the_truths_interval_excludes_zero(tmp_path):
   for cell in (far, near):  # -30 - 10, paired: the truth cancels.
     assert abs(float(cell.split()[0]) + 40) < 3
   assert "of the truth" in far and "of the truth" not in near
+
+
+def test_out_writes_the_tables_and_the_bias_figure(tmp_path):
+  _study(tmp_path / "a", 100.0, 0)
+  _study(tmp_path / "b", 0.5, 1)
+  out = subprocess.run([sys.executable, str(REPO / "scripts" / "compare_studies.py"),
+                        str(tmp_path / "a"), str(tmp_path / "b"),
+                        "--out", str(tmp_path / "comparison.md")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert "![bias per design](comparison.png)" in (tmp_path / "comparison.md").read_text()
+  assert (tmp_path / "comparison.png").stat().st_size > 0
+  assert (tmp_path / "comparison.svg").stat().st_size > 0
