@@ -39,6 +39,11 @@ def _f(x, digits=4):
   return "—" if x is None else f"{x:.{digits}g}"
 
 
+def _se(x):
+  """A standard error to 2 significant digits, without an exponent below 10^6."""
+  return "—" if x is None else f"{float(f'{x:.2g}'):g}"
+
+
 def _paired(a, b) -> dict:
   """descriptive.summary of the per-repetition differences a_b - b_b (undefined left out)."""
   return descriptive.summary([x - y for x, y in zip(a, b) if x is not None and y is not None])
@@ -126,13 +131,13 @@ def tables(folders) -> str:
     for l in labels:
       t, fz = s["truth"]["gap=1"][l], s.get("truth_frozen", {}).get("gap=1", {}).get(l)
       if fz is None:
-        lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | — | — | — |")
+        lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_se(t['se'])} | — | — | — |")
         continue
       diff = t["mean"] - fz["mean"]
       paired = _paired(t["per_rep"], fz["per_rep"])  # The same repetitions' truths.
       se = paired["se"]
-      lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | {_f(fz['mean'])} ± "
-                   f"{_f(fz['se'], 2)} | {_f(diff)} ± {_f(se, 2)} | "
+      lines.append(f"| {name} | {l} | {_f(t['mean'])} ± {_se(t['se'])} | {_f(fz['mean'])} ± "
+                   f"{_se(fz['se'])} | {_f(diff)} ± {_se(se)} | "
                    f"{_f(fz['mean'] / t['mean'] if t['mean'] else None, 3)} |")
   for l in labels:
     lines += ["", f"## Designs at the main point ({main}): {l}", "",
@@ -181,7 +186,7 @@ def tables(folders) -> str:
         t = s["truth"]["gap=1"][l]
         pct = ("" if truth_holds_zero(t) else
                f"; {100 * mean / t['mean']:+.1f}% ± {100 * se / abs(t['mean']):.1f} of the truth")
-        cells.append(f"{_f(mean)} ± {_f(se, 2)} (z = {mean / se:+.1f}){pct}")
+        cells.append(f"{_f(mean)} ± {_se(se)} (z = {mean / se:+.1f}){pct}")
       lines.append(f"| {d} | {l} | " + " | ".join(cells) + " |")
   lines += ["", "## A/A (gap 0): type-I error at 5% (user SE; unit SE for cluster and "
             "switchback) and the mean estimate", "",
@@ -212,7 +217,7 @@ def tables(folders) -> str:
                 k.endswith(f",{e}") for e in s.get("truth_exploration", {}) for k in by_point)):
               continue
             v = by_point[key][l]
-            lines.append(f"| {name} | {eps[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
+            lines.append(f"| {name} | {eps[4:]} | {l} | {_f(t['mean'])} ± {_se(t['se'])} | "
                          f"{d} | {_bias(v)} | {_pct(v, t)} | {_f(v.get('wrong_sign'), 2)} / "
                          f"{_f(v.get('wrong_sign_own'), 2)} |")
     lines += ["", "Paired across epsilon (the same repetitions; bias_b = est_b − GTE_b at each "
@@ -234,7 +239,7 @@ def tables(folders) -> str:
             d_eps = _paired(b1, b0)
             mean, se = d_eps["mean"], d_eps["se"]
             lines.append(f"| {name} | {l} | {d} | {eps[4:]} | {_f(sum(b0) / n)} | "
-                         f"{_f(sum(b1) / n)} | {_f(mean)} ± {_f(se, 2)} ({mean / se:+.1f}) |")
+                         f"{_f(sum(b1) / n)} | {_f(mean)} ± {_se(se)} ({mean / se:+.1f}) |")
   return "\n".join(lines) + "\n"
 
 
