@@ -102,7 +102,7 @@ def figure(folders, stem) -> None:
       hi = np.asarray([rows[i]["bias_ci"][1] for i in shown], np.float64)
       t = s["truth"]["gap=1"][l]
       ax.errorbar(v, y[shown] + dy, xerr=[v - lo, hi - v], fmt="o", capsize=3,
-                  label=f"{name} (truth {t['mean']:.4g} ± {t['se']:.2g})")
+                  label=f"{name} (truth {t['mean']:.4g} ± {_se(t['se'])})")
     ax.axvline(0, color="gray", ls="--", lw=1)
     ax.set_yticks(y, designs)
     ax.invert_yaxis()
