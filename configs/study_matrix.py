@@ -10,9 +10,10 @@ the production models are pretrained on 30,000 rows of the big matrix. Labels: w
 play_duration and long_view; treatment ranks by predicted watch ratio, control by predicted
 play duration. 8 epochs of the train users (every train user is recommended to 8 times),
 truth (trained and frozen models) and the seven designs at the main point and in the A/A,
-B = 200 (a type-I error of 0.05 told from 0.10). Each repetition's truth is the mean of 6 global replicates: one
-replicate's SE (play duration ~1,960 ms at B = 100 under the earlier code) against the
-estimate's ~2,670 needs K >= 5 for the truth's SE to be at most a third of it.
+B = 200 (a type-I error of 0.05 told from 0.10). Each repetition's truth is the mean of 11 global
+replicates: at K = 6 the play-duration truth's SE was 1,320 ms against the estimate's user SE
+of 3,080 (0.43; one replicate's real sd ~3,230 ms, 1.4x its batch-means SE), so K >= 10 is
+needed for at most a third; K = 11 gives ~0.32.
 
 Without the real files (they cannot be downloaded on every machine), the default runs on
 generated KuaiRec-format data (`synthetic-kuairec`, size `small`: 600 x 1,200 fully observed,
@@ -40,7 +41,7 @@ def get_config(data="synthetic"):
   study.p_values = (0.5,)
   study.alpha_gaps = (0.0, 1.0)
   study.weighting_video = False
-  study.truth_replicates = 6
+  study.truth_replicates = 11
   if data == "kuairec":
     config.sim.batch_size = 127  # 10 steps per epoch of the 1,270 train users.
     study.name = "kuairec"
