@@ -8,6 +8,9 @@ from absl import logging as absl_logging
 _ROOT = "gtesim"
 _FORMAT = "%(asctime)s [%(tag)s] %(message)s"
 _DATEFMT = "%H:%M:%S"
+# JAX's "Unable to initialize backend 'tpu'" (INFO) would open every run on a machine without
+# one; it is logged when the backends start, which may precede setup().
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
 class _TagFilter(logging.Filter):

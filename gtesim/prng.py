@@ -73,15 +73,37 @@ def permute(index, n: int, key):
   return out.astype(jnp.int32)
 
 
-def position_uniforms(key, shape):
-  """Uniform [0, 1) float32 numbers, one per position of `shape`: ~4x cheaper than
-  jax.random.uniform.
+_UNIT = 1.0 / (1 << 24)  # The float32 spacing just below 1.
 
-  A keyed bijection of the position (two rounds of a 32-bit mixer around a random key pair),
-  so the numbers of one key are distinct 32-bit values; their top 24 bits become the float,
-  the resolution of jax.random.uniform's float32.
+
+def half_open_unit(bits):
+  """uint32 hash bits -> float32 in [0, 1): the top 24 bits k give k / 2^24, exactly (0 is a
+  value, 1 never is). For inverse-CDF searches (`cdf > u`), where 0 is the first class."""
+  return (bits >> 8).astype(jnp.float32) * jnp.float32(_UNIT)
+
+
+def open_unit(bits):
+  """uint32 hash bits -> float32 strictly inside (0, 1), for a quantile function (ndtri,
+  log): (k + 1/2) / 2^24 of the top 24 bits k, rounded to float32, in [2^-25, 1 - 2^-24].
+
+  (k + 1/2) / 2^24 rounds to exactly 1.0 for k = 2^24 - 1 (it lies halfway between
+  1 - 2^-24 and 1, and ties go to the even 1.0), where ndtri is inf: that one value is
+  clipped to 1 - 2^-24, every other one is unchanged.
   """
+  u = ((bits >> 8).astype(jnp.float32) + jnp.float32(0.5)) * jnp.float32(_UNIT)
+  return jnp.minimum(u, jnp.float32(1.0 - _UNIT))
+
+
+def position_bits(key, shape):
+  """uint32 hash bits, one per position of `shape`: a keyed bijection of the position (two
+  rounds of a 32-bit mixer around a random key pair), so the bits of one key are distinct;
+  ~4x cheaper than jax.random.bits."""
   seeds = jax.random.bits(key, (2,), jnp.uint32)
   position = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-  bits = mix32(mix32(position ^ seeds[0]) + seeds[1])
-  return (bits >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+  return mix32(mix32(position ^ seeds[0]) + seeds[1])
+
+
+def position_uniforms(key, shape):
+  """Uniform [0, 1) float32 numbers, one per position of `shape` (`half_open_unit` of
+  `position_bits`): the resolution of jax.random.uniform's float32."""
+  return half_open_unit(position_bits(key, shape))

@@ -5,7 +5,6 @@
   python scripts/run.py --config configs/global.py --workdir DIR --overwrite
 """
 
-import datetime
 import pathlib
 
 from absl import flags
@@ -14,10 +13,11 @@ from ml_collections import config_flags
 from gtesim import cli
 from gtesim.driver import parallel
 from gtesim.driver import simulate
+from gtesim.driver import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None,
-                               "Output folder; default results/<config>-<timestamp>.")
+                               "Output folder; default results/<config>-<timestamp>-<6 hex digits>.")
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its last "
                             "checkpoint up to the config's sim.n_steps.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the run already in --workdir.")
@@ -26,14 +26,12 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
-  parallel.initialize()
+  parallel.initialize(_CONFIG.value.join_timeout_s)
   workdir = _WORKDIR.value
   if workdir is None:
     if _RESUME.value:
       raise cli.InputError("--resume needs --workdir, the folder of the run to continue.")
-    name = pathlib.Path(flags.FLAGS["config"].config_filename).stem
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    workdir = pathlib.Path("results") / f"{name}-{stamp}"
+    workdir = workdir_lib.default(pathlib.Path(flags.FLAGS["config"].config_filename).stem)
   simulate.run(_CONFIG.value, workdir, resume=_RESUME.value, overwrite=_OVERWRITE.value)
 
 

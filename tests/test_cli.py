@@ -104,3 +104,7 @@ def test_run_end_to_end_with_overrides(tiny_root, tmp_path):
   result = json.loads((tmp_path / "run" / "result.json").read_text())
   assert result["gte"]["click"]["per_rep"] == [0.0]  # alpha_T now equals alpha_C.
   assert "[train] step 10/10" in out.stderr
+  assert "ETA" in out.stderr and "at most" in out.stderr  # Steps' and epochs' progress.
+  assert f"results in {tmp_path / 'run'} (result.json, figure.png" in out.stderr
+  assert "Unable to initialize backend" not in out.stderr
+  assert not (tmp_path / "run" / ".lock").exists()

@@ -87,6 +87,26 @@ def test_a_two_task_run_sbatch_on_fresh_data_equals_one_process(cluster, tmp_pat
   assert_same_tables(tmp_path / "two", tmp_path / "one")
 
 
+def test_one_process_in_a_two_task_batch_script_without_srun_refuses_in_one_line(cluster,
+                                                                                   tmp_path):
+  """The hostile case of issue 34: `python scripts/run.py` straight in an --ntasks=2 batch
+  script sees SLURM_NTASKS=2 and would wait for a second process that never starts."""
+  config = _config_file(tmp_path / "cfg.py", tmp_path / "data", {"join_timeout_s": 10})
+  script = tmp_path / "lone.sbatch"
+  script.write_text("#!/bin/bash\n" + f"cd {REPO}\n" + ".venv/bin/python scripts/run.py "
+                    f"--config {config} --workdir {tmp_path / 'run'}\n")
+  t0 = time.time()
+  job = cluster.sbatch(*CPU, "--ntasks=2", f"--output={tmp_path}/slurm-%j.out", str(script),
+                       cwd=REPO)
+  states = cluster.wait(job, timeout=300)
+  out = _outputs(tmp_path)
+  print(f"lone process job {job}: {states} in {time.time() - t0:.0f} s")
+  assert states == {job: "FAILED"}, out
+  errors = [l for l in out.splitlines() if "error:" in l]
+  assert len(errors) == 1 and "this process (SLURM_PROCID=0 of SLURM_NTASKS=2)" in errors[0], out
+  assert "srun" in errors[0] and "Traceback" not in out and "Check failure" not in out
+
+
 def test_an_array_with_a_requeued_task_merges_into_the_single_run(cluster, tmp_path):
   """submit_array.sh (two tasks) + merge = one run of all repetitions, although task 0 is
   requeued mid-run: it logs its SIGTERM stop, resumes from its checkpoint and ends the same."""

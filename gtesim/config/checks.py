@@ -25,7 +25,7 @@ def _unknown(key, known, prefix):
   close = difflib.get_close_matches(key, list(known), n=1)
   hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
   raise InputError(f"config key '{prefix}{key}' does not exist{hint}. Keys are those of "
-                   "gtesim/default_config.py; fix the config file or the override.")
+                   "gtesim/config/defaults.py; fix the config file or the override.")
 
 
 def _check_keys(config, reference, prefix=""):
@@ -43,7 +43,7 @@ def _check_keys(config, reference, prefix=""):
       for name, label in value.items():
         if not isinstance(label, ml_collections.ConfigDict):
           raise InputError(f"config key 'labels.{name}' must be a label section like "
-                           "labels.click in gtesim/default_config.py.")
+                           "labels.click in gtesim/config/defaults.py.")
         _check_keys(label, schema, f"labels.{name}.")
         missing = sorted(set(schema.keys()) - set(label.keys()))
         if missing:
@@ -88,6 +88,34 @@ def _check_model_section(section, key: str) -> None:
   _require(section.id_eps >= 0, f"{key}.id_eps", "must be >= 0.")
 
 
+def _is_number(value) -> bool:
+  """A finite real number (bools and strings are not numbers)."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _number_tuples(config):
+  """(key, values) of the config's tuples of numbers."""
+  return [(f"sweep.{k}", config.sweep[k]) for k in ("p_treatment", "alpha_gap", "epsilon",
+                                                      "temperature")] + [
+      (f"study.{k}", config.study[k]) for k in ("p_values", "alpha_gaps", "epsilons")
+      if "study" in config]
+
+
+def _check_numbers(key: str, values) -> None:
+  """Every element of a tuple key is a finite number, or one line naming the key and value."""
+  _require(isinstance(values, (tuple, list)), key,
+           f"{values!r} is not a tuple of numbers, e.g. (0.3, 0.5).")
+  # A tuple that does not parse as numbers arrives whole as one string: ('(0.5,nan)',).
+  unparsed = len(values) == 1 and isinstance(values[0], str)
+  _require(not unparsed, key, f"{values[0] if unparsed else ''} is not a tuple of finite "
+           "numbers (nan, inf and words are refused); give numbers, e.g. (0.3, 0.5).")
+  for value in values:
+    _require(_is_number(value), key,
+             f"{value!r} in {tuple(values)!r} is not a finite number (nan, inf and words are "
+             "refused); give numbers, e.g. (0.3, 0.5).")
+
+
 def check(config) -> None:
   """Raises InputError naming the first bad key (the designs and environments check their
   own keys)."""
@@ -118,6 +146,8 @@ def check(config) -> None:
   _require(data.page_slots >= 1, "data.page_slots", "must be at least 1.")
   _require(len(config.labels) >= 1, "labels", "declare at least one label.")
   _require(config.checkpoint_every >= 1, "checkpoint_every", "must be at least 1.")
+  _require(_is_number(config.join_timeout_s) and config.join_timeout_s >= 1, "join_timeout_s",
+           f"{config.join_timeout_s!r} must be a number of seconds >= 1.")
   _require(config.optim.grad_clip > 0, "optim.grad_clip", "must be > 0.")
   _require(data.user_p_val > 0, "data.user_p_val",
            "must be > 0: validation users decide when pretraining stops and give the "
@@ -145,10 +175,13 @@ def check(config) -> None:
     _require(label.threshold is None or label.type == "binary", f"labels.{name}.type",
              "a label derived by a threshold is binary; set type 'binary' and loss 'bce'.")
   exp = config.experiment
-  _require(0 < exp.p_treatment < 1, "experiment.p_treatment", "must be in (0, 1).")
+  _require(_is_number(exp.p_treatment) and 0 < exp.p_treatment < 1, "experiment.p_treatment",
+           f"{exp.p_treatment!r} is not in (0, 1).")
   _require(exp.assignment in ("user", "step"), "experiment.assignment",
            f"'{exp.assignment}': use 'user' or 'step'.")
   sweep = config.sweep
+  for key, values in _number_tuples(config):
+    _check_numbers(key, values)
   _require(all(0 < p < 1 for p in sweep.p_treatment), "sweep.p_treatment",
            "every p must be in (0, 1).")
   _require(len(set(sweep.p_treatment)) == len(sweep.p_treatment), "sweep.p_treatment",
@@ -160,7 +193,10 @@ def check(config) -> None:
   _require(not sweep.points or not (sweep.p_treatment or sweep.alpha_gap), "sweep.points",
            "set either sweep.points or sweep.p_treatment / sweep.alpha_gap, not both.")
   for point in sweep.points:
-    _require(len(point) == 2 and 0 < point[0] < 1 and point[1] >= 0, "sweep.points",
+    _require(isinstance(point, (tuple, list)) and len(point) == 2, "sweep.points",
+             f"{point!r}: each point is a pair (p_treatment, alpha_gap).")
+    _check_numbers("sweep.points", point)
+    _require(0 < point[0] < 1 and point[1] >= 0, "sweep.points",
              f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
   exploration.check_config(config)
   designs.check_config(config)

@@ -142,11 +142,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.repetitions = 8  # B: repetitions run in parallel (a vmap axis).
   config.rep_offset = 0  # Index of the first repetition (SLURM array jobs shift it).
   config.checkpoint_every = 100  # Steps between orbax checkpoints (multiple of validate_every).
+  config.join_timeout_s = 60  # Several processes (SLURM ntasks > 1): seconds to wait for all
+  # of them to join jax.distributed before refusing (a missing srun would otherwise hang).
 
   config.data = data = ml_collections.ConfigDict()
   data.name = "synthetic"  # "synthetic" (embedded KuaiRand-format, generated), "kuairand" or
   # "kuairec" (CSVs in data.root), "synthetic-kuairec" (KuaiRec-format, generated).
-  data.root = ""  # Folder of the dataset's CSVs; synthetic: where to write them.
+  data.root = ""  # Folder of the dataset's CSVs; synthetic: where to write them ("": the
+  # repository's data/synthetic when run from a checkout, else ./data/synthetic).
   data.cache_dir = ""  # Columnar cache folder; "" = <root>/.gtesim_cache.
   data.logs = ("standard", "random")  # Which logs are the environment (KuaiRand: standard,
   # random; KuaiRec: small_matrix).

@@ -110,16 +110,29 @@ def _generate(s: dict, folder: pathlib.Path, make) -> None:
   os.replace(tmp, folder)
 
 
+_CHECKOUT = pathlib.Path(__file__).resolve().parents[2]  # The repository, when run from one.
+
+
+def default_base() -> pathlib.Path:
+  """Where synthetic data goes when data.root is empty: the repository's data/synthetic when
+  gtesim runs from a checkout (setup.cfg beside the package), wherever the command is started;
+  else data/synthetic under the current directory."""
+  base = _CHECKOUT if (_CHECKOUT / "setup.cfg").is_file() else pathlib.Path.cwd()
+  return base / "data" / "synthetic"
+
+
+def _base(data_config) -> pathlib.Path:
+  return pathlib.Path(data_config.root) if data_config.root else default_base()
+
+
 def ensure(data_config) -> pathlib.Path:
   """Returns the KuaiRand-format dataset's folder, generating it first if absent."""
-  return _ensure(spec(data_config), pathlib.Path(data_config.root or "data/synthetic"), "",
-                 generate)
+  return _ensure(spec(data_config), _base(data_config), "", generate)
 
 
 def ensure_kuairec(data_config) -> pathlib.Path:
   """Returns the KuaiRec-format dataset's folder, generating it first if absent."""
-  return _ensure(kuairec_spec(data_config), pathlib.Path(data_config.root or "data/synthetic"),
-                 "kuairec-", generate_kuairec)
+  return _ensure(kuairec_spec(data_config), _base(data_config), "kuairec-", generate_kuairec)
 
 
 def _standardize(x):

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from gtesim.errors import InputError
+from gtesim.errors import InputError, one_line
 from gtesim.writing import atomic_path, build_lock, write_json
 from gtesim.logs import get_logger
 
@@ -102,10 +102,40 @@ def first_non_numeric(path, column) -> tuple:
   return None, None
 
 
+def first_bad_row(path):
+  """(1-based file line, expected and found column counts, text) of the first line whose
+  field count is not the header's, or None: one single-threaded pass, which knows line
+  numbers (the threaded reader does not)."""
+  found = []
+
+  def record(row):
+    found.append(row)
+    return "error"
+
+  try:
+    for _ in pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES,
+                                                                   use_threads=False),
+                             parse_options=pa_csv.ParseOptions(invalid_row_handler=record)):
+      pass
+  except pa.ArrowInvalid:
+    pass
+  if not found:
+    return None
+  row = found[0]
+  return row.number, row.expected_columns, row.actual_columns, row.text
+
+
 def _conversion_error(path, names, err, ids=()):
   match = _CONVERSION.search(str(err))
   if not match:
-    return InputError(f"{path}: cannot be parsed as CSV ({err}). Check the file.")
+    bad = first_bad_row(path)
+    if bad is not None and bad[0] is not None:
+      line, expected, actual, text = bad
+      return InputError(f"{path}, line {line}: {actual} field(s) where the header has "
+                        f"{expected} ({one_line(text, 60)!r}): a cut-off or damaged line. "
+                        "Restore the file (e.g. unpack or download it again).")
+    return InputError(f"{path}: cannot be parsed as CSV ({one_line(err, 200)}). Check the "
+                      "file.")
   col, _, kind, value = match.groups()
   name = names[int(col)] if int(col) < len(names) else f"#{col}"
   line, found = first_non_numeric(path, name) if name in names else (None, None)

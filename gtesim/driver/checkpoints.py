@@ -1,7 +1,9 @@
 """Orbax checkpoints of a run: the world states and the host-side history so far."""
 
+import gc
 import pathlib
 import shutil
+import sys
 
 import orbax.checkpoint as ocp
 
@@ -10,6 +12,27 @@ from gtesim.errors import GtesimError, WriteError, os_error_message
 
 log = logs.get_logger("run")
 _TMP = ".orbax-checkpoint-tmp"  # Orbax's marker of a save that did not finish.
+
+
+_ABANDONED_READ = "_read_array_index_and_device_put"  # Orbax's per-array read coroutine.
+
+
+def quiet_abandoned_reads() -> None:
+  """Drops Python's "Exception ignored in: <coroutine _read_array_index_and_device_put>"
+  reports (with tensorstore's "<bound method pybind11...>" specs), which a damaged
+  checkpoint leaves on stderr once per array when orbax abandons its other reads after the
+  first failure; the caller reports that failure in one line. Other reports pass."""
+  previous = sys.unraisablehook
+  if getattr(previous, "gtesim_quiet", False):
+    return
+
+  def hook(unraisable):
+    if getattr(unraisable.object, "__qualname__", "").endswith(_ABANDONED_READ):
+      return
+    previous(unraisable)
+
+  hook.gtesim_quiet = True
+  sys.unraisablehook = hook
 
 
 class Checkpoints:
@@ -76,9 +99,14 @@ class Checkpoints:
       self._manager.delete(step)
 
   def restore(self, step: int, state_template):
-    """Returns (state shaped like `state_template`, history dict)."""
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(state_template), history=ocp.args.StandardRestore()))
+    """Returns (state shaped like `state_template`, history dict). A damaged step raises
+    orbax's error once (see `quiet_abandoned_reads` for the noise it leaves)."""
+    quiet_abandoned_reads()
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(state_template), history=ocp.args.StandardRestore()))
+    finally:
+      gc.collect()  # Reports the reads abandoned by a failure now, to the filter.
     return restored.state, restored.history
 
   def set_aside(self, step: int, folder: pathlib.Path) -> pathlib.Path:

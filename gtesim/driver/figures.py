@@ -24,11 +24,36 @@ def panels(config) -> list:
   for name in config.labels:
     label = config.labels[name]
     out.append(label_kinds.of(label).panel(name, label) + ("no values",))
-    out.append((f"{name} loss", f"{label.loss} loss", f"{name}/loss", "no values"))
+    out.append((f"{name} loss", _loss_axis(label), f"{name}/loss", "no values"))
   return out + list(designs.DESIGNS.get(config.mode).figure_panels)
 
 
-def figure(path_stem, metrics_table: dict, panel_list) -> None:
+def _loss_axis(label) -> str:
+  """The loss panel's y label, with the unit the loss is in."""
+  unit = label.unit or "label units"
+  return {"logmae": f"logmae: |log1p(pred) - log1p(y)|, in log1p({unit})",
+          "mse": f"mse, in ({unit})^2", "mae": f"mae, in {unit}",
+          "bce": "bce (nats)"}.get(label.loss, f"{label.loss} loss")
+
+
+def headline(config, result: dict) -> str:
+  """The figure's title: each label's GTE (global) or estimate (an A/B design) at the run's
+  first point, mean over the repetitions with its standard error."""
+  point = result["points"][0] if "points" in result else result
+  what = "true GTE" if "gt" in point else f"{config.mode} estimate of the GTE"  # gt: GT - GC.
+  parts = []
+  for name, g in point["gte"].items():
+    unit = config.labels[name].unit
+    se = g.get("se")
+    if se is None and g.get("std") is not None:
+      se = g["std"] / np.sqrt(max(1, config.repetitions))
+    parts.append(f"{name} {g['mean']:+.4g}" + (f" ± {se:.2g}" if se is not None else "")
+                 + (f" {unit}" if unit else ""))
+  return (f"{what} per recommendation (mean ± SE over {config.repetitions} repetitions): "
+          + "; ".join(parts))
+
+
+def figure(path_stem, metrics_table: dict, panel_list, headline_text: str = "") -> None:
   """The metrics figure (PNG and SVG), one panel per `panels(config)` entry, two per column:
   median over repetitions, band = the interquartile range (robust to one repetition's
   outlier; a relative error's band stays >= 0); log y axis where a panel's values are
@@ -39,6 +64,7 @@ def figure(path_stem, metrics_table: dict, panel_list) -> None:
     metrics_table: columns step, world, split and one per metric (rows per rep); a metric is
       drawn for every (world, split) where it has values.
     panel_list: `panels(config)`.
+    headline_text: the figure's title (`headline`).
   """
   n_cols = -(-len(panel_list) // 2)
   fig, axes = plt.subplots(2, n_cols, figsize=(5 * n_cols, 8), constrained_layout=True,
@@ -81,6 +107,8 @@ def figure(path_stem, metrics_table: dict, panel_list) -> None:
       ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
   for ax in axes.T.ravel()[len(panel_list):]:
     ax.set_visible(False)
+  if headline_text:
+    fig.suptitle(headline_text, fontsize=11)
   save_figure(fig, path_stem)
 
 

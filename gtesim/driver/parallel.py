@@ -9,6 +9,8 @@ writes them).
 
 import math
 import os
+import sys
+import threading
 
 import jax
 import numpy as np
@@ -16,23 +18,64 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gtesim.core.mapping import REP_AXIS as AXIS
+from gtesim.errors import InputError, one_line
 from gtesim.logs import get_logger
 
 log = get_logger("parallel")
 
 
-def initialize() -> None:
+def initialize(join_timeout_s: float = 60) -> None:
   """Joins a multi-process job when launched as one (SLURM ntasks > 1 or a coordinator set).
+
+  One process started without srun in an --ntasks > 1 allocation would wait for peers that
+  never come, and XLA's client then aborts the process (no Python exception). A watchdog
+  thread (the join releases the GIL) ends the process after `join_timeout_s` instead, with
+  one `[parallel] error:` line saying what to do and exit status 2.
 
   On CPU the processes need `JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo`.
   """
-  ntasks = int(os.environ.get("SLURM_NTASKS", "1"))
-  if ntasks > 1 or "JAX_COORDINATOR_ADDRESS" in os.environ:
-    jax.distributed.initialize()
+  ntasks = os.environ.get("SLURM_NTASKS", "1")
+  if int(ntasks) <= 1 and "JAX_COORDINATOR_ADDRESS" not in os.environ:
+    return
+  who = (f"this process (SLURM_PROCID={os.environ.get('SLURM_PROCID', '?')} of "
+         f"SLURM_NTASKS={ntasks})")
+  fix = ("Start one process per task with srun (as scripts/slurm/run.sbatch does), or run a "
+         "single process with the SLURM variables unset (env -u SLURM_NTASKS ...)")
+
+  def give_up():
+    sys.stderr.write(f"[parallel] error: {who} was not joined by the other processes within "
+                     f"join_timeout_s = {join_timeout_s:g} s. {fix}; on a slow cluster raise "
+                     "--config.join_timeout_s.\n")
+    sys.stderr.flush()
+    os._exit(2)  # pylint: disable=protected-access  # The main thread is blocked in XLA.
+
+  watchdog = threading.Timer(join_timeout_s, give_up)
+  watchdog.daemon = True
+  watchdog.start()
+  try:
+    # XLA's own deadline comes later, so that the watchdog speaks first.
+    jax.distributed.initialize(initialization_timeout=int(join_timeout_s) + 60)
+  except (RuntimeError, ValueError, TypeError) as err:  # E.g. no coordinator address found.
+    raise InputError(f"{who} could not start jax.distributed ({one_line(err, 200)}). "
+                     f"{fix}.") from None
+  finally:
+    watchdog.cancel()
 
 
 def is_primary() -> bool:
   return jax.process_index() == 0
+
+
+def from_primary(text: str) -> str:
+  """Process 0's `text`, in every process (a no-op in a single process)."""
+  if jax.process_count() == 1:
+    return text
+  data = np.zeros(4096, np.uint8)
+  if is_primary():
+    raw = text.encode()
+    data[:len(raw)] = np.frombuffer(raw, np.uint8)
+  data = np.asarray(multihost_utils.broadcast_one_to_all(data))
+  return bytes(data[data > 0]).decode()
 
 
 def rep_mesh(n_reps: int) -> jax.sharding.Mesh:

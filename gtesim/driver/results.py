@@ -134,7 +134,7 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: Worlds, re
       worlds.design.log_point(log, name, "points" in result, point, config)
   first = np.isin(metric_cols["point"], [0, -1])
   figures.figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()},
-                 figures.panels(config))
+                 figures.panels(config), figures.headline(config, result))
   return result
 
 

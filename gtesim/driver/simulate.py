@@ -51,6 +51,16 @@ def point_inputs(config, worlds: designs.Worlds) -> Point:
   return jax.tree.map(jnp.asarray, point)
 
 
+def _duration(seconds: float) -> str:
+  """'42 s', '3 min 05 s', '2 h 07 min'."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f"{seconds} s"
+  if seconds < 3600:
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+  return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def _check_finite(values, what, labels, t0, rep_indices, pos=None, where=""):
   """Raises NumericalError naming the first non-finite value of [B, ..., L] arrays (the
   step is t0 + 1 + the index on axis `pos`)."""
@@ -99,12 +109,14 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, s
     bar.update(1)
     if scalars is not None:
       scalars.pretrain_epoch(e + 1, labels, m)
+    elapsed = time.perf_counter() - t0
     log_pre.info("epoch %d/%d: train loss %s; val %s; %d of %d models still improving "
-                 "(%.0f s)", e + 1, epochs,
+                 "(%.0f s; at most %s left, less at a plateau)", e + 1, epochs,
                  ", ".join(f"{l} " + ("stopped" if np.isnan(v) else f"{v:.4f}")
                            for l, v in zip(labels, descriptive.finite_mean(m["train_loss"], 0))),
                  ", ".join(f"{k} {np.nanmean(v):.4f}" for k, v in m.items() if k != "train_loss"),
-                 int((~stopped).sum()), stopped.size, time.perf_counter() - t0)
+                 int((~stopped).sum()), stopped.size, elapsed,
+                 _duration(elapsed / (e + 1) * (epochs - e - 1)))
     if stopped.all():
       break
     if stop is not None and stop.requested():
@@ -194,7 +206,9 @@ def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds
     rate = throughput.rec_per_s(config, worlds, chunk_len, elapsed)
     bar.update(chunk_len)
     bar.set_postfix_str(f"{rate:,.0f} rec/s")
-    log_train.info("step %d/%d (%.0f rec/s)", t + chunk_len, n_steps, rate)
+    per_step = time_timed / steps_timed if steps_timed else elapsed / chunk_len
+    log_train.info("step %d/%d (%.0f rec/s, ETA %s)", t + chunk_len, n_steps, rate,
+                   _duration(per_step * (n_steps - t - chunk_len)))
     _log_validation(t + chunk_len, evaluated, worlds)
     if scalars is not None:
       scalars.interval(t + chunk_len, config, history, worlds, evaluated, rate)
@@ -290,10 +304,18 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
                "workdir %s", config.mode, config.repetitions, config.rep_offset, config.seed,
                config.sim.n_steps, len(worlds.points), workdir)
   t_start = time.perf_counter()
+  if resume:
+    workdir_lib.check_resume(config, workdir)
+    done = workdir_lib.finished(config, workdir)
+    if done is not None:  # Nothing to do: every file stays as the run wrote it.
+      log_run.info("the run in %s already finished its %d steps: nothing to resume (raise "
+                   "sim.n_steps to extend it); its results are in %s", workdir,
+                   config.sim.n_steps, workdir / "result.json")
+      return done
   setup = setup_lib.build(config)
   dataset_info = results.dataset_info(config, setup.ds.overview)
   if resume:
-    workdir_lib.check_resume(config, workdir, dataset_info["fingerprint"])
+    workdir_lib.check_resume_data(workdir, dataset_info["fingerprint"])
   if parallel.is_primary():
     writing.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     writing.write_json(workdir / "data.json", writing.jsonable(setup.ds.overview))
@@ -322,5 +344,8 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   timing["wall_s"] = time.perf_counter() - t_start
   if not parallel.is_primary():
     return None
-  return results.write_run(config, dataset_info, pretrain_report, history, worlds,
-                           setup.rep_indices, workdir, timing)
+  result = results.write_run(config, dataset_info, pretrain_report, history, worlds,
+                             setup.rep_indices, workdir, timing)
+  log_run.info("done in %s: results in %s (result.json, figure.png, steps.parquet, "
+               "metrics.parquet, run.log)", _duration(timing["wall_s"]), workdir)
+  return result

@@ -2,14 +2,17 @@
 run's files, and checks that a resumed run is the same run (SPEC §6-§7)."""
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import json
 import os
 import pathlib
+import secrets
 import shutil
 
 from gtesim.config import checks as config_checks
+from gtesim.driver import parallel
 from gtesim.errors import InputError, os_error_message
 
 # What a run writes into its workdir (all of it is replaced by --overwrite).
@@ -18,6 +21,25 @@ RUN_FILES = ("config.json", "data.json", "pretrain.json", "encoding.json", "resu
              "checkpoints", "tensorboard")
 # Keys that may differ between a run and its resumption.
 RESUMABLE_KEYS = ("sim.n_steps", "checkpoint_every")
+
+
+def default(name: str, results=pathlib.Path("results")) -> pathlib.Path:
+  """results/<name>-<YYYYmmdd-HHMMSS>-<6 hex digits>, created by this call: runs started in
+  the same second (array tasks, a shell loop) get folders of their own. Every process of a
+  multi-process run gets process 0's folder."""
+  path = None
+  if parallel.is_primary():
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while path is None:
+      path = results / f"{name}-{stamp}-{secrets.token_hex(3)}"
+      try:
+        path.mkdir(parents=True)
+      except FileExistsError:
+        path = None
+      except OSError as err:
+        raise InputError(os_error_message(err, "the default workdir: creating") +
+                         "; choose a --workdir you can write.") from None
+  return pathlib.Path(parallel.from_primary(str(path)))
 
 
 def make(workdir: pathlib.Path) -> None:
@@ -39,28 +61,44 @@ def lock(workdir: pathlib.Path, shared: bool = False, holder: str = "", what: st
   named from what the first wrote into the file), or `shared` with other shared holders (the
   jobs of one study graph) and exclusive against the rest. `holder` describes this process.
 
+  An exclusive holder removes the file when it leaves (a finished run leaves no `.lock`
+  behind); so a process that locked a file which is no longer the one at the path (removed
+  by its holder meanwhile) lets it go and locks the new one.
+
   flock works across the nodes of a cluster on NFS (emulated with fcntl locks) and on Lustre
   mounted with `flock`; on a file system without it the lock holds only within one node."""
   path = workdir / ".lock"
-  try:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-  except OSError as err:
-    raise InputError(os_error_message(err, f"locking the {what} folder: opening") +
-                     f"; choose a {option} you can write.") from None
-  try:
+  while True:
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+      raise InputError(os_error_message(err, f"locking the {what} folder: opening") +
+                       f"; choose a {option} you can write.") from None
     try:
       fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as err:
+      held_by = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+      os.close(fd)
       if err.errno not in (errno.EAGAIN, errno.EACCES):
         raise
-      held_by = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
       raise InputError(f"{workdir} is in use by another {what} ({held_by}); wait for it to "
                        f"finish or choose another {option}.") from None
+    try:
+      current = os.stat(path).st_ino
+    except FileNotFoundError:
+      current = None
+    if current == os.fstat(fd).st_ino:
+      break
+    os.close(fd)  # Removed by its last holder after we opened it: lock the new file.
+  try:
     text = f"pid {os.getpid()} on {os.uname().nodename}" + (f": {holder}" if holder else "")
     os.ftruncate(fd, 0)  # Shared holders overwrite each other: the text names one of them.
     os.pwrite(fd, text.encode(), 0)
     yield
   finally:
+    if not shared:
+      with contextlib.suppress(OSError):
+        os.unlink(path)  # Still held: no one can lock this file in between.
     os.close(fd)
 
 
@@ -84,8 +122,8 @@ def prepare(workdir: pathlib.Path, resume: bool, overwrite: bool) -> None:
     shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
-def check_resume(config, workdir: pathlib.Path, fingerprint: str) -> None:
-  """The resumed run has the saved run's config (n_steps may grow) and the same data."""
+def check_resume(config, workdir: pathlib.Path) -> None:
+  """The resumed run has the saved run's config (n_steps may grow)."""
   saved = json.loads((workdir / "config.json").read_text())
   diff = config_checks.first_difference(saved, json.loads(config.to_json_best_effort()),
                                        RESUMABLE_KEYS)
@@ -98,6 +136,23 @@ def check_resume(config, workdir: pathlib.Path, fingerprint: str) -> None:
     raise InputError(f"--resume: config key sim.n_steps is {config.sim.n_steps}, fewer than "
                      f"the {saved['sim']['n_steps']} of the run in {workdir}; a run can only "
                      "be extended.")
+
+
+def finished(config, workdir: pathlib.Path):
+  """result.json's content when the run in `workdir` already finished config's sim.n_steps
+  (a resume has nothing to do), else None."""
+  path = workdir / "result.json"
+  if not path.exists():
+    return None
+  try:
+    result = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None  # A damaged result is rewritten by the resumed run.
+  return result if result.get("n_steps") == config.sim.n_steps else None
+
+
+def check_resume_data(workdir: pathlib.Path, fingerprint: str) -> None:
+  """The resumed run reads the same data as the saved run."""
   data = workdir / "data.json"
   before = json.loads(data.read_text()).get("fingerprint") if data.exists() else None
   if before != fingerprint:

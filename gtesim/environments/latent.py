@@ -68,12 +68,12 @@ def latent_arrays(ds, folder) -> dict:
 
 def pair_uniforms(key, users, videos, n: int):
   """[..., n] U(0, 1) numbers of (user, video) pairs under a step's key: a keyed hash of the
-  pair, so a pair gets the same numbers in every world at this (repetition, step)."""
+  pair, so a pair gets the same numbers in every world at this (repetition, step); strictly
+  inside (0, 1) in float32 (prng.open_unit), so ndtri of one is finite."""
   seeds = jax.random.bits(key, (n, 2), jnp.uint32)
   u = users.astype(jnp.uint32)[..., None]
   v = videos.astype(jnp.uint32)[..., None]
-  h = prng.mix32(prng.mix32(prng.mix32(u ^ seeds[:, 0]) ^ v) + seeds[:, 1])
-  return ((h >> 8).astype(jnp.float32) + 0.5) * jnp.float32(1.0 / (1 << 24))
+  return prng.open_unit(prng.mix32(prng.mix32(prng.mix32(u ^ seeds[:, 0]) ^ v) + seeds[:, 1]))
 
 
 def latent_outcomes(latent: dict, columns: tuple, expected: bool, users, videos, key):
