@@ -13,7 +13,7 @@ import optax
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gtesim.core import metrics
+from gtesim import metrics
 
 
 @dataclasses.dataclass(frozen=True)

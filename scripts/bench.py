@@ -69,7 +69,7 @@ def step_flops(spec) -> float:
   arms = spec.design.arms
   flops = 0
   for model in spec.models:
-    f = model.net.flops(du, dv, spec.n_candidate)
+    f = model.flops(du, dv, spec.n_candidate)
     flops += spec.batch_size * (f["score_user"] + 3 * spec.updates_per_step * arms * f["row"])
   return flops + spec.design.extra_flops(spec)
 

@@ -39,8 +39,8 @@ def main(argv):
       kinds = ("exact", "hashed") if max(n_users, n_videos) > buckets else ("exact",)
       section = config.labels[next(iter(config.labels))].copy_and_resolve_references()
       section.model = model_class
-      if not models.MODEL_CLASSES.get(model_class)(section, dims=dims).has_ids:
-        kinds = ("-",)
+      if not models.MODEL_CLASSES.get(model_class)(section, dims=dims).describe():
+        kinds = ("-",)  # No ID tables.
       for tables in kinds:
         c = config.copy_and_resolve_references()
         for name in c.labels:

@@ -1,5 +1,7 @@
 """Model classes: the ID-embedding rankers, their tables, hashing and sparse updates."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,7 +108,7 @@ def test_a_training_update_equals_the_dense_gradient_of_the_whole_tables(name):
 def test_scoring_candidates_equals_the_model_on_each_pair(name, kind):
   model = _model(name, kind)
   params = model.init(jax.random.key(0), DIMS)
-  if model.net.has_ids:
+  if "ids" in params:
     params["ids"] = {k: jax.random.normal(jax.random.key(i + 1), t.shape)
                      for i, (k, t) in enumerate(params["ids"].items())}
   pairs = _pairs(jax.random.key(3), (6,), candidates=5)
@@ -174,3 +176,96 @@ def test_memory_per_world_counts_the_arrays_a_world_holds(tiny_root):
   per = memory.model_bytes(sim.spec.models, setup.static.dims)
   assert held == per * sim.spec.design.arms * config.repetitions
 
+
+
+@dataclasses.dataclass(frozen=True)
+class CountedRate:
+  """A model class that learns by counting (docs/extending.md's skeleton): a binary label's
+  logit is its video's smoothed weighted rate of y; no gradient, no optimizer."""
+  n_videos: int
+  prior: float = 1.0  # Pseudo-count at rate 1/2.
+
+  def init(self, key, dims):
+    del key, dims
+    return {"sum": jnp.zeros(self.n_videos), "count": jnp.zeros(self.n_videos),
+            "bias": jnp.zeros(())}
+
+  def init_optimizer(self, params, optimizer):
+    del params, optimizer
+    return ()
+
+  def _logit(self, s, c, bias):
+    rate = (s + 0.5 * self.prior) / (c + self.prior)
+    return jnp.log(rate) - jnp.log1p(-rate) + bias
+
+  def apply(self, params, pairs, train=False, key=None):
+    del train, key
+    return self.score_gathered(self.dense_of(params), self.gather(params, pairs), pairs)
+
+  def score_pairs(self, params, pairs):
+    return self.apply(params, pairs)
+
+  def update(self, params, opt_state, optimizer, loss_fn, pairs, y, weight, n, key):
+    del optimizer, key
+    loss = jnp.sum(weight * loss_fn(self.apply(params, pairs), y)) / jnp.maximum(n, 1)
+    return ({"sum": params["sum"].at[pairs.video].add(weight * y),
+             "count": params["count"].at[pairs.video].add(weight), "bias": params["bias"]},
+            opt_state, loss)
+
+  @staticmethod
+  def dense_of(params):
+    return {"bias": params["bias"]}
+
+  @staticmethod
+  def gather(params, pairs):
+    return {"sum": params["sum"][pairs.video], "count": params["count"][pairs.video]}
+
+  def score_gathered(self, dense, rows, pairs):
+    del pairs
+    return self._logit(rows["sum"], rows["count"], dense["bias"])
+
+  @staticmethod
+  def with_head(params, bias, zero_kernel=False):
+    del bias, zero_kernel  # Its prior is its own.
+    return params
+
+  @staticmethod
+  def flops(user_width, video_width, n_candidate):
+    del user_width, video_width, n_candidate
+    return {"score_user": 0, "row": 0}
+
+  @staticmethod
+  def describe():
+    return {}
+
+
+def test_a_model_class_that_learns_by_counting_runs_through_the_core(tiny_root, tmp_path,
+                                                                     monkeypatch):
+  """The core asks no model what kind it is: a counting class (no gradient, no optimizer
+  state) trains through training.train_update and runs a whole simulation."""
+  model = LabelModel("y", KINDS["binary"], "bce", CountedRate(DIMS.n_videos), optax.adam(1.0))
+  params = model.init(jax.random.key(0), DIMS)
+  pairs = _pairs(jax.random.key(1), (64,))
+  y = (jax.random.uniform(jax.random.key(2), (64, 1)) < 0.3).astype(jnp.float32)
+  weight = jnp.where(jnp.arange(64) < 50, 2.0, 0.0)  # The last 14 rows masked out.
+  (new,), opt, loss = training.train_update((model,), (params,), (model.init_optimizer(params),),
+                                            pairs, y, weight, 50, jax.random.key(3), 2)
+  counts = np.zeros(DIMS.n_videos)
+  np.add.at(counts, np.asarray(pairs.video)[:50], 4.0)  # Two updates of weight 2.
+  np.testing.assert_allclose(new["count"], counts)
+  # Before the first update every rate is 1/2: loss = sum(2 ln 2) / 50 = 2 ln 2.
+  assert opt == ((),) and float(loss[0]) == pytest.approx(2 * np.log(2.0), rel=1e-5)
+
+  monkeypatch.setitem(MODEL_CLASSES._entries, "counted_rate",  # pylint: disable=protected-access
+                      lambda section, dims=None, **_: CountedRate(dims.n_videos))
+  config = small_sim_config(tiny_root, mode="pooling", repetitions=1,
+                            **{"labels.click.model": "counted_rate"})
+  from gtesim.driver import simulate  # pylint: disable=g-import-not-at-top
+  result = simulate.run(config, tmp_path)
+  assert result["pretrain"]["models"]["click"] == {"model": "counted_rate", "tables": {}}
+  assert np.isfinite(result["gte"]["click"]["mean"])
+  final = result["metrics_final_and_at_step_0"]["T"]
+  # Counting on the experiment's traffic sharpens the train videos' rates; the test videos,
+  # never counted, stay at the prior rate 1/2 (loss ln 2, AUC 1/2).
+  assert final["train/click/auc"] > final["train/click/auc@0"] > 0.5
+  assert final["val/click/loss"] == pytest.approx(np.log(2.0), rel=1e-5)

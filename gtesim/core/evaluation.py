@@ -1,7 +1,7 @@
 """Validation of label models on fixed logged rows (SPEC §4 step 7)."""
 
 from gtesim.core import features
-from gtesim.core import metrics
+from gtesim import metrics
 from gtesim.core.state import EvalRows
 
 

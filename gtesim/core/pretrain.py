@@ -46,7 +46,7 @@ def init(spec, env: Env, rep: RepData, rows: EvalRows) -> Production:
     p = m.init(jax.random.fold_in(key, l), spec.static.dims)
     bias = m.kind.head_bias(y[:, l])
     if bias is not None:
-      p = m.net.with_head(p, bias)
+      p = m.with_head(p, bias)
     params.append(p)
   params = tuple(params)
   opt = tuple(m.init_optimizer(p) for m, p in zip(spec.models, params))

@@ -43,7 +43,7 @@ def blocked_scores(models, params, alpha, pairs: Pairs, arm, n_blocks: int):
   # table is never copied (O(rows touched), not O(table)).
   rows = [jax.tree.map(lambda *g: jnp.stack([blocks(x) for x in g])[
       block_arm, jnp.arange(n_blocks + 1)], *[m.gather(p[l], padded) for p in params])
-          if m.net.has_ids else {} for l, m in enumerate(models)]
+          for l, m in enumerate(models)]
   preds = jax.vmap(lambda p, g, x: jnp.stack([
       m.predict(m.score_gathered(p[l], g[l], x)) for l, m in enumerate(models)]))(
           stacked, rows, jax.tree.map(blocks, padded))  # [n+1, L, c, k]

@@ -20,7 +20,7 @@ from flax import struct
 from gtesim import label_kinds
 from gtesim import models
 from gtesim import prng
-from gtesim.core import metrics
+from gtesim import metrics
 from gtesim.core.training import train_update
 from gtesim.designs.base import ABDesign, UserSums
 from gtesim.errors import require
@@ -92,7 +92,7 @@ class Weighting(ABDesign):
     g = self.weight_model
     p = g.init(jax.random.fold_in(prng.stream(rep.key, "init"), len(spec.models)),
                spec.static.dims)
-    g_params = (g.net.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
+    g_params = (g.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
                                 zero_kernel=True),)
     users = super().init_state(spec, rep, point)
     return WeightingState(users.user_sum, users.user_n, g_params,
@@ -123,6 +123,6 @@ class Weighting(ABDesign):
 
   def extra_flops(self, spec):
     """G: trained on the step's items, plus the forward passes of its metrics and weights."""
-    f = self.weight_model.net.flops(spec.static.user_layout.width,
+    f = self.weight_model.flops(spec.static.user_layout.width,
                                     spec.static.video_layout.width, spec.n_candidate)
     return f["row"] * spec.batch_size * (3 * spec.updates_per_step + 2)

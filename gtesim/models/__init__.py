@@ -1,10 +1,12 @@
 """Label models (SPEC §3): model classes behind a registry, one LabelModel per label.
 
 `labels.<name>` gives a label its kind (label_kinds), loss, model class (`model`), sizes and
-optimizers. A model class provides `has_ids`, `init(key, dims)`, `apply` (rows of pairs),
-`score_pairs` (users x candidates), `with_head` (the output bias) and `flops`; one with ID
-tables (models/embedding.py) also `id_rows`, `apply_rows`, `score_gathered`, `update_ids`
-and `describe`. docs/extending.md says how to add one.
+optimizers. A model class owns its state and how it learns: `init(key, dims)` and
+`init_optimizer(params, optimizer)` (its parameters and its learning state), `apply` (rows of
+pairs), `score_pairs` (users x candidates), `update` (one learning step on weighted rows:
+gradient classes call models/gradient.py), `dense_of` / `gather` / `score_gathered` (per-arm
+scoring without copying a table), `with_head` (the output bias), `describe` (its tables) and
+`flops`. docs/extending.md says how to add one.
 """
 
 import optax
@@ -53,5 +55,5 @@ def label_models(config, dims=None) -> tuple:
 def describe(config, models) -> dict:
   """{label: {"model": its class, "tables": each ID table's ids, rows, hashing and collision
   rate}} (result.json's pretrain.models, run.log)."""
-  return {m.name: {"model": config.labels[m.name].model,
-                   "tables": m.net.describe() if m.net.has_ids else {}} for m in models}
+  return {m.name: {"model": config.labels[m.name].model, "tables": m.describe()}
+          for m in models}

@@ -12,6 +12,7 @@ import dataclasses
 import jax
 
 from gtesim.errors import GtesimError
+from gtesim.models import gradient
 from gtesim.models import ids as ids_lib
 
 
@@ -23,7 +24,6 @@ class EmbeddingNet:
   id_initial_accumulator: float
   id_eps: float
   id_dropout: float
-  has_ids = True
 
   def _need_dims(self):
     if self.dims is None:
@@ -50,6 +50,23 @@ class EmbeddingNet:
 
   def init_accumulators(self, tables: dict) -> dict:
     return ids_lib.init_accumulators(tables, self.id_initial_accumulator)
+
+  def init_optimizer(self, params, optimizer):
+    """The dense parameters' optimizer state and the tables' AdaGrad accumulators."""
+    return {"dense": optimizer.init(params["dense"]),
+            "ids": self.init_accumulators(params["ids"])}
+
+  def update(self, params, opt_state, optimizer, loss_fn, pairs, y, weight, n, key):
+    """One gradient update on rows of pairs, sparse in the tables: (params, opt_state,
+    loss before it)."""
+    return gradient.sparse_update(self, optimizer, loss_fn, params, opt_state, pairs, y,
+                                  weight, n, key)
+
+  @staticmethod
+  def dense_of(params):
+    """The parameters per-arm scoring stacks over blocks: the dense ones (a table is never
+    copied)."""
+    return params["dense"]
 
   def update_ids(self, tables: dict, acc: dict, rows: dict, grads: dict):
     """Row-wise AdaGrad of every table on the rows touched (their per-occurrence grads)."""

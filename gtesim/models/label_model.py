@@ -37,23 +37,29 @@ class Dims(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class LabelModel:
-  """One label's model: binary heads output logits, numerical heads log1p(y)."""
+  """One label's model: a model class instance (`net`, which owns its state and how it
+  learns), the label's kind and loss, and the optimizer the class may use. Binary heads
+  output logits, numerical heads log1p(y). Nothing outside gtesim/models/ asks what kind of
+  class it holds."""
   name: str
   kind: LabelKind
   loss_name: str  # One of kind.losses.
-  net: object  # A model class instance (models/__init__.py says what it provides).
-  optimizer: optax.GradientTransformation  # Of the dense parameters (every parameter of
-  # a class without ID tables).
+  net: object  # A model class instance (models/__init__.py lists what it provides).
+  optimizer: optax.GradientTransformation  # Of the dense parameters, for classes that
+  # learn by gradients.
 
   def init(self, key, dims: Dims):
     return self.net.init(key, dims)
 
   def init_optimizer(self, params):
-    """The optimizer state: the dense parameters' (and the ID tables' accumulators)."""
-    if not self.net.has_ids:
-      return self.optimizer.init(params)
-    return {"dense": self.optimizer.init(params["dense"]),
-            "ids": self.net.init_accumulators(params["ids"])}
+    """The class's learning state beside its parameters (optimizer state, accumulators)."""
+    return self.net.init_optimizer(params, self.optimizer)
+
+  def update(self, params, opt_state, pairs: Pairs, y, weight, n, key):
+    """One learning update on rows of pairs with per-row weights (0 masks a row out) and
+    the loss's 1/n: (params, opt_state, weighted loss before the update)."""
+    return self.net.update(params, opt_state, self.optimizer, self.loss, pairs, y, weight, n,
+                           key)
 
   def apply(self, params, pairs: Pairs, train=False, key=None):
     """Raw outputs (logits or log1p predictions) of rows of pairs."""
@@ -64,18 +70,28 @@ class LabelModel:
     return self.net.score_pairs(params, pairs)
 
   def dense_of(self, params):
-    """The dense parameters (all of them without ID tables)."""
-    return params["dense"] if self.net.has_ids else params
+    """The parameters per-arm scoring may stack over blocks of users."""
+    return self.net.dense_of(params)
 
   def gather(self, params, pairs) -> dict:
-    """The ID-table rows the pairs touch ({} without ID tables)."""
-    return self.net.gather(params, pairs) if self.net.has_ids else {}
+    """The per-pair parameter rows the pairs touch (ID-table rows; {} for a class without)."""
+    return self.net.gather(params, pairs)
 
   def score_gathered(self, dense, rows: dict, pairs: Pairs):
-    """score_pairs from the dense parameters and the gathered rows (per-arm scoring)."""
-    if self.net.has_ids:
-      return self.net.score_gathered(dense, rows, pairs)
-    return self.net.score_pairs(dense, pairs)
+    """score_pairs from `dense_of` and `gather` (per-arm scoring)."""
+    return self.net.score_gathered(dense, rows, pairs)
+
+  def with_head(self, params, bias, zero_kernel: bool = False):
+    """The parameters with the output bias set to `bias` (and, zero_kernel, a constant)."""
+    return self.net.with_head(params, bias, zero_kernel=zero_kernel)
+
+  def flops(self, user_width: int, video_width: int, n_candidate: int) -> dict:
+    """bench.py's FLOPs: {"score_user": one user's candidates, "row": one training row}."""
+    return self.net.flops(user_width, video_width, n_candidate)
+
+  def describe(self) -> dict:
+    """The class's tables (sizes, hashing, collision rates) for run.log and result.json."""
+    return self.net.describe()
 
   def predict(self, out):
     """Prediction on the label's scale (label_kinds)."""

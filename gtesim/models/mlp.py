@@ -9,6 +9,8 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gtesim.models import gradient
+
 
 class MLP(nn.Module):
   """ReLU MLP; dropout on hidden layers while training. One output ([...]) by default, or
@@ -41,7 +43,6 @@ class MLPNet:
   hidden: tuple
   dropout: float = 0.0
   video_only: bool = False
-  has_ids = False  # No ID tables: every parameter is dense.
 
   @property
   def module(self) -> MLP:
@@ -76,6 +77,36 @@ class MLPNet:
     for i in range(1, len(self.hidden) + 1):
       h = nn.relu(h) @ layers[f"Dense_{i}"]["kernel"] + layers[f"Dense_{i}"]["bias"]
     return h[..., 0]
+
+  def init_optimizer(self, params, optimizer):
+    """The optimizer state of every parameter (all dense)."""
+    return optimizer.init(params)
+
+  def update(self, params, opt_state, optimizer, loss_fn, pairs, y, weight, n, key):
+    """One gradient update on rows of pairs: (params, opt_state, loss before it)."""
+    return gradient.dense_update(self, optimizer, loss_fn, params, opt_state, pairs, y,
+                                 weight, n, key)
+
+  @staticmethod
+  def dense_of(params):
+    """The parameters per-arm scoring stacks over blocks: all of them."""
+    return params
+
+  @staticmethod
+  def gather(params, pairs) -> dict:
+    """The per-pair rows of the parameters: none (no ID tables)."""
+    del params, pairs
+    return {}
+
+  def score_gathered(self, dense, rows, pairs):
+    """score_pairs from `dense_of` and `gather` (per-arm scoring)."""
+    del rows
+    return self.score_pairs(dense, pairs)
+
+  @staticmethod
+  def describe() -> dict:
+    """Its ID tables for run.log and result.json: none."""
+    return {}
 
   def with_head(self, params, bias, zero_kernel: bool = False):
     """The parameters with the output layer's bias set to `bias` (and its kernel zero)."""
