@@ -41,6 +41,7 @@ from gtesim import cli
 from gtesim import designs
 from gtesim import logs
 from gtesim import throughput
+from gtesim.config import checks as config_checks
 from gtesim.core import mapping
 from gtesim.core import simulation
 from gtesim.core.step import PHASES
@@ -116,7 +117,7 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
   """Times one mode's chunk at the setup's B (and its per-phase profile)."""
   sim = simulation.make_simulation(config, setup)
   fns = mapping.compile_simulation(sim, setup.mesh)
-  worlds = designs.worlds_of(config, sim.spec.design)
+  worlds = sim.worlds
   points = simulate.point_inputs(config, worlds)
   prod = fns.init(setup.env, setup.reps, setup.pretrain_rows)
 
@@ -161,6 +162,7 @@ def main(argv):
   del argv
   logs.setup()
   base = _CONFIG.value
+  config_checks.check(base)
   gpu = jax.devices()[0].platform != "cpu"
   bs = ([int(x) for x in _BS.value.split(",")] if _BS.value else
         [1, 8, 64, 256, 1024] if gpu else [1, 8, 64])

@@ -1,8 +1,9 @@
 """The pure per-repetition functions everything else calls (the PureJaxRL shape, STYLE.md).
 
-`make_simulation(config, setup)` does the static Python set-up (the design, environment and
-label models from their registries) and returns a `Simulation` whose methods are pure,
-jit-able functions of ONE repetition:
+`make_simulation(config, setup)` does the static Python set-up (the design, environment,
+label models and exploration rule from their registries, each built once) and returns a
+`Simulation` (with `worlds`, what the driver reports by) whose methods are pure, jit-able
+functions of ONE repetition:
 
   init(env, rep, rows) -> Production                       fresh label models
   pretrain_epoch(env, rep, rows, prod, epoch) -> (Production, metrics)
@@ -31,6 +32,7 @@ from gtesim.core import step as step_lib
 from gtesim.core.evaluation import evaluate_models
 from gtesim.core.mapping import map_axis, vectorize_mode
 from gtesim.core.state import World
+from gtesim.designs.worlds import Worlds
 from gtesim.errors import GtesimError
 
 
@@ -43,6 +45,7 @@ class Simulation:
   patience: int
   min_delta: float
   vectorize: str  # "map" or "vmap" over worlds (and repetitions, in compile_simulation).
+  worlds: Worlds  # The run's design (the spec's), sweep points and exploration rule.
 
   def init(self, env, rep, rows) -> pretrain.Production:
     return pretrain.init(self.spec, env, rep, rows)
@@ -101,11 +104,12 @@ def make_simulation(config, setup) -> Simulation:
                       f"Setup was built without it: build it with driver.setup.build(config, "
                       f"modes=(..., '{design.name}')).")
   sim = config.sim
+  rule = exploration.make(config)
   spec = step_lib.SimSpec(
-      setup.static, models_lib.label_models(config, setup.static.dims), sim.batch_size, sim.n_candidate,
-      sim.updates_per_step, setup.n_train, design,
-      environments.make(config, setup.static, setup.n_train), exploration.make(config),
+      setup.static, models_lib.label_models(config, setup.static.dims), sim.batch_size,
+      sim.n_candidate, sim.updates_per_step, setup.n_train, design,
+      environments.make(config, setup.static, setup.n_train), rule,
       staggered=sim.release == "staggered", arm_blocks=sim.arm_blocks)
   pre = config.pretrain
   return Simulation(spec, config.sim.validate_every, pre.batch_size, pre.patience,
-                    pre.min_delta, vectorize_mode(config))
+                    pre.min_delta, vectorize_mode(config), designs.worlds_of(config, design, rule))

@@ -23,7 +23,7 @@ from gtesim.core.sampling import sample_users, step_keys
 from gtesim.core.scoring import blocked_scores, predictions
 from gtesim.core.state import Env, RepData, Static, StepOut, World
 from gtesim.environments import release
-from gtesim.environments.base import Candidates
+from gtesim.environments.base import Candidates, StepContext
 from gtesim.models import Pairs
 
 PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
@@ -77,8 +77,8 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point, world: World, t) -> Draw:
   cls = design.user_class(arm)
   allowed = design.candidate_filter(rep, point, z)
   released = release.allowed(rep, t) if spec.staggered else None
-  cand = spec.environment.candidates(spec, env, rep, point, world.memory, users, position, cls,
-                                     allowed, cand_key, released)
+  ctx = StepContext(spec, env, rep, point, world.memory, users, position, cls, t)
+  cand = spec.environment.candidates(ctx, allowed, released, cand_key)
   return Draw(users, position, z, arm, cls, cand)
 
 
@@ -114,12 +114,13 @@ def choose(spec: SimSpec, rep: RepData, point, world: World, d: Draw, pairs: Pai
   return Scored(choice, rec)
 
 
-def record(spec: SimSpec, env: Env, rep: RepData, world: World, d: Draw, s: Scored, t):
+def record(spec: SimSpec, env: Env, rep: RepData, point, world: World, d: Draw, s: Scored,
+           t):
   """Bookkeeping: the recommendations' outcomes [b, L] and the world's memory of what each
   user was recommended. Returns (outcomes, rec_ok [b], memory)."""
   rec_ok = d.cand.valid[:, 0]
-  y, memory = spec.environment.record(spec, env, rep, world.memory, d.users, d.position, d.cls,
-                                      d.cand, s.choice, rec_ok, t, step_keys(rep, t)[3])
+  ctx = StepContext(spec, env, rep, point, world.memory, d.users, d.position, d.cls, t)
+  y, memory = spec.environment.record(ctx, d.cand, s.choice, rec_ok, step_keys(rep, t)[3])
   return y, rec_ok, memory
 
 
@@ -177,7 +178,7 @@ def _phases(spec: SimSpec, env: Env, rep: RepData, point, world: World, t, n_pha
   s = choose(spec, rep, point, world, d, pairs, order, t)
   if n_phases == 3:
     return world, jnp.sum(s.rec.user_x) + jnp.sum(s.rec.video_x) + jnp.sum(s.choice)
-  y, rec_ok, memory = record(spec, env, rep, world, d, s, t)
+  y, rec_ok, memory = record(spec, env, rep, point, world, d, s, t)
   state, sums = tally(spec, world, d, y, rec_ok, t)
   if n_phases == 4:
     return dataclasses.replace(world, memory=memory, design=state), jnp.sum(sums[0])

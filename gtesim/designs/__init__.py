@@ -42,11 +42,11 @@ def check_config(config) -> None:
     design.check_config(config, active=name == config.mode)
 
 
-def worlds_of(config, design=None) -> Worlds:
-  """The run's worlds from `experiment.p_treatment`, `sim.epsilon` / `sim.temperature` and
-  the `sweep` section: the listed `sweep.points`, else the product of `sweep.p_treatment` and
-  `sweep.alpha_gap`; each crossed with `sweep.epsilon` x `sweep.temperature`."""
-  design = design or make(config)
+def sweep_points(config) -> tuple:
+  """The run's sweep points (SweepPoint) from `experiment.p_treatment`, `sim.epsilon` /
+  `sim.temperature` and the `sweep` section: the listed `sweep.points`, else the product of
+  `sweep.p_treatment` and `sweep.alpha_gap`; each crossed with `sweep.epsilon` x
+  `sweep.temperature`."""
   sweep = config.sweep
   if sweep.points:
     pairs = tuple((float(p), float(g)) for p, g in sweep.points)
@@ -56,6 +56,13 @@ def worlds_of(config, design=None) -> Worlds:
     pairs = tuple((float(p), float(g)) for p in ps for g in gaps)
   epsilons = tuple(sweep.epsilon) or (config.sim.epsilon,)
   temperatures = tuple(sweep.temperature) or (config.sim.temperature,)
-  return Worlds(design, tuple(SweepPoint(p, g, float(e), float(tau)) for p, g in pairs
-                              for e in epsilons for tau in temperatures),
-                exploration_lib.make(config))
+  return tuple(SweepPoint(p, g, float(e), float(tau)) for p, g in pairs
+               for e in epsilons for tau in temperatures)
+
+
+def worlds_of(config, design=None, exploration=None) -> Worlds:
+  """The run's worlds: its design (made here when not given: without the dataset, enough for
+  bookkeeping; a run's own is core.simulation's) at every sweep point, and its exploration
+  rule."""
+  return Worlds(design or make(config), sweep_points(config),
+                exploration or exploration_lib.make(config))

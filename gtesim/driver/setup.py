@@ -10,7 +10,6 @@ from gtesim import environments
 from gtesim import logs
 from gtesim import models as models_lib
 from gtesim import prng
-from gtesim.config import checks as config_checks
 from gtesim.core.state import Env, EvalRows, FeatureTables, Logs, RepData, Static
 from gtesim.data import dataset
 from gtesim.data import encoding
@@ -155,10 +154,10 @@ def build(config, modes=None) -> Setup:
 
   `modes`: every mode the Setup will run (a study runs several from one Setup); the
   repetitions get the set-up those designs need (co-diverted video arms, user clusters).
-  Default: config.mode.
+  Default: config.mode. The config has been checked (config.checks.check) by the entry
+  point, once.
   """
   modes = tuple(modes or (config.mode,))
-  config_checks.check(config)
   ds = dataset.load(config)
   packed = packing.pack(ds, config.data.max_history, config.data.page_slots,
                         config.data.pack_seed)

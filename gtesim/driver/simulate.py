@@ -166,14 +166,14 @@ def _log_validation(t, evaluated, worlds: designs.Worlds):
 
 
 def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds_state,
-                   worlds: designs.Worlds, history, start: int, ckpts=None, desc="train",
-                   stop=None, scalars=None):
-  """Runs chunks from step `start` to sim.n_steps; returns (world states, History, timing).
+                   worlds: designs.Worlds, points, history, start: int, ckpts=None,
+                   desc="train", stop=None, scalars=None):
+  """Runs chunks from step `start` to sim.n_steps at the worlds' traced `points`
+  (point_inputs); returns (world states, History, timing).
 
   With `stop` (stopping.StopRequests), a signal ends the run after the current chunk, which
   is checkpointed: stopping.Stopped. `scalars` (scalars.Scalars) gets each interval's
   progress."""
-  points = point_inputs(config, worlds)
   chunk_len = config.sim.validate_every
   n_steps = config.sim.n_steps
   labels = list(config.labels)
@@ -289,8 +289,9 @@ def experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds: de
       worlds_state = fns.start(setup.env, setup.reps, production(board), points)
       history = start_history(setup, fns, worlds_state, worlds)
       start = 0
-    _, history, timing = run_experiment(config, setup, fns, worlds_state, worlds, history,
-                                        start, ckpts, desc=desc, stop=stop, scalars=board)
+    _, history, timing = run_experiment(config, setup, fns, worlds_state, worlds, points,
+                                        history, start, ckpts, desc=desc, stop=stop,
+                                        scalars=board)
   finally:
     ckpts.close()
     board.close()
@@ -299,10 +300,9 @@ def experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds: de
 
 def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
   logs.setup(workdir / "run.log" if parallel.is_primary() else None)
-  worlds = designs.worlds_of(config)
   log_run.info("mode %s, %d repetitions from %d, seed %d, %d steps, %d sweep point(s), "
                "workdir %s", config.mode, config.repetitions, config.rep_offset, config.seed,
-               config.sim.n_steps, len(worlds.points), workdir)
+               config.sim.n_steps, len(designs.sweep_points(config)), workdir)
   t_start = time.perf_counter()
   if resume:
     workdir_lib.check_resume(config, workdir)
@@ -325,6 +325,7 @@ def _run(config, workdir: pathlib.Path, resume: bool, stop) -> dict:
         "user": encoding.describe(setup.ds.users, per_rep(setup.reps_host.user_enc)),
         "video": encoding.describe(setup.ds.videos, per_rep(setup.reps_host.video_enc))})
   sim = simulation.make_simulation(config, setup)
+  worlds = sim.worlds
   fns = mapping.compile_simulation(sim, setup.mesh)
   pretrain_report = None
 

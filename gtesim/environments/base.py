@@ -8,9 +8,11 @@ recommendation and marking it used). Its checks refuse what the data cannot prov
 """
 
 import dataclasses
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
+
+from gtesim.core.state import Env, Point, RepData
 
 
 class Candidates(NamedTuple):
@@ -20,6 +22,19 @@ class Candidates(NamedTuple):
   n_eligible: jax.Array  # [b] eligible items (catalogue: distinct eligible draws).
   slot: tuple  # Where each candidate is in the environment ((page, col) [b, k] of the packed
   # logs; () in the catalogue).
+
+
+class StepContext(NamedTuple):
+  """What an environment's step hooks see of the step, as one value."""
+  spec: Any  # core.step.SimSpec (the static step; core.step imports this module).
+  env: Env  # The shared arrays (Env.environment: the environment's own).
+  rep: RepData  # The repetition's set-up.
+  point: Point  # The world's traced inputs.
+  memory: Any  # The world's environment state (the environment's own pytree, init_memory).
+  users: jax.Array  # [b] int32 the step's users.
+  position: jax.Array  # [b] int32 their positions among the train users.
+  cls: jax.Array  # [b] int32 the video class each user draws from (designs' user_class).
+  t: jax.Array  # The step (int32).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,20 +78,18 @@ class Environment:
     """What a fresh world has recommended (nothing), as the environment's state pytree."""
     raise NotImplementedError
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
-                 released=None) -> Candidates:
+  def candidates(self, ctx: StepContext, allowed, released, key) -> Candidates:
     """Up to n_candidate eligible candidates of each of the step's users.
 
     Args:
-      memory: the world's state; users [b] and their positions among the train users [b];
-      cls [b]: each user's video class (designs' user_class); allowed: videos -> bool, the
-      design's further restriction, or None; key: the step's candidate key; released:
-      videos -> bool, released by this step (sim.release = "staggered"), or None.
+      ctx: the step; allowed: videos -> bool, the design's further restriction, or None;
+      released: videos -> bool, released by this step (sim.release = "staggered"), or None;
+      key: the step's candidate key.
     """
     raise NotImplementedError
 
-  def record(self, spec, env, rep, memory, users, position, cls, cand: Candidates, choice,
-             rec_ok, t, key):
+  def record(self, ctx: StepContext, cand: Candidates, choice, rec_ok, key):
     """(outcomes [b, L] of the recommended candidates `choice` [b], the world's memory with
-    them marked used); `key`: the step's outcome key."""
+    them marked used); `rec_ok` [b]: the user got a recommendation; `key`: the step's
+    outcome key."""
     raise NotImplementedError

@@ -133,20 +133,20 @@ class Latent(Environment):
   def init_memory(self, spec, env, rep, point):
     return Recommended(jnp.full((spec.n_train, self.history_slots), -1, jnp.int32))
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
-                 released=None):
-    arrays = env.environment
+  def candidates(self, ctx, allowed, released, key):
+    arrays = ctx.env.environment
     allowed = release.combine(allowed, released)
     video, valid, n_eligible = catalogue.catalogue_candidates(
-        spec.n_candidate, self.candidate_draws, arrays.block_cdf, arrays.within_cdf,
-        rep.train_video, memory.video[position],
-        prng.position_uniforms(key, (users.shape[0], self.candidate_draws, 2)), allowed)
+        ctx.spec.n_candidate, self.candidate_draws, arrays.block_cdf, arrays.within_cdf,
+        ctx.rep.train_video, ctx.memory.video[ctx.position],
+        prng.position_uniforms(key, (ctx.users.shape[0], self.candidate_draws, 2)), allowed)
     return Candidates(video, valid, n_eligible, ())
 
-  def record(self, spec, env, rep, memory, users, position, cls, cand, choice, rec_ok, t, key):
+  def record(self, ctx, cand, choice, rec_ok, key):
+    users = ctx.users
     rec_video = cand.video[jnp.arange(users.shape[0]), choice]
-    y = latent_outcomes(env.environment.latent, self.columns, self.expected, users, rec_video,
-                        key)
-    video = memory.video.at[position, t // spec.steps_per_epoch].set(
+    y = latent_outcomes(ctx.env.environment.latent, self.columns, self.expected, users,
+                        rec_video, key)
+    video = ctx.memory.video.at[ctx.position, ctx.t // ctx.spec.steps_per_epoch].set(
         jnp.where(rec_ok, rec_video, -1))
     return y, Recommended(video)

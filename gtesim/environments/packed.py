@@ -117,8 +117,8 @@ class PackedEnvironment(Environment):
     return FenwickMemory(used, fenwick.build(eligible_counts(spec, env, rep, point),
                                              env.environment.page_rank))
 
-  def candidates(self, spec, env, rep, point, memory, users, position, cls, allowed, key,
-                 released=None):
+  def candidates(self, ctx, allowed, released, key):
+    spec, env, rep, memory, users = ctx.spec, ctx.env, ctx.rep, ctx.memory, ctx.users
     if self.weighted:
       page, col, video, valid, n_eligible = window_candidates(
           spec, env, rep, memory.used, users, key, env.environment.video_weight,
@@ -127,11 +127,12 @@ class PackedEnvironment(Environment):
       logs = env.logs
       page, col, video, valid, n_eligible = fenwick.candidates(
           memory.tree, memory.used, logs.page_video, rep.train_video, logs.first_page,
-          logs.n_pages, users, cls, key, spec.n_candidate, self.tree_levels, allowed,
+          logs.n_pages, users, ctx.cls, key, spec.n_candidate, self.tree_levels, allowed,
           released, self.release_draws)
     return Candidates(video, valid, n_eligible, (page, col))
 
-  def record(self, spec, env, rep, memory, users, position, cls, cand, choice, rec_ok, t, key):
+  def record(self, ctx, cand, choice, rec_ok, key):
+    env, memory, users = ctx.env, ctx.memory, ctx.users
     rows = jnp.arange(users.shape[0])
     page, col = cand.slot
     rec_page, rec_col = page[rows, choice], col[rows, choice]
@@ -140,6 +141,6 @@ class PackedEnvironment(Environment):
     if self.weighted:
       return y, SlotMemory(used)
     base = env.logs.first_page[users]
-    tree = fenwick.decrement(memory.tree, cls, base, env.logs.n_pages[users], rec_page - base,
+    tree = fenwick.decrement(memory.tree, ctx.cls, base, env.logs.n_pages[users], rec_page - base,
                              rec_ok, self.tree_levels)
     return y, FenwickMemory(used, tree)

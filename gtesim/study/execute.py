@@ -114,12 +114,12 @@ def _run_job(job: plan_lib.Job, setup, prod, pretrain_report, workdir: pathlib.P
   if not same and parallel.is_primary():
     workdir_lib.prepare(workdir, resume=False, overwrite=True)  # Another config's files.
     writing.write_json(workdir / "config.json", json.loads(job.config.to_json_best_effort()))
-  history, timing = simulate.experiment(job.config, setup, fns, job.worlds, workdir,
+  history, timing = simulate.experiment(job.config, setup, fns, sim.worlds, workdir,
                                         lambda board: prod, same, stop, desc=job.name)
   timing["wall_s"] = time.perf_counter() - t0
   if parallel.is_primary():
     dataset_info = results.dataset_info(job.config, setup.ds.overview)
-    results.write_run(job.config, dataset_info, pretrain_report, history, job.worlds,
+    results.write_run(job.config, dataset_info, pretrain_report, history, sim.worlds,
                       setup.rep_indices, workdir, timing)
   return history, timing
 
