@@ -4,7 +4,7 @@
   python scripts/same_numbers.py compare A B         # every output of A against B's
 
 The cases: the eight modes in replay, latent and matrix, sweeps, both retrievals, expected
-outcomes, the designs' variants (assignment per step, two updates and dropout, G on video
+outcomes, the ID model classes (two-tower and Wide & Deep labels, a two-tower weight model), the designs' variants (assignment per step, two updates and dropout, G on video
 features, pooled co-diverted, cluster by a column, random and alternating switchbacks), a
 frozen truth, a resumed run, merged array pieces and a tiny study. Only the command line
 (scripts/run.py, merge.py, study.py) is used, so any two versions can be compared, e.g. a
@@ -97,6 +97,17 @@ def cases():
       ("replay-snapshot-frozen-global", "run", ["configs/global.py", *TINY,
                                                 "--config.sim.train_models=False"]),
   ]
+  def id_labels(cls, labels=("click", "play_time")):  # The ID classes' sparse updates.
+    return [f"--config.labels.{label}.{k}={v}" for label in labels
+            for k, v in (("model", cls), ("tower_hidden", "(8,)"), ("tower_dim", 4),
+                         ("id_dim", 4))]
+  for cls, mode, ids in (
+      ("two_tower", "pooling", id_labels("two_tower")),
+      ("wide_deep", "global", id_labels("wide_deep")),
+      ("two_tower", "weighting", id_labels("two_tower", ("click",)) + [
+          "--config.experiment.weight_model.model=two_tower",
+          "--config.experiment.weight_model.tower_hidden=(8,)"])):
+    out.append((f"replay-{mode}-{cls}", "run", [f"configs/{mode}.py", *TINY, *ids]))
   for mode in MODES:
     out.append((f"matrix-{mode}", "run", [f"{mode}.py", *KUAIREC]))
   out.append(("matrix-pooling-popularity", "run", ["pooling.py", *KUAIREC,
