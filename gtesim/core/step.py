@@ -11,7 +11,7 @@ the environment objects in the SimSpec.
 """
 
 import dataclasses
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +23,11 @@ from gtesim.core.sampling import sample_users, step_keys
 from gtesim.core.scoring import blocked_scores, predictions
 from gtesim.core.state import Env, RepData, Static, StepOut, World
 from gtesim.environments import release
-from gtesim.environments.base import Candidates, StepContext
+from gtesim.environments.base import Candidates, Environment, StepContext
 from gtesim.models import Pairs
+
+if TYPE_CHECKING:  # The designs use the core's building blocks; the core calls their hooks.
+  from gtesim.designs.base import Design
 
 PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
 
@@ -33,15 +36,15 @@ PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
 class SimSpec:
   """Static description of the compiled simulation."""
   static: Static
-  models: tuple  # LabelModel per label.
+  models: tuple  # models.LabelModel per label.
   batch_size: int
   n_candidate: int
   updates_per_step: int
   n_train: int  # Train users per repetition.
-  design: object  # designs.base.Design
-  environment: object  # environments.base.Environment
-  exploration: object = exploration_lib.Greedy()  # core.exploration: how a user's choice is
-  # drawn from its scored candidates.
+  design: "Design"
+  environment: Environment
+  exploration: exploration_lib.Greedy = exploration_lib.Greedy()  # How a user's choice is
+  # drawn from its scored candidates (core.exploration: Greedy or a subclass).
   staggered: bool = False  # sim.release = "staggered": videos become candidates at their
   # release step (environments/release.py).
   arm_blocks: int = 4  # A/B designs: blocks of the batch in per-arm scoring (blocked_scores).

@@ -1,12 +1,15 @@
 """The worlds a run simulates per repetition, and the sweep points they belong to."""
 
 import dataclasses
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from gtesim.core import exploration as exploration_lib
 from gtesim.core.state import Point
+
+if TYPE_CHECKING:  # designs.base imports this module.
+  from gtesim.designs.base import Design
 
 
 class SweepPoint(NamedTuple):
@@ -28,9 +31,10 @@ class Worlds:
   """A run's design and its sweep points (SweepPoint, ...): the design decides
   the worlds (global mode: GT at every point's gap, then one GC; an A/B design: one world per
   point with arms T and C)."""
-  design: object  # designs.base.Design
-  points: tuple
-  exploration: object = exploration_lib.Greedy()  # core.exploration's rule of the run.
+  design: "Design"
+  points: tuple  # SweepPoint, ...
+  exploration: exploration_lib.Greedy = exploration_lib.Greedy()  # The run's choice rule
+  # (core.exploration: Greedy or a subclass).
 
   @property
   def mode(self) -> str:

@@ -16,7 +16,8 @@ from gtesim.data import encoding
 from gtesim.models import mlp
 from gtesim.models import two_tower
 from gtesim.models import wide_deep
-from gtesim.models.label_model import Dims, LabelModel, Pairs  # pylint: disable=unused-import
+from gtesim.models.label_model import (  # pylint: disable=unused-import
+    Dims, LabelModel, ModelClass, Pairs)
 from gtesim.registry import Registry
 
 MODEL_CLASSES = Registry("model class", "labels.<name>.model")

@@ -8,18 +8,20 @@ and training never read a whole table.
 """
 
 import dataclasses
+from typing import Optional
 
 import jax
 
 from gtesim.errors import GtesimError
 from gtesim.models import gradient
 from gtesim.models import ids as ids_lib
+from gtesim.models.label_model import Dims
 
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingNet:
   """The shared part of an ID-embedding model class."""
-  dims: object  # label_model.Dims of the dataset (None: built without it, cannot run).
+  dims: Optional[Dims]  # The dataset's sizes (None: built without them, cannot run).
   id_learning_rate: float
   id_initial_accumulator: float
   id_eps: float

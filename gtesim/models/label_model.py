@@ -1,7 +1,7 @@
 """A label's model: its kind (label_kinds), a model class (models registry), an optimizer."""
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import optax
@@ -35,6 +35,22 @@ class Dims(NamedTuple):
   video_cat: tuple = ()  # (encoding.Layout.cat_widths; Wide & Deep's crosses).
 
 
+class ModelClass(Protocol):
+  """What a model class provides (docs/extending.md): it owns its state and how it learns."""
+
+  def init(self, key, dims: Dims): ...
+  def init_optimizer(self, params, optimizer): ...
+  def apply(self, params, pairs: Pairs, train: bool = False, key=None): ...
+  def score_pairs(self, params, pairs: Pairs): ...
+  def update(self, params, opt_state, optimizer, loss_fn, pairs: Pairs, y, weight, n, key): ...
+  def dense_of(self, params): ...
+  def gather(self, params, pairs: Pairs) -> dict: ...
+  def score_gathered(self, dense, rows: dict, pairs: Pairs): ...
+  def with_head(self, params, bias, zero_kernel: bool = False): ...
+  def flops(self, user_width: int, video_width: int, n_candidate: int) -> dict: ...
+  def describe(self) -> dict: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class LabelModel:
   """One label's model: a model class instance (`net`, which owns its state and how it
@@ -44,7 +60,7 @@ class LabelModel:
   name: str
   kind: LabelKind
   loss_name: str  # One of kind.losses.
-  net: object  # A model class instance (models/__init__.py lists what it provides).
+  net: ModelClass  # An instance of a registered model class.
   optimizer: optax.GradientTransformation  # Of the dense parameters, for classes that
   # learn by gradients.
 
