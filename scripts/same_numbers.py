@@ -1,7 +1,8 @@
 """Same numbers across two versions of the code: a fixed set of small runs, then a comparison.
 
   python scripts/same_numbers.py run REPO OUT DATA   # every case into OUT/<case>/, REPO's code
-  python scripts/same_numbers.py compare A B         # every output of A against B's
+  python scripts/same_numbers.py compare A B [KEYS]  # every output of A against B's; KEYS:
+                                                     # config keys new in B, comma-separated
 
 The cases: the eight modes in replay, latent and matrix, sweeps, both retrievals, expected
 outcomes, the ID model classes (two-tower and Wide & Deep labels, a two-tower weight model), the designs' variants (assignment per step, two updates and dropout, G on video
@@ -184,18 +185,18 @@ def run(repo, out, data):
 
 
 SKIP = {"timing", "wall_s", "cost", "command", "workdir", "folder", "this_invocation_s",
-        "fingerprint"}
+        "fingerprint", "package_commit"}
 
 
-def _json_diff(a, b, path, out):
+def _json_diff(a, b, path, out, new_keys=()):
   if isinstance(a, dict) and isinstance(b, dict):
     for k in sorted(set(a) | set(b)):
-      if k in SKIP:
+      if k in SKIP or (k in new_keys and k not in a):
         continue
       if k not in a or k not in b:
         out.append(f"{path}.{k}: only in {'B' if k not in a else 'A'}")
         continue
-      _json_diff(a[k], b[k], f"{path}.{k}", out)
+      _json_diff(a[k], b[k], f"{path}.{k}", out, new_keys)
   elif isinstance(a, list) and isinstance(b, list):
     if len(a) != len(b):
       out.append(f"{path}: length {len(a)} vs {len(b)}")
@@ -207,12 +208,17 @@ def _json_diff(a, b, path, out):
     out.append(f"{path}: {a!r} vs {b!r}")
 
 
-def compare(a, b):
+def compare(a, b, new_keys=""):
+  """Every output of A against B's. `new_keys`: comma-separated config keys that B's version
+  added (its config.json holds them, A's cannot). TensorBoard event files are skipped: named
+  by wall-clock time, a view of the Parquet tables, which are compared."""
+  new_keys = tuple(k for k in new_keys.split(",") if k)
   a, b = pathlib.Path(a), pathlib.Path(b)
   problems, files = [], 0
   for fa in sorted(a.rglob("*")):
     rel = fa.relative_to(a)
-    if fa.is_dir() or "checkpoint" in str(rel) or rel.parts[0] == "matrix_configs":
+    if (fa.is_dir() or "checkpoint" in str(rel) or rel.parts[0] == "matrix_configs" or
+        "tensorboard" in rel.parts):
       continue
     fb = b / rel
     if rel.name in ("run.log", "commands.log", "done", "study.log", ".lock") or \
@@ -224,7 +230,8 @@ def compare(a, b):
     files += 1
     if rel.suffix == ".json":
       diffs = []
-      _json_diff(json.loads(fa.read_text()), json.loads(fb.read_text()), str(rel), diffs)
+      _json_diff(json.loads(fa.read_text()), json.loads(fb.read_text()), str(rel), diffs,
+                 new_keys)
       problems += diffs[:20]
     elif rel.suffix == ".parquet":
       ta, tb = pq.read_table(fa).to_pydict(), pq.read_table(fb).to_pydict()
@@ -258,4 +265,4 @@ if __name__ == "__main__":
   if sys.argv[1] == "run":
     run(*sys.argv[2:5])
   else:
-    sys.exit(0 if compare(*sys.argv[2:4]) else 1)
+    sys.exit(0 if compare(*sys.argv[2:5]) else 1)
