@@ -44,9 +44,7 @@ def headline(config, result: dict) -> str:
   parts = []
   for name, g in point["gte"].items():
     unit = config.labels[name].unit
-    se = g.get("se")
-    if se is None and g.get("std") is not None:
-      se = g["std"] / np.sqrt(max(1, config.repetitions))
+    se = g["se"]  # None (JSON's NaN) with one repetition.
     parts.append(f"{name} {g['mean']:+.4g}" + (f" ± {se:.2g}" if se is not None else "")
                  + (f" {unit}" if unit else ""))
   return (f"{what} per recommendation (mean ± SE over {config.repetitions} repetitions): "
