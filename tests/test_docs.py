@@ -16,6 +16,8 @@ def _keys(config, prefix=""):
     path = f"{prefix}{key}"
     if path == "labels":
       yield from (f"labels.<name>.{k}" for k in next(iter(value.values())).keys())
+    elif path in ("arms.treatment.labels", "arms.control.labels"):
+      yield from (f"arms.<arm>.labels.<name>.{k}" for k in next(iter(value.values())).keys())
     elif path == "data.features":
       yield from (f"data.features.<table>.{k}" for k in next(iter(value.values())).keys())
     elif isinstance(value, ml_collections.ConfigDict):

@@ -49,6 +49,13 @@ def _check_keys(config, reference, prefix=""):
         if missing:
           raise InputError(f"config key 'labels.{name}.{missing[0]}' is missing: every label "
                            f"declares {', '.join(schema.keys())}.")
+    elif path in tuple(f"arms.{arm}.labels" for arm in default_config.ARMS):
+      schema = default_config.arm_label_section()
+      for name, section in value.items():
+        if not isinstance(section, ml_collections.ConfigDict):
+          raise InputError(f"config key '{path}.{name}' must be a section of model keys "
+                           "(each None or an override of the label's own value).")
+        _check_keys(section, schema, f"{path}.{name}.")
     elif isinstance(ref, ml_collections.ConfigDict):
       if not isinstance(value, ml_collections.ConfigDict):
         raise InputError(f"config key '{path}' must be a section, not {value!r}.")
@@ -154,6 +161,7 @@ def check(config) -> None:
            "validation metrics.")
   for name, label in config.labels.items():
     _check_model_section(label, f"labels.{name}")
+  _check_arm_sections(config)
   _check_model_section(config.experiment.weight_model, "experiment.weight_model")
   _require(config.experiment.weight_model.model == models.DEFAULT_CLASS
            or config.experiment.weight_features == "all", "experiment.weight_features",
@@ -221,6 +229,20 @@ def check(config) -> None:
     _require(config.checkpoint_every % sim.validate_every == 0, "checkpoint_every",
              f"{config.checkpoint_every} must be a multiple of sim.validate_every "
              f"({sim.validate_every}).")
+
+
+def _check_arm_sections(config) -> None:
+  """`arms.<arm>.labels.<name>`: overrides only of declared labels, and each arm's resulting
+  model sections valid (named by the override's key)."""
+  for arm in default_config.ARMS:
+    for name, section in config.arms[arm].labels.items():
+      set_keys = [k for k, v in section.items() if v is not None]
+      _require(not set_keys or name in config.labels,
+               f"arms.{arm}.labels.{name}." + (set_keys[0] if set_keys else ""),
+               f"overrides the model of label '{name}', which config.labels does not declare "
+               f"(labels: {', '.join(config.labels)}).")
+    for name, section in models.arm_label_sections(config, arm).items():
+      _check_model_section(section, f"arms.{arm}.labels.{name}")
 
 
 def _flatten(d, prefix=""):

@@ -23,6 +23,11 @@ def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
   return label
 
 
+def model_keys() -> tuple:
+  """The keys of a model section (what `arms.<arm>.labels.<name>` may override)."""
+  return tuple(_model().keys())
+
+
 def _model():
   """A model's section: its class (models/__init__.py's registry) and every class's sizes."""
   m = ml_collections.ConfigDict()
@@ -48,6 +53,31 @@ def _model():
   # the zero (unknown) row with this probability, so the features alone also learn to score
   # (ids never seen in pretraining start at zero).
   return m
+
+
+ARMS = ("treatment", "control")  # The A/B arms' names in `arms.<arm>` (index 0 and 1).
+
+
+def arm_sections(labels) -> ml_collections.ConfigDict:
+  """`config.arms`: per arm and label, an override of any key of the label's model section
+  (None: the label's own value), so treatment and control may rank with different model
+  classes and sizes (`arms.treatment.labels.click.model = "two_tower"`). GT worlds run the
+  treatment's ranker, GC worlds the control's. Rebuild it when a config replaces its labels."""
+  arms = ml_collections.ConfigDict()
+  for arm in ARMS:
+    arms[arm] = ml_collections.ConfigDict()
+    arms[arm].labels = ml_collections.ConfigDict()
+    for name in labels:
+      arms[arm].labels[name] = arm_label_section()
+  return arms
+
+
+def arm_label_section() -> ml_collections.ConfigDict:
+  """One label's overrides in `arms.<arm>.labels.<name>`: every model key, None by default."""
+  section = ml_collections.ConfigDict()
+  for key, value in _model().items():
+    section[key] = ml_collections.config_dict.placeholder(type(value))
+  return section
 
 
 def study_section() -> ml_collections.ConfigDict:
@@ -129,6 +159,7 @@ def use_kuairec(config, name="kuairec") -> ml_collections.ConfigDict:
                                       alpha_c=1e-4, unit="ms")
   config.labels.long_view = label("watch_ratio", "binary", "bce", alpha_t=0.0, alpha_c=0.0,
                                   threshold=2.0)
+  config.arms = arm_sections(config.labels)
   config.sim.environment = "matrix"
   return config
 
@@ -200,6 +231,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.labels.click = label("is_click", "binary", "bce", alpha_t=0.0, alpha_c=1.0)
   config.labels.play_time = label("play_time_ms", "numerical", "logmae",
                                   alpha_t=1e-4, alpha_c=0.0, unit="ms")
+  config.arms = arm_sections(config.labels)
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.grad_clip = 1.0  # Global-norm gradient clipping of each model's update.

@@ -5,6 +5,10 @@ minibatches, one epoch per call; after each epoch its loss on the validation row
 (validation users x test videos) decides whether it improved. A model that has not improved by
 more than `min_delta` (relative) for `patience` epochs stops; the production model is each
 label model at its best epoch, with that epoch's optimizer state.
+
+Every distinct ranker (SimSpec.rankers: one, or the treatment's and the control's) is trained,
+ranker-major in the flat [R * L] tuples and arrays below, each with the initial keys,
+minibatches, dropout keys and early stopping it would have if it ranked both arms.
 """
 
 import jax
@@ -21,15 +25,21 @@ from gtesim.core.training import train_update
 
 @struct.dataclass
 class Production:
-  """Pretraining state of one repetition; `best_*` is the production model."""
-  params: tuple  # [L] parameters after the last epoch.
-  opt_state: tuple  # [L]
-  best_params: tuple  # [L] parameters at each label's best validation loss.
+  """Pretraining state of one repetition; `best_*` is the production model. Every field is
+  ranker-major over [R * L] (ranker r's label l at r * L + l)."""
+  params: tuple  # [R * L] parameters after the last epoch.
+  opt_state: tuple  # [R * L]
+  best_params: tuple  # [R * L] parameters at each label's best validation loss.
   best_opt_state: tuple
-  best_loss: jax.Array  # [L] best validation loss so far.
-  best_epoch: jax.Array  # [L] int32 epoch (1-based) of the best loss; 0 = initial model.
-  bad_epochs: jax.Array  # [L] int32 epochs since the last improvement.
-  stopped: jax.Array  # [L] bool: the label's model has reached its plateau.
+  best_loss: jax.Array  # [R * L] best validation loss so far.
+  best_epoch: jax.Array  # [R * L] int32 epoch (1-based) of the best loss; 0 = initial model.
+  bad_epochs: jax.Array  # [R * L] int32 epochs since the last improvement.
+  stopped: jax.Array  # [R * L] bool: the label's model has reached its plateau.
+
+  def ranker(self, r: int, n_labels: int) -> tuple:
+    """(best_params, best_opt_state) of ranker r: the production models it starts from."""
+    at = slice(r * n_labels, (r + 1) * n_labels)
+    return tuple(self.best_params[at]), tuple(self.best_opt_state[at])
 
 
 def init(spec, env: Env, rep: RepData, rows: EvalRows) -> Production:
@@ -42,17 +52,24 @@ def init(spec, env: Env, rep: RepData, rows: EvalRows) -> Production:
   key = prng.stream(rep.key, "init")
   y = env.logs.page_labels[rows.page, rows.col]
   params = []
-  for l, m in enumerate(spec.models):
-    p = m.init(jax.random.fold_in(key, l), spec.static.dims)
-    bias = m.kind.head_bias(y[:, l])
-    if bias is not None:
-      p = m.with_head(p, bias)
-    params.append(p)
+  for ranker in spec.rankers:
+    for l, m in enumerate(ranker):
+      p = m.init(jax.random.fold_in(key, l), spec.static.dims)
+      bias = m.kind.head_bias(y[:, l])
+      if bias is not None:
+        p = m.with_head(p, bias)
+      params.append(p)
   params = tuple(params)
-  opt = tuple(m.init_optimizer(p) for m, p in zip(spec.models, params))
-  n = len(spec.models)
+  flat = _flat(spec)
+  opt = tuple(m.init_optimizer(p) for m, p in zip(flat, params))
+  n = len(flat)
   return Production(params, opt, params, opt, jnp.full((n,), jnp.inf), jnp.zeros(n, jnp.int32),
                     jnp.zeros(n, jnp.int32), jnp.zeros(n, bool))
+
+
+def _flat(spec) -> tuple:
+  """Every ranker's LabelModels, ranker-major."""
+  return tuple(m for ranker in spec.rankers for m in ranker)
 
 
 def _select(flags, new, old):
@@ -71,6 +88,7 @@ def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
   """
   n = rows.user.shape[0]
   n_batches = n // batch_size
+  n_labels = len(spec.rankers[0])
   key = jax.random.fold_in(prng.stream(rep.key, "pretrain"), index)
   order = jax.random.permutation(jax.random.fold_in(key, 0), n)
   batches = order[:n_batches * batch_size].reshape(n_batches, batch_size)
@@ -80,9 +98,14 @@ def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
     p, o = carry
     pairs, y = features.logged_rows(spec.static, env, rep, rows.user[batch], rows.page[batch],
                                     rows.col[batch])
-    p, o, loss = train_update(spec.models, p, o, pairs, y, jnp.ones(batch_size), batch_size,
-                              jax.random.fold_in(key, 1 + i), n_updates=1)
-    return (p, o), loss
+    new_p, new_o, losses = (), (), []
+    for r, ranker in enumerate(spec.rankers):
+      at = slice(r * n_labels, (r + 1) * n_labels)
+      pr, orr, loss = train_update(ranker, p[at], o[at], pairs, y, jnp.ones(batch_size),
+                                   batch_size, jax.random.fold_in(key, 1 + i), n_updates=1)
+      new_p, new_o = new_p + pr, new_o + orr
+      losses.append(loss)
+    return (new_p, new_o), jnp.concatenate(losses)
 
   def train(carry):
     return lax.scan(body, carry, (jnp.arange(n_batches), batches))
@@ -91,15 +114,20 @@ def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
     # NaN losses computed from per-repetition data, so that under shard_map they vary over
     # repetitions like the other branch's.
     nan = jnp.where(prod.stopped, jnp.nan, jnp.nan)
-    return carry, jnp.broadcast_to(nan, (n_batches, len(spec.models)))
+    return carry, jnp.broadcast_to(nan, (n_batches, len(_flat(spec))))
 
   (params, opt), losses = lax.cond(jnp.all(prod.stopped), skip, train,
                                    (prod.params, prod.opt_state))
   active = ~prod.stopped
   params = _select(active, params, prod.params)
   opt = _select(active, opt, prod.opt_state)
-  val = evaluate_models(spec, env, rep, params, rep.val_rows)
-  val_loss = jnp.stack([val[f"{m.name}/loss"] for m in spec.models])
+  val = {}
+  for r, (ranker, prefix) in enumerate(zip(spec.rankers, spec.ranker_prefixes)):
+    val.update(evaluate_models(spec, env, rep, params[r * n_labels:(r + 1) * n_labels],
+                               rep.val_rows, ranker, prefix))
+  val_loss = jnp.stack([val[f"{prefix}{m.name}/loss"]
+                        for ranker, prefix in zip(spec.rankers, spec.ranker_prefixes)
+                        for m in ranker])
   threshold = jnp.where(jnp.isfinite(prod.best_loss),
                         prod.best_loss - min_delta * jnp.abs(prod.best_loss), jnp.inf)
   improved = active & (val_loss < threshold)

@@ -52,3 +52,15 @@ def blocked_scores(models, params, alpha, pairs: Pairs, arm, n_blocks: int):
   again = (rows_at // c == meet) & (arm == CONTROL)
   redo = scores[-1][jnp.clip(rows_at - meet * c, 0, c - 1)]
   return jnp.where(again[:, None], redo, scores[:-1].reshape(-1, k))[:b]
+
+
+def two_ranker_scores(arm_models, params, alpha, pairs: Pairs, arm):
+  """Ranking scores [b, k] when the arms rank with different models (model classes or sizes):
+  every user is scored by both arms' models and keeps its own arm's (2 b users' model work).
+
+  Args:
+    arm_models: [arm] tuples of LabelModels; params [arm][label]; alpha [A, L]; arm [b].
+  """
+  scores = [jnp.einsum("l,lbk->bk", alpha[a], predictions(models, params[a], pairs))
+            for a, models in enumerate(arm_models)]
+  return jnp.where((arm == TREATMENT)[:, None], scores[TREATMENT], scores[CONTROL])

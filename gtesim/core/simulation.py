@@ -13,7 +13,13 @@ functions of ONE repetition:
                                  ("user_var": [W, L]; cluster: "unit_var", "unit_count")}
 
 `points` (core.state.Point, stacked over worlds) carries the traced p_treatment and alphas,
-so a sweep is one more mapped axis of the same compiled function. `mapping.compile_simulation`
+so a sweep is one more mapped axis of the same compiled function.
+
+When the arms rank with different models (`arms.<arm>.labels`, models.rankers), the worlds
+are mapped in groups of equal rankers (`WorldGroup`: global mode's GT worlds run the
+treatment's ranker, its GC world the control's); the worlds' state is then a tuple of the
+groups' stacked worlds, and every output is concatenated in world order. With one group (one
+ranker, or any A/B design) the state is that group's World, as it always was. `mapping.compile_simulation`
 maps these over the repetition axis and jit-compiles them.
 """
 
@@ -37,6 +43,14 @@ from gtesim.errors import GtesimError
 
 
 @dataclasses.dataclass(frozen=True)
+class WorldGroup:
+  """Consecutive worlds [start, stop) whose arms rank with the same models (`spec`)."""
+  start: int
+  stop: int
+  spec: step_lib.SimSpec
+
+
+@dataclasses.dataclass(frozen=True)
 class Simulation:
   """The pure functions of one repetition (see the module docstring)."""
   spec: step_lib.SimSpec
@@ -46,6 +60,30 @@ class Simulation:
   min_delta: float
   vectorize: str  # "map" or "vmap" over worlds (and repetitions, in compile_simulation).
   worlds: Worlds  # The run's design (the spec's), sweep points and exploration rule.
+  groups: tuple = ()  # WorldGroup, ...: () = one group of every world with `spec`.
+
+  def _groups(self) -> tuple:
+    return self.groups or (WorldGroup(0, self.worlds.n_worlds, self.spec),)
+
+  def _by_group(self, fn, points, worlds=None):
+    """fn(spec, points, worlds) of every group, on its slice of the points and its own
+    worlds; returns the groups' outputs."""
+    groups = self._groups()
+    if len(groups) == 1:
+      return [fn(groups[0].spec, points, worlds)]
+    return [fn(g.spec, jax.tree.map(lambda x, g=g: x[g.start:g.stop], points),
+               None if worlds is None else worlds[i]) for i, g in enumerate(groups)]
+
+  @staticmethod
+  def _joined(outputs):
+    """The groups' outputs concatenated along the world axis (one group: its own)."""
+    if len(outputs) == 1:
+      return outputs[0]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+
+  def _world_groups(self, worlds) -> list:
+    """The worlds' state of each group (a World: one group)."""
+    return [worlds] if isinstance(worlds, World) else list(worlds)
 
   def init(self, env, rep, rows) -> pretrain.Production:
     return pretrain.init(self.spec, env, rep, rows)
@@ -58,41 +96,53 @@ class Simulation:
     """Worlds [W] whose every arm starts from the production models and their optimizer
     state (a production system keeps training, it does not reset Adam), with the design's
     and the environment's fresh state."""
-    spec = self.spec
+    n_labels = len(self.spec.models)
 
-    def one(point):
-      return World(tuple(prod.best_params for _ in range(spec.design.arms)),
-                   tuple(prod.best_opt_state for _ in range(spec.design.arms)),
-                   spec.environment.init_memory(spec, env, rep, point),
-                   spec.design.init_state(spec, rep, point))
+    def group(spec, pts, _):
+      arms = [prod.ranker(r, n_labels) for r in spec.arm_rankers]
 
-    return map_axis(one, self.vectorize)(points)
+      def one(point):
+        return World(tuple(a[0] for a in arms), tuple(a[1] for a in arms),
+                     spec.environment.init_memory(spec, env, rep, point),
+                     spec.design.init_state(spec, rep, point))
+
+      return map_axis(one, self.vectorize)(pts)
+
+    out = self._by_group(group, points)
+    return out[0] if len(out) == 1 else tuple(out)
 
   def chunk(self, env, rep, points, worlds, t0, n_phases: int = len(step_lib.PHASES)):
     """`chunk_len` scanned steps of every world (bench.py: only their first n_phases)."""
-    spec = self.spec
+    def group(spec, pts, wlds):
+      def one(point, world):
+        if n_phases == len(step_lib.PHASES):
+          fn = lambda w, t: step_lib.step(spec, env, rep, point, w, t)
+        else:
+          fn = lambda w, t: step_lib.step_prefix(spec, env, rep, point, w, t, n_phases)
+        return lax.scan(fn, world, t0 + jnp.arange(self.chunk_len))
 
-    def one(point, world):
-      if n_phases == len(step_lib.PHASES):
-        fn = lambda w, t: step_lib.step(spec, env, rep, point, w, t)
-      else:
-        fn = lambda w, t: step_lib.step_prefix(spec, env, rep, point, w, t, n_phases)
-      return lax.scan(fn, world, t0 + jnp.arange(self.chunk_len))
+      return map_axis(one, self.vectorize)(pts, wlds)
 
-    return map_axis(one, self.vectorize)(points, worlds)
+    groups = self._world_groups(worlds)
+    out = self._by_group(group, points, groups if len(groups) > 1 else groups[0])
+    if len(out) == 1:
+      return out[0]
+    return tuple(o[0] for o in out), self._joined([o[1] for o in out])
 
   def evaluate(self, env, rep, worlds) -> dict:
-    spec = self.spec
+    def group(spec, _, wlds):
+      def one(world):
+        per_arm = [{split: evaluate_models(spec, env, rep, p, rows, spec.arm_models(a))
+                    for split, rows in (("val", rep.val_rows), ("train", rep.train_rows))}
+                   for a, p in enumerate(world.params)]
+        out = jax.tree.map(lambda *xs: jnp.stack(xs), *per_arm)
+        out.update(spec.design.evaluate(spec, world.design, rep))
+        return out
 
-    def one(world):
-      per_arm = [{split: evaluate_models(spec, env, rep, p, rows)
-                  for split, rows in (("val", rep.val_rows), ("train", rep.train_rows))}
-                 for p in world.params]
-      out = jax.tree.map(lambda *xs: jnp.stack(xs), *per_arm)
-      out.update(spec.design.evaluate(spec, world.design, rep))
-      return out
+      return map_axis(one, self.vectorize)(wlds)
 
-    return map_axis(one, self.vectorize)(worlds)
+    groups = self._world_groups(worlds)
+    return self._joined(self._by_group(group, None, groups if len(groups) > 1 else groups[0]))
 
 
 def make_simulation(config, setup) -> Simulation:
@@ -105,11 +155,21 @@ def make_simulation(config, setup) -> Simulation:
                       f"modes=(..., '{design.name}')).")
   sim = config.sim
   rule = exploration.make(config)
+  rankers, arm_ranker = models_lib.rankers(config, setup.static.dims)
+  worlds = designs.worlds_of(config, design, rule)
+  per_world = design.world_rankers(len(worlds.points), arm_ranker)
   spec = step_lib.SimSpec(
-      setup.static, models_lib.label_models(config, setup.static.dims), sim.batch_size,
-      sim.n_candidate, sim.updates_per_step, setup.n_train, design,
-      environments.make(config, setup.static, setup.n_train), rule,
-      staggered=sim.release == "staggered", arm_blocks=sim.arm_blocks)
+      setup.static, rankers, sim.batch_size, sim.n_candidate, sim.updates_per_step,
+      setup.n_train, design, environments.make(config, setup.static, setup.n_train), rule,
+      staggered=sim.release == "staggered", arm_blocks=sim.arm_blocks,
+      arm_rankers=per_world[0], ranker_prefixes=models_lib.ranker_prefixes(len(rankers)))
+  groups = []
+  for w, arm_rankers in enumerate(per_world):
+    if groups and groups[-1].spec.arm_rankers == arm_rankers:
+      groups[-1] = dataclasses.replace(groups[-1], stop=w + 1)
+    else:
+      groups.append(WorldGroup(w, w + 1, dataclasses.replace(spec, arm_rankers=arm_rankers)))
   pre = config.pretrain
   return Simulation(spec, config.sim.validate_every, pre.batch_size, pre.patience,
-                    pre.min_delta, vectorize_mode(config), designs.worlds_of(config, design, rule))
+                    pre.min_delta, vectorize_mode(config), worlds,
+                    tuple(groups) if len(groups) > 1 else ())

@@ -20,7 +20,7 @@ from gtesim.core import exploration as exploration_lib
 from gtesim.core import features as features_lib
 from gtesim.core import training
 from gtesim.core.sampling import sample_users, step_keys
-from gtesim.core.scoring import blocked_scores, predictions
+from gtesim.core.scoring import blocked_scores, predictions, two_ranker_scores
 from gtesim.core.state import Env, RepData, Static, StepOut, World
 from gtesim.environments import release
 from gtesim.environments.base import Candidates, Environment, StepContext
@@ -36,7 +36,8 @@ PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
 class SimSpec:
   """Static description of the compiled simulation."""
   static: Static
-  models: tuple  # models.LabelModel per label.
+  rankers: tuple  # The run's distinct rankers, each a tuple of models.LabelModel per label
+  # (models.rankers: one when both arms rank alike).
   batch_size: int
   n_candidate: int
   updates_per_step: int
@@ -48,6 +49,23 @@ class SimSpec:
   staggered: bool = False  # sim.release = "staggered": videos become candidates at their
   # release step (environments/release.py).
   arm_blocks: int = 4  # A/B designs: blocks of the batch in per-arm scoring (blocked_scores).
+  arm_rankers: tuple = (0,)  # Index into `rankers` of each arm of the worlds this spec steps
+  # (global worlds: GT the treatment's ranker, GC the control's; A/B worlds: both).
+  ranker_prefixes: tuple = ("",)  # Each ranker's name prefix in pretraining's metrics.
+
+  @property
+  def models(self) -> tuple:
+    """The first arm's LabelModels (what the labels are: kinds, names, count)."""
+    return self.rankers[self.arm_rankers[0]]
+
+  def arm_models(self, arm: int) -> tuple:
+    """The LabelModels arm `arm` ranks and learns with."""
+    return self.rankers[self.arm_rankers[arm]]
+
+  @property
+  def shared_ranker(self) -> bool:
+    """Every arm of these worlds ranks with the same models."""
+    return len(set(self.arm_rankers)) == 1
 
   @property
   def steps_per_epoch(self) -> int:
@@ -107,8 +125,12 @@ def choose(spec: SimSpec, rep: RepData, point, world: World, d: Draw, pairs: Pai
                         predictions(spec.models, world.params[0], pairs))
     at = rows
   else:
-    sorted_scores = blocked_scores(spec.models, world.params, point.alpha, pairs,
-                                   d.arm[order], spec.arm_blocks)
+    if spec.shared_ranker:
+      sorted_scores = blocked_scores(spec.models, world.params, point.alpha, pairs,
+                                     d.arm[order], spec.arm_blocks)
+    else:  # Arms of different model classes cannot share a block's stacked parameters.
+      sorted_scores = two_ranker_scores([spec.arm_models(a) for a in range(2)],
+                                        world.params, point.alpha, pairs, d.arm[order])
     at = jnp.zeros_like(order).at[order].set(rows)  # Each user's row in the sorted order.
     scores = sorted_scores[at]
   choice = spec.exploration.choose(scores, d.cand.valid, point, step_keys(rep, t)[4])
@@ -154,13 +176,14 @@ def learn(spec: SimSpec, rep: RepData, point, world: World, state, d: Draw, s: S
   params, opt_state, losses = [], [], []
   for a in range(design.arms):
     if design.train_models:
-      p, o, loss = training.train_update(spec.models, world.params[a], world.opt_state[a],
+      p, o, loss = training.train_update(spec.arm_models(a), world.params[a],
+                                         world.opt_state[a],
                                          s.rec, y, mask[a] * weight[a], jnp.sum(mask[a]),
                                          jax.random.fold_in(dropout_key, a),
                                          spec.updates_per_step)
     else:
       p, o = world.params[a], world.opt_state[a]
-      loss = training.losses_only(spec.models, p, s.rec, y, mask[a] * weight[a],
+      loss = training.losses_only(spec.arm_models(a), p, s.rec, y, mask[a] * weight[a],
                                   jnp.sum(mask[a]))
     params.append(p)
     opt_state.append(o)

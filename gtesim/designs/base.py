@@ -96,6 +96,11 @@ class Design:
     """The traced inputs of every world, stacked [W]; alpha_t/alpha_c: [L] numpy arrays."""
     raise NotImplementedError
 
+  def world_rankers(self, n_points: int, arm_ranker: tuple) -> list:
+    """Per world, the ranker index of each of its arms (arm_ranker: the treatment's and the
+    control's, models.rankers)."""
+    return [tuple(arm_ranker[:self.arms])] * self.n_worlds(n_points)
+
   def point_name(self, points, point: int) -> str:
     """A sweep point's label in result.json's keys: "" when the run has one point."""
     raise NotImplementedError
@@ -184,6 +189,9 @@ class GlobalMode(Design):
 
   def n_worlds(self, n_points):
     return n_points + 1
+
+  def world_rankers(self, n_points, arm_ranker):
+    return [(arm_ranker[TREATMENT],)] * n_points + [(arm_ranker[CONTROL],)]
 
   def groups(self, points):
     return [(s, 0, s, "GT") for s in range(len(points))] + [(len(points), 0, -1, "GC")]

@@ -193,7 +193,7 @@ def build(config, modes=None) -> Setup:
            "users per repetition", static.user_layout.width, static.video_layout.width,
            static.width, packed.window, n_train)
   environments.make(config, static, n_train).log_setup(log, packed)
-  models = models_lib.describe(config, models_lib.label_models(config, static.dims))
+  models = models_lib.describe(config, static.dims)
   for name, info in models.items():
     if info["tables"]:
       log.info("model %s: %s; %s", name, info["model"], ", ".join(

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from gtesim import designs
 from gtesim import logs
+from gtesim import models as models_lib
 from gtesim import throughput
 from gtesim import writing
 from gtesim.config import checks as config_checks
@@ -85,7 +86,7 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, s
   curve holds every epoch's per-repetition training loss (NaN once a model has stopped) and
   validation metrics.
   """
-  labels = list(config.labels)
+  labels = models_lib.ranker_label_names(config)  # The labels, or <arm>.<label> per ranker.
   pre = config.pretrain
   prod = fns.init(setup.env, setup.reps, setup.pretrain_rows)
   curve = {"train_loss": {l: [] for l in labels}, "val": {}}

@@ -12,6 +12,7 @@ scoring without copying a table), `with_head` (the output bias), `describe` (its
 import optax
 
 from gtesim import label_kinds
+from gtesim.config.defaults import ARMS, model_keys
 from gtesim.data import encoding
 from gtesim.models import mlp
 from gtesim.models import two_tower
@@ -24,6 +25,7 @@ MODEL_CLASSES = Registry("model class", "labels.<name>.model")
 MODEL_CLASSES.register("mlp", mlp.from_config)
 MODEL_CLASSES.register("two_tower", two_tower.from_config)
 MODEL_CLASSES.register("wide_deep", wide_deep.from_config)
+MODEL_KEYS = model_keys()
 DEFAULT_CLASS = "mlp"  # labels.<name>.model's default; the one class that can see the video
 # features alone (the weight model with experiment.weight_features = "video").
 
@@ -46,15 +48,71 @@ def label_model(config, name: str, kind, loss: str, section, dims=None,
   return LabelModel(name, kind, loss, net, optimizer)
 
 
-def label_models(config, dims=None) -> tuple:
-  """LabelModels in config.labels order."""
-  return tuple(label_model(config, name, label_kinds.KINDS[label.type], label.loss, label,
-                           dims)
+def label_models(config, dims=None, sections=None) -> tuple:
+  """LabelModels in config.labels order (`sections`: {label: its model section}, e.g. one
+  arm's, arm_label_sections; default the labels' own)."""
+  sections = sections or dict(config.labels.items())
+  return tuple(label_model(config, name, label_kinds.KINDS[label.type], label.loss,
+                           sections[name], dims)
                for name, label in config.labels.items())
 
 
-def describe(config, models) -> dict:
-  """{label: {"model": its class, "tables": each ID table's ids, rows, hashing and collision
-  rate}} (result.json's pretrain.models, run.log)."""
-  return {m.name: {"model": config.labels[m.name].model, "tables": m.describe()}
-          for m in models}
+def arm_label_sections(config, arm: str) -> dict:
+  """{label: its section with `arms.<arm>.labels.<label>`'s overrides applied}."""
+  overrides = config.get("arms", {}).get(arm, {}).get("labels", {})
+  out = {}
+  for name, label in config.labels.items():
+    section = label.copy_and_resolve_references()
+    for key, value in overrides.get(name, {}).items():
+      if value is not None:
+        section[key] = value
+    out[name] = section
+  return out
+
+
+def _model_values(sections) -> tuple:
+  return tuple((name, tuple((k, section[k]) for k in MODEL_KEYS))
+               for name, section in sections.items())
+
+
+def rankers(config, dims=None) -> tuple:
+  """(the distinct rankers, each a tuple of LabelModels in config.labels order; each arm's
+  ranker index (treatment, control)). One ranker when both arms' model sections agree (every
+  config without `arms` overrides: today's objects), else the treatment's then the
+  control's."""
+  sections = [arm_label_sections(config, arm) for arm in ARMS]
+  if n_rankers(config) == 1:
+    return (label_models(config, dims, sections[0]),), (0, 0)
+  return tuple(label_models(config, dims, s) for s in sections), (0, 1)
+
+
+def n_rankers(config) -> int:
+  """1 when both arms' model sections agree, else 2."""
+  a, b = (_model_values(arm_label_sections(config, arm)) for arm in ARMS)
+  return 1 if a == b else 2
+
+
+def ranker_prefixes(n_rankers: int) -> tuple:
+  """What names a ranker's labels in pretraining's reports: "" with one ranker, else
+  "treatment." and "control."."""
+  return ("",) if n_rankers == 1 else tuple(f"{arm}." for arm in ARMS)
+
+
+def ranker_label_names(config) -> list:
+  """The production models' names, ranker-major: the labels with one ranker, else
+  `treatment.<label>` then `control.<label>`."""
+  return [f"{prefix}{name}" for prefix in ranker_prefixes(n_rankers(config))
+          for name in config.labels]
+
+
+def describe(config, dims) -> dict:
+  """{model name (ranker_label_names): {"model": its class, "tables": each ID table's ids,
+  rows, hashing and collision rate}} (result.json's pretrain.models, run.log)."""
+  ranker_models, arm_ranker = rankers(config, dims)
+  out = {}
+  for r, (prefix, ranker) in enumerate(zip(ranker_prefixes(len(ranker_models)),
+                                           ranker_models)):
+    sections = arm_label_sections(config, ARMS[arm_ranker.index(r)])
+    for m in ranker:
+      out[f"{prefix}{m.name}"] = {"model": sections[m.name].model, "tables": m.describe()}
+  return out

@@ -149,6 +149,7 @@ def _states(config, summary, out_dir, labels):
 
 def _pretraining(summary, out_dir, labels):
   curve = summary["pretrain"]["curve"]
+  labels = list(curve["train_loss"])  # The production models: labels, or <arm>.<label>.
   if not curve["train_loss"][labels[0]]:
     return
   fig, axes = _axes(len(labels) + 1)

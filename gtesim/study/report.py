@@ -60,6 +60,16 @@ def _methods(d, key, b, ci_key=None):
   return " / ".join(parts)
 
 
+def _best_loss(pre, label) -> str:
+  """A label's best validation loss, or each arm's where the arms rank with their own models
+  (`treatment.<label>`, `control.<label>`)."""
+  losses = pre["best_val_loss"]
+  if label in losses:
+    return _f(losses[label], 4)
+  return " / ".join(f"{arm[0].upper()} {_f(losses[f'{arm}.{label}'], 4)}"
+                    for arm in ("treatment", "control"))
+
+
 def _verdict(config, summary) -> list:
   lines = ["## Verdict", "",
            f"At the main point, against each repetition's truth (the mean of "
@@ -305,7 +315,7 @@ def _states(config, summary, labels, main) -> list:
       cells = [pct_text(st["designs"][d][main][l]) for d in designs_]
       pre = st["pretrain"]
       lines.append(f"| {name} | {pre['rows']:,} | {pre['epochs_run']} | "
-                   f"{_f(pre['best_val_loss'][l], 4)} | {st['B']} | {_f(t['mean'])} ± "
+                   f"{_best_loss(pre, l)} | {st['B']} | {_f(t['mean'])} ± "
                    f"{_f(t['se'], 2)} | {diff} | " + " | ".join(cells) + " |")
     pre = states[""]["pretrain"]
     t = summary["truth"]["gap=1"][l]
@@ -317,7 +327,7 @@ def _states(config, summary, labels, main) -> list:
     cells = [pct_text(summary["designs"][d][main][l]) if d in summary["designs"] else "—"
              for d in designs_]
     lines += [f"| main | {pre['rows']:,} | {pre['epochs_run']} | "
-              f"{_f(pre['best_val_loss'][l], 4)} | {summary['B']} | {_f(t['mean'])} ± "
+              f"{_best_loss(pre, l)} | {summary['B']} | {_f(t['mean'])} ± "
               f"{_f(t['se'], 2)} | {diff} | " + " | ".join(cells) + " |", ""]
   lines += ["![states](states.png)", ""]
   return lines
