@@ -27,8 +27,9 @@ class Registry:
     if name not in self._entries:
       close = difflib.get_close_matches(str(name), list(self._entries), n=1)
       hint = f" (did you mean '{close[0]}'?)" if close else ""
-      raise InputError(f"config key {self._key}: '{name}' is not a {self._what}{hint}; use one "
-                       f"of {', '.join(self._entries)}.")
+      article = "an" if self._what[0] in "aeiou" else "a"
+      raise InputError(f"config key {self._key}: '{name}' is not {article} {self._what}{hint}; "
+                       f"use one of {', '.join(self._entries)}.")
     return self._entries[name]
 
   def names(self) -> tuple:

@@ -71,7 +71,10 @@ def _method(v) -> str:
   """The SE a design's own randomisation calls for: its unit SE where it has one (cluster,
   switchback), else the user-clustered SE."""
   stats = v.get("coverage") or v.get("type_I_error") or {}
-  return "unit" if stats.get("unit") is not None else "user"
+  if stats.get("unit") is not None:
+    return "unit"
+  # An estimator's cell (<design>+<estimator>) has its own methods: its first.
+  return "user" if "user" in stats or not stats else next(iter(stats))
 
 
 def _units(folder) -> dict:

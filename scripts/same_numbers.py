@@ -5,7 +5,9 @@
                                                      # config keys new in B, comma-separated
 
 The cases: the eight modes in replay, latent and matrix, sweeps, both retrievals, expected
-outcomes, the ID model classes (two-tower and Wide & Deep labels, a two-tower weight model), the designs' variants (assignment per step, two updates and dropout, G on video
+outcomes, the ID model classes (two-tower and Wide & Deep labels, a two-tower weight model),
+one model class per arm given to both arms by `arms.<arm>.labels` (a version without those keys
+runs them as label keys), the designs' variants (assignment per step, two updates and dropout, G on video
 features, pooled co-diverted, cluster by a column, random and alternating switchbacks), a
 frozen truth, a resumed run, merged array pieces and a tiny study. Only the command line
 (scripts/run.py, merge.py, study.py) is used, so any two versions can be compared, e.g. a
@@ -109,6 +111,17 @@ def cases():
           "--config.experiment.weight_model.model=two_tower",
           "--config.experiment.weight_model.tower_hidden=(8,)"])):
     out.append((f"replay-{mode}-{cls}", "run", [f"configs/{mode}.py", *TINY, *ids]))
+  # One case per model class given to both arms through the per-arm keys (an older version,
+  # without `arms`, runs it as the label-level config: without_arms).
+  def both_arms(cls, labels):
+    return [f"--config.arms.{arm}.labels.{a[len('--config.labels.'):]}"
+            for arm in ("treatment", "control") for a in id_labels(cls, labels)]
+  for cls, mode in (("two_tower", "global"), ("wide_deep", "pooling")):
+    out.append((f"replay-{mode}-arms-{cls}", "run",
+                [f"configs/{mode}.py", *TINY, *both_arms(cls, ("play_time",))]))
+  out.append(("replay-splitting-arms-mlp", "run", [
+      "configs/splitting.py", *TINY, *[f"--config.arms.{arm}.labels.click.hidden=(8,)"
+                                       for arm in ("treatment", "control")]]))
   for mode in MODES:
     out.append((f"matrix-{mode}", "run", [f"{mode}.py", *KUAIREC]))
   out.append(("matrix-pooling-popularity", "run", ["pooling.py", *KUAIREC,
@@ -119,6 +132,17 @@ def cases():
                                       "--config.study.name=tiny",
                                       "--config.study.p_values=(0.2,0.5)",
                                       "--config.study.alpha_gaps=(0.0,0.5,1.0)"]))
+  return out
+
+
+def without_arms(args):
+  """The per-arm overrides of a case as label-level overrides, for a version without `arms`
+  (the cases give both arms the same values)."""
+  out = []
+  for a in args:
+    if a.startswith("--config.arms.control."):
+      continue
+    out.append(a.replace("--config.arms.treatment.labels.", "--config.labels."))
   return out
 
 
@@ -140,6 +164,8 @@ def run(repo, out, data):
   mk = out / "matrix_configs"
   mk.mkdir(exist_ok=True)
   old_layout = (repo / "gtesim" / "default_config.py").exists()
+  defaults = repo / "gtesim" / "config" / "defaults.py"
+  has_arms = defaults.exists() and "def arm_sections" in defaults.read_text()
   for mode in MODES:
     (mk / f"{mode}.py").write_text(
         ("from gtesim import default_config as d\n" if old_layout else
@@ -156,6 +182,8 @@ def run(repo, out, data):
       continue
     tic = time.time()
     args = list(args)
+    if not has_arms:
+      args = without_arms(args)
     if name.startswith("matrix-"):
       args[0] = str(mk / args[0])
       root = data / "kuairec"

@@ -73,7 +73,7 @@ def test_the_dispatch_check_finds_a_comparison(tmp_path):
     (models.MODEL_CLASSES, "mpl", "mlp"),
 ])
 def test_an_unknown_name_is_refused_with_a_did_you_mean(registry, name, hint):
-  with pytest.raises(InputError, match=f"'{name}' is not a .*did you mean '{hint}'"):
+  with pytest.raises(InputError, match=f"'{name}' is not an? .*did you mean '{hint}'"):
     registry.get(name)
 
 

@@ -10,6 +10,7 @@ from gtesim import environments
 from gtesim import label_kinds
 from gtesim import models
 from gtesim import prng
+from gtesim.stats import estimators
 from gtesim.core import exploration
 from gtesim.config import defaults as default_config
 from gtesim.data.dataset import FORMATS
@@ -208,6 +209,8 @@ def check(config) -> None:
              f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
   exploration.check_config(config)
   designs.check_config(config)
+  if config.mode in designs.MODES:
+    estimators.check_config(config, designs.DESIGNS.get(config.mode))
   _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
   pre = config.pretrain
   for key in ("n_interactions", "batch_size", "max_epochs", "patience"):

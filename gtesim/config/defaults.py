@@ -279,6 +279,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.estimator = est = ml_collections.ConfigDict()
   est.batch_blocks = 10  # Blocks of consecutive steps of the batch-means standard error.
+  est.names = ()  # Estimators scored beside the difference in means (always scored:
+  # result.json's gte) at every A/B point, from gtesim/stats/estimators/ (result.json
+  # estimators.<name>, study.json cells <design>+<name>).
 
   config.sim = sim = ml_collections.ConfigDict()
   sim.release = "all"  # "all": every video is a candidate from the start; "staggered"

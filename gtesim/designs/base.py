@@ -30,6 +30,7 @@ from gtesim.core.state import Point
 from gtesim.designs.worlds import exploration_inputs
 from gtesim.errors import require
 from gtesim.stats import descriptive
+from gtesim.stats import estimators
 from gtesim.stats import points as points_lib
 from gtesim.stats import variance
 
@@ -273,8 +274,9 @@ class ABDesign(Design):
     return name + "]"
 
   def point_result(self, labels, history, worlds, point, config):
+    extra = {n: e for n, e in estimators.make(config).items() if n != estimators.DEFAULT}
     return points_lib.estimate_block(labels, history, worlds, point,
-                                     config.estimator.batch_blocks)
+                                     config.estimator.batch_blocks, extra)
 
   def log_point(self, log, name, swept, point, config):
     g = point["gte"][name]

@@ -13,7 +13,6 @@ import numpy as np
 from gtesim.stats import calibration
 from gtesim.stats import decision
 from gtesim.stats import intervals
-from gtesim.stats.variance import METHODS
 
 
 def _sd(x):
@@ -91,7 +90,7 @@ def paired(est, truth, se: dict, ci: dict, truth_se=None, seed: int = 0,
   signed = truth != 0
   out["wrong_sign_own"] = (float(np.mean(np.sign(est[signed]) != np.sign(truth[signed])))
                            if signed.any() else nan)
-  for m in METHODS:
+  for m in se:  # The estimator's own SE methods (difference in means: variance.METHODS).
     s, c = se[m], ci[m]
     ok = np.isfinite(s) & np.isfinite(c).all(1) & (s > 0)
     n = int(ok.sum())

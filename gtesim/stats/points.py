@@ -3,8 +3,8 @@
 import numpy as np
 
 from gtesim.stats import estimator
+from gtesim.stats import estimators as estimators_lib
 from gtesim.stats.descriptive import summary
-from gtesim.stats.variance import METHODS
 
 
 def exploration_of(worlds, point: int) -> dict:
@@ -40,29 +40,37 @@ def truth_block(labels, history, worlds, point: int) -> dict:
   return out
 
 
-def estimate(history, design, point: int, t: int, e: int, n_blocks: int):
-  """estimator.ab_estimate of a point over the first t steps, with the user- and unit-level
-  variances of validation e."""
-  s = history.steps
-  user_var = history.evals["user_var"][e][:, point] if "user_var" in history.evals else None
-  unit_var, unit_df = design.unit_variance(s.outcome_sum[:t, :, point], s.n_recs[:t, :, point],
-                                           history.evals, e, point)
-  return estimator.ab_estimate(s.outcome_sum[:t, :, point], s.outcome_sq[:t, :, point],
-                               s.n_recs[:t, :, point], user_var, n_blocks, estimator.LEVEL,
-                               unit_var, unit_df)
+def estimate(history, design, point: int, t: int, e: int, n_blocks: int, points=(),
+             by=None) -> dict:
+  """An estimator's (`by`, default the difference in means) estimate of a point over the
+  first t steps, with the device-side variances of validation e (estimators.base.RunData)."""
+  by = by or estimators_lib.ESTIMATORS.get(estimators_lib.DEFAULT)()
+  return by.estimate(estimators_lib.RunData(history, design, tuple(points), point, t, e),
+                     n_blocks, estimator.LEVEL)
 
 
-def estimate_block(labels, history, worlds, point: int, n_blocks: int) -> dict:
-  """The naive estimate of one point with its standard errors and 95% CIs per method."""
-  e = estimate(history, worlds.design, point, history.n_steps, -1, n_blocks)
+def _per_label(e, l) -> dict:
+  return {"se_per_rep": {m: e["se"][m][:, l].tolist() for m in e["se"]},
+          "ci95_per_rep": {m: e["ci"][m][:, l].tolist() for m in e["ci"]}}
+
+
+def estimate_block(labels, history, worlds, point: int, n_blocks: int,
+                   extra: dict | None = None) -> dict:
+  """The naive estimate of one point with its standard errors and 95% CIs per method (`gte`),
+  and each of the `extra` estimators' ({name: Estimator}) under `estimators.<name>`."""
+  e = estimate(history, worlds.design, point, history.n_steps, -1, n_blocks, worlds.points)
   q = worlds.points[point]
   out = {"p_treatment": q.p_treatment, "alpha_gap": q.alpha_gap, **exploration_of(worlds, point),
          "gte": {}, "arms": {"T": {}, "C": {}}}
   for l, name in enumerate(labels):
-    out["gte"][name] = summary(
-        e["estimate"][:, l],
-        se_per_rep={m: e["se"][m][:, l].tolist() for m in METHODS},
-        ci95_per_rep={m: e["ci"][m][:, l].tolist() for m in METHODS})
+    out["gte"][name] = summary(e["estimate"][:, l], **_per_label(e, l))
     out["arms"]["T"][name] = summary(e["arm_mean"][:, 0, l])
     out["arms"]["C"][name] = summary(e["arm_mean"][:, 1, l])
+  if extra:
+    out["estimators"] = {}
+    for est_name, by in extra.items():
+      x = estimate(history, worlds.design, point, history.n_steps, -1, n_blocks, worlds.points,
+                   by)
+      out["estimators"][est_name] = {name: summary(x["estimate"][:, l], **_per_label(x, l))
+                                     for l, name in enumerate(labels)}
   return out

@@ -99,7 +99,8 @@ def _horizon(config, summary, out_dir, labels):
       line, = axes[0, j].plot(steps, bias, marker=".", label=d)
       axes[0, j].fill_between(steps, bias - 1.96 * se, bias + 1.96 * se,
                               color=line.get_color(), alpha=0.15)
-      m = methods[l].get(d) or "user"
+      own = list(h[l]["coverage"])  # The cell's SE methods (an estimator's own).
+      m = methods[l].get(d) or ("user" if "user" in own else own[0])
       cov = np.asarray(h[l]["coverage"][m], np.float64)
       ci = np.asarray(h[l]["coverage_ci"][m], np.float64).reshape(-1, 2)
       axes[1, j].plot(steps, cov, marker=".", color=line.get_color(), label=f"{d} ({m} SE)")

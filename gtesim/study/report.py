@@ -49,15 +49,33 @@ def _share(s):
 def _methods(d, key, b, ci_key=None):
   """Per method: the value [CI] and, where the method is defined in fewer repetitions, n."""
   parts = []
-  for m in METHODS:
+  named = tuple(d[key]) != tuple(METHODS)  # An estimator's own methods: each named.
+  for m in d[key]:
     v = d[key][m]
     if v is None or not np.isfinite(v):
-      parts.append("—")
+      parts.append(f"{m} —" if named else "—")
       continue
     text = _f(v, 3) + (_ci(d[ci_key][m], 2) if ci_key else "")
     n = d["n_method"][m]
-    parts.append(text + (f" (n={n})" if n != b else ""))
+    parts.append((f"{m} " if named else "") + text + (f" (n={n})" if n != b else ""))
   return " / ".join(parts)
+
+
+def _default_method(by_method) -> str:
+  """The method a table shows where no verdict chose one: the user SE, or an estimator's
+  first own method."""
+  return "user" if "user" in by_method else next(iter(by_method))
+
+
+def _all_methods(summary) -> list:
+  """Every SE method of the study's cells, METHODS first (estimators may add their own)."""
+  out = list(METHODS)
+  for by_point in summary["designs"].values():
+    for v in by_point.values():
+      for entry in v.values():
+        if isinstance(entry, dict) and "n_method" in entry:
+          out += [m for m in entry["n_method"] if m not in out]
+  return out
 
 
 def _best_loss(pre, label) -> str:
@@ -186,25 +204,26 @@ def _main_tables(config, summary, labels, main) -> list:
     lines += ["Repetitions without an estimate (an arm got no recommendation: e.g. no treated "
               "cluster at small p), left out of that point's statistics and counted: " +
               ", ".join(undefined) + ".", ""]
+  methods = _all_methods(summary)
   lines += ["### Calibration under treatment", "",
             "Inflation factor c per method [95% CI from order statistics] (bootstrap CI) (the "
             "smallest c with which est ± q·sqrt(c²·se² + truth se²) holds the truth in 95% of "
             "repetitions; inf: too few repetitions for the interval to close) and its "
             "out-of-sample coverage [Wilson CI] (fitted on one half of the repetitions, "
             "measured on the other, both ways).", "",
-            "| design | label | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+            "| design | label | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
   for d, by_point in summary["designs"].items():
     if main not in by_point:
       continue
     for l in labels:
       s = by_point[main][l]
       cells = []
-      for m in METHODS:
+      for m in methods:
         inf = s["inflation"].get(m)
         if not inf or not np.isfinite(inf["factor"]):
           cells.append("—")
           continue
-        n = s["n_method"][m]
+        n = s["n_method"].get(m)
         cells.append(f"{_f(inf['factor'], 3)}{_ci(inf['ci'])} (bootstrap"
                      f"{_ci(inf['ci_bootstrap'])}); oos "
                      f"{_f(inf['oos']['coverage'], 2)}{_ci(inf['oos']['ci'], 2)}" +
@@ -253,13 +272,14 @@ def _aa(summary) -> list:
   for d, by_label in summary["aa"].items():
     for l, s in by_label.items():
       parts = []
-      for m in METHODS:
+      named = tuple(s["type_I_error"]) != tuple(METHODS)
+      for m in s["type_I_error"]:
         v = s["type_I_error"][m]
         if v is None or not np.isfinite(v):
-          parts.append("—")
+          parts.append(f"{m} —" if named else "—")
           continue
         n = s["n_method"][m]
-        parts.append(f"{v:.3f}{_ci(s['type_I_ci'][m], 2)}" + (f" (n={n})" if n != s["B"] else ""))
+        parts.append((f"{m} " if named else "") + f"{v:.3f}{_ci(s['type_I_ci'][m], 2)}" + (f" (n={n})" if n != s["B"] else ""))
       lines.append(f"| {d} | {l} | {' / '.join(parts)} | "
                    f"{_share(s['false_launch'].get('user'))} | {_f(s['mean'])} | {_f(s['sd'])} |")
   return lines + [""]
@@ -389,10 +409,12 @@ def report(config, summary, out_dir):
           for key, v in by_point.items():
             if key.endswith("," + eps_key):
               s = v[l]
+              m = _default_method(s["coverage"])
               lines.append(f"| {eps_key[4:]} | {l} | {_f(t['mean'])} ± {_f(t['se'], 2)} | "
                            f"{d} {key.split(',')[1]} | {_f(s['bias'])}{_ci(s['bias_ci'])} | "
                            f"{_pct(s['bias_pct'], s['bias_pct_ci'])} | "
-                           f"{_f(s['coverage']['user'], 2)}{_ci(s['coverage_ci']['user'], 2)} |")
+                           f"{_f(s['coverage'][m], 2)}{_ci(s['coverage_ci'][m], 2)}"
+                           + ("" if m == "user" else f" ({m})") + " |")
   steps = next(iter(summary["horizon"].values()))["step"]
   lines += ["", "## Horizon (main point; cumulative estimate and truth at each validation)", "",
             "Bias ± se, then the coverage of the verdict's SE method as is [Wilson CI].", "",
@@ -404,7 +426,7 @@ def report(config, summary, out_dir):
     for l in labels:
       lines.append(f"| {d} | {l} bias | " + " | ".join(
           f"{_f(b, 3)} ± {_f(s, 2)}" for b, s in zip(h[l]["bias"], h[l]["bias_se"])) + " |")
-      m = methods[l].get(d) or "user"
+      m = methods[l].get(d) or _default_method(h[l]["coverage"])
       lines.append(f"| {d} | {l} coverage ({m}) | " + " | ".join(
           f"{_f(c, 2)}{_ci(ci, 2)}" for c, ci in zip(h[l]["coverage"][m],
                                                      h[l]["coverage_ci"][m])) + " |")

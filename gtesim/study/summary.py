@@ -12,10 +12,10 @@ import numpy as np
 from gtesim.data import sizes
 from gtesim.driver import results
 from gtesim.stats import estimator
+from gtesim.stats import estimators as estimators_lib
 from gtesim.stats import paired
 from gtesim.stats import points as points_lib
 from gtesim.stats.descriptive import summary
-from gtesim.stats.variance import METHODS
 from gtesim.study import plan as plan_lib
 
 TRUTH_FROZEN_NAME = "policy effect at the pretrained model"
@@ -113,13 +113,14 @@ def _point_stats(config, est, truth: Truth, gap, labels, n_boot=None) -> dict:
   seed = config.seed
   n_boot = config.study.bootstrap if n_boot is None else n_boot
   n = est["estimate"].shape[0]
+  methods = list(est["se"])  # The estimator's own SE methods.
   return {l: {**paired.paired(est["estimate"][:, i], truth.per_rep[gap][l][:n],
-                              {m: est["se"][m][:, i] for m in METHODS},
-                              {m: est["ci"][m][:, i] for m in METHODS},
+                              {m: est["se"][m][:, i] for m in methods},
+                              {m: est["ci"][m][:, i] for m in methods},
                               truth_se=truth.se[gap][l][:n], seed=seed, n_boot=n_boot),
               "per_rep": est["estimate"][:, i].tolist(),
-              "se_per_rep": {m: est["se"][m][:, i].tolist() for m in METHODS},
-              "ci95_per_rep": {m: est["ci"][m][:, i].tolist() for m in METHODS}}
+              "se_per_rep": {m: est["se"][m][:, i].tolist() for m in methods},
+              "ci95_per_rep": {m: est["ci"][m][:, i].tolist() for m in methods}}
           for i, l in enumerate(labels)}
 
 
@@ -216,38 +217,41 @@ def summarize(config, jobs, histories, pretrain_reports) -> dict:
   models = results.model_metrics(truth_hist, truth_worlds)
   out["models"] = {"GT": models["GT" + truth_worlds.point_name(0)], "GC": models["GC"]}
   main = point_key(config.experiment.p_treatment, 1.0)
+  ests = estimators_lib.make(config)
   for job in jobs:
     design = job.worlds.design
     if design.arms == 1 or job.state:  # The truth's worlds; the state sweep's jobs.
       continue
     h = histories[job.name]
     name = job.name.removesuffix(plan_lib.SWEEP_SUFFIX)  # A sweep job's points: its design's.
-    entry = out["designs"].setdefault(name, {})
-    starved = out["starvation"].setdefault(name, {})
-    for s, q in enumerate(job.worlds.points):
-      p, gap = q.p_treatment, q.alpha_gap
-      est = points_lib.estimate(h, design, s, h.n_steps, -1, n_blocks)
-      if q.epsilon != config.sim.epsilon:  # An exploration point: scored at its own truth.
-        key = point_key(p, gap, q.epsilon)
-        entry[key] = _point_stats(config, est, by_epsilon[q.epsilon], gap, labels)
-        entry[key]["epsilon"] = q.epsilon
-      else:
-        key = point_key(p, gap)
-        entry[key] = _point_stats(config, est, truth, gap, labels)
-        if design.scored_against_frozen_truth and frozen is not None:
-          entry[key]["vs_truth_frozen"] = _point_stats(config, est, frozen, gap, labels)
-      starved[key] = _starvation(h, s)
-      if gap == 0.0 and q.epsilon == config.sim.epsilon:
-        out["aa"][name] = {
-            l: {"type_I_error": {m: 1.0 - v["coverage"][m] for m in METHODS},
-                "type_I_ci": {m: [1.0 - v["coverage_ci"][m][1], 1.0 - v["coverage_ci"][m][0]]
-                              for m in METHODS},
-                "n_method": v["n_method"],
-                "false_launch": {m: v["decision"][m]["launch"] for m in v["decision"]},
-                "mean": v["mean"], "sd": v["sd"], "B": v["B"], "p_treatment": p}
-            for l, v in entry[key].items() if l in labels}
-    if name == job.name:  # The main point's job.
-      out["horizon"][name] = _horizon(job, h, truth, labels, n_blocks)
+    for est_name, by in ests.items():  # Every (design, estimator) is a cell.
+      cell = estimators_lib.cell(name, est_name)
+      entry = out["designs"].setdefault(cell, {})
+      starved = out["starvation"].setdefault(cell, {})
+      for s, q in enumerate(job.worlds.points):
+        p, gap = q.p_treatment, q.alpha_gap
+        est = points_lib.estimate(h, design, s, h.n_steps, -1, n_blocks, job.worlds.points, by)
+        if q.epsilon != config.sim.epsilon:  # An exploration point: scored at its own truth.
+          key = point_key(p, gap, q.epsilon)
+          entry[key] = _point_stats(config, est, by_epsilon[q.epsilon], gap, labels)
+          entry[key]["epsilon"] = q.epsilon
+        else:
+          key = point_key(p, gap)
+          entry[key] = _point_stats(config, est, truth, gap, labels)
+          if design.scored_against_frozen_truth and frozen is not None:
+            entry[key]["vs_truth_frozen"] = _point_stats(config, est, frozen, gap, labels)
+        starved[key] = _starvation(h, s)
+        if gap == 0.0 and q.epsilon == config.sim.epsilon:
+          out["aa"][cell] = {
+              l: {"type_I_error": {m: 1.0 - v["coverage"][m] for m in v["coverage"]},
+                  "type_I_ci": {m: [1.0 - v["coverage_ci"][m][1],
+                                    1.0 - v["coverage_ci"][m][0]] for m in v["coverage"]},
+                  "n_method": v["n_method"],
+                  "false_launch": {m: v["decision"][m]["launch"] for m in v["decision"]},
+                  "mean": v["mean"], "sd": v["sd"], "B": v["B"], "p_treatment": p}
+              for l, v in entry[key].items() if l in labels}
+      if name == job.name:  # The main point's job.
+        out["horizon"][cell] = _horizon(job, h, truth, labels, n_blocks, by)
     if design.step_metrics:  # Weighting: G's metrics on new items.
       g = results.model_metrics(h, job.worlds)
       out["weight_model"].setdefault(name, {}).update({
@@ -263,27 +267,31 @@ def summarize(config, jobs, histories, pretrain_reports) -> dict:
   return out
 
 
-def _horizon(job, history, truth: Truth, labels, n_blocks) -> dict:
-  """Estimate and truth at every validation step of the main point (point 0 of both jobs)."""
+def _horizon(job, history, truth: Truth, labels, n_blocks, by=None) -> dict:
+  """Estimate (by an estimator, default the difference in means) and truth at every
+  validation step of the main point (point 0 of both jobs)."""
+  by = by or estimators_lib.ESTIMATORS.get(estimators_lib.DEFAULT)()
+  methods = by.methods
   out = {"step": [], **{l: {"truth_mean": [], "estimate_mean": [], "bias": [], "bias_se": [],
-                            "coverage": {m: [] for m in METHODS},
-                            "coverage_ci": {m: [] for m in METHODS},
-                            "coverage_net": {m: [] for m in METHODS}} for l in labels}}
+                            "coverage": {m: [] for m in methods},
+                            "coverage_ci": {m: [] for m in methods},
+                            "coverage_net": {m: [] for m in methods}} for l in labels}}
   for e, t in enumerate(history.eval_step):
     if t == 0:
       continue
     truth_t, truth_se = truth.upto(t, labels)
-    est = points_lib.estimate(history, job.worlds.design, 0, t, e, n_blocks)
+    est = points_lib.estimate(history, job.worlds.design, 0, t, e, n_blocks,
+                              job.worlds.points, by)
     out["step"].append(int(t))
     for i, l in enumerate(labels):
       st = paired.paired(est["estimate"][:, i], truth_t[:, i],
-                         {m: est["se"][m][:, i] for m in METHODS},
-                         {m: est["ci"][m][:, i] for m in METHODS}, truth_se=truth_se[:, i])
+                         {m: est["se"][m][:, i] for m in methods},
+                         {m: est["ci"][m][:, i] for m in methods}, truth_se=truth_se[:, i])
       out[l]["truth_mean"].append(st["truth_mean"])
       out[l]["estimate_mean"].append(st["mean"])
       out[l]["bias"].append(st["bias"])
       out[l]["bias_se"].append(st["bias_se"])
-      for m in METHODS:
+      for m in methods:
         out[l]["coverage"][m].append(st["coverage"][m])
         out[l]["coverage_ci"][m].append(st["coverage_ci"][m])
         out[l]["coverage_net"][m].append(st["coverage_net"][m])

@@ -19,7 +19,6 @@ Drawn from study.json's numbers at the main point only; every entry carries its 
 import numpy as np
 
 from gtesim.stats import decision as decision_lib
-from gtesim.stats.variance import METHODS
 from gtesim.study.summary import point_key
 
 NOMINAL_TYPE_I = 0.05
@@ -29,7 +28,7 @@ DOUBLE_TYPE_I = 0.10  # A type-I CI reaching it cannot tell a calibrated SE from
 def _method(entry, b):
   """The SE method of a design's main-point entry (see the module docstring), or None."""
   best, best_gap = None, np.inf
-  for m in METHODS:
+  for m in entry["n_method"]:  # The cell's own methods (an estimator's).
     f = entry["inflation"].get(m, {}).get("factor", np.nan)
     if entry["n_method"][m] == b and np.isfinite(f) and f > 0:
       gap = abs(np.log(f))
