@@ -39,8 +39,9 @@ from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
 from gtesim.driver import workdir as workdir_lib
 from gtesim.errors import InputError
-from gtesim.study import plan as plan_lib
+from gtesim.study import compact
 from gtesim.study import figures
+from gtesim.study import plan as plan_lib
 from gtesim.study import report
 from gtesim.study import summary as summary_lib
 from gtesim.study import verdict as verdict_lib
@@ -246,6 +247,7 @@ def _run_stage(config, out_dir, command, stage, jobs, todo, stop):
   summary["cost"] = cost
   # Compact (~10^5 numbers), 7 significant digits: float32-level precision.
   writing.write_json(out_dir / "study.json", writing.jsonable(summary, digits=7), indent=None)
+  compact.write_table(out_dir)  # per_rep.parquet: what study.json is recomputed from.
   figures.figures(config, summary, out_dir)  # NaN (not JSON null) where undefined.
   report.report(config, summary, out_dir)
   summary = writing.jsonable(summary)
