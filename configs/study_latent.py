@@ -35,7 +35,7 @@ def get_config():
   config.estimator.batch_blocks = 8  # Blocks of 7 steps.
   # 8 switchback periods of 7 steps (2 of burn-in), as the replay study's 8 of 14: its unit SE
   # needs the periods; period length's own effect is in configs/study_mechanisms.py (7, 2).
-  config.experiment.switch_every = 7
+  config.experiment.switchback.every = 7
   config.study = study = default_config.study_section()
   study.name = "synthetic-latent"
   study.designs = ("pooling", "splitting", "snapshot", "weighting", "codiverted", "switchback")

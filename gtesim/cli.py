@@ -68,6 +68,27 @@ def _missing_key(config, argv):
   return None
 
 
+def _repeated_tuple(config, argv):
+  """A tuple-valued `--config.KEY` given twice: ml_collections would join the two tuples
+  (`(16,)` then `(8,)` gives `(16, 8)`), silently. A number or string takes the last value."""
+  seen = set()
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    key = arg[len("--config."):].split("=", 1)[0]
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+      node = node[part] if hasattr(node, "keys") and part in node.keys() else None
+    is_tuple = (hasattr(node, "keys") and last in node.keys() and
+                (isinstance(node[last], tuple) or node.get_type(last) is tuple))
+    if is_tuple and key in seen:
+      return (f"config key {key} is given twice: ml_collections would join the two tuples; "
+              "give it once")
+    seen.add(key)
+  return None
+
+
 def _fail(tag, message, status=2, kind="error: "):
   line = f"[{tag}] {kind}{message}"
   sys.stderr.write(line + "\n")
@@ -83,6 +104,9 @@ def _parse(argv):
       config = _load_config_file(path)
     except InputError as err:
       _fail("config", str(err))
+    repeated = _repeated_tuple(config, argv)
+    if repeated:
+      _fail("config", repeated)
   try:
     return flags.FLAGS(argv)
   except flags.Error as err:

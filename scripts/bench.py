@@ -217,7 +217,7 @@ def bench_id_rows(base, sizes, peak) -> list:
     config.sim.vectorize = vectorize
     for n in sizes:
       for name in config.labels:
-        config.labels[name].id_budget, config.labels[name].id_buckets = 0, n
+        config.labels[name].ids.budget, config.labels[name].ids.buckets = 0, n
       row = bench_mode(config, setup, peak, False)
       row["id_rows"] = n
       rows.append(row)

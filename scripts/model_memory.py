@@ -34,7 +34,7 @@ def main(argv):
   for size, (n_users, n_videos) in SIZES.items():
     dims = base._replace(n_users=n_users, n_videos=n_videos)
     for model_class in models.MODEL_CLASSES.names():
-      buckets = min(config.labels[n].id_buckets for n in config.labels)
+      buckets = min(config.labels[n].ids.buckets for n in config.labels)
       # Hashing is worth showing where it saves rows.
       kinds = ("exact", "hashed") if max(n_users, n_videos) > buckets else ("exact",)
       section = config.labels[next(iter(config.labels))].copy_and_resolve_references()
@@ -46,9 +46,9 @@ def main(argv):
         for name in c.labels:
           c.labels[name].model = model_class
           if tables == "exact":
-            c.labels[name].id_budget = max(n_users, n_videos)
+            c.labels[name].ids.budget = max(n_users, n_videos)
           elif tables == "hashed":  # The tables with more ids than buckets are hashed.
-            c.labels[name].id_budget = c.labels[name].id_buckets
+            c.labels[name].ids.budget = c.labels[name].ids.buckets
         lms = models.label_models(c, dims)
         arm = memory.model_bytes(lms, dims)
         rep = memory.per_repetition_bytes(lms, dims, n_worlds=2, arms=1)

@@ -31,7 +31,8 @@ def main(argv):
   if workdir is None:
     if _RESUME.value:
       raise cli.InputError("--resume needs --workdir, the folder of the run to continue.")
-    workdir = workdir_lib.default(pathlib.Path(flags.FLAGS["config"].config_filename).stem)
+    file, _, arg = flags.FLAGS["config"].config_filename.partition(":")
+    workdir = workdir_lib.default(pathlib.Path(file).stem + (f"-{arg}" if arg else ""))
   simulate.run(_CONFIG.value, workdir, resume=_RESUME.value, overwrite=_OVERWRITE.value)
 
 

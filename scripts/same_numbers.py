@@ -33,8 +33,8 @@ TINY = ["--config.data.synthetic.size=tiny", "--config.repetitions=3",
         "--config.pretrain.max_epochs=3", "--config.pretrain.batch_size=128",
         "--config.sim.n_steps=40", "--config.sim.batch_size=8", "--config.sim.n_candidate=4",
         "--config.sim.validate_every=10", "--config.sim.eval_rows=256",
-        "--config.estimator.batch_blocks=4", "--config.labels.click.hidden=(16,)",
-        "--config.labels.play_time.hidden=(16,)"]
+        "--config.estimator.batch_blocks=4", "--config.labels.click.mlp.hidden=(16,)",
+        "--config.labels.play_time.mlp.hidden=(16,)"]
 MODES = ("global", "pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
          "switchback")
 KUAIREC = ["--config.data.name=synthetic-kuairec", "--config.data.synthetic.kuairec_size=tiny",
@@ -46,71 +46,79 @@ KUAIREC = ["--config.data.name=synthetic-kuairec", "--config.data.synthetic.kuai
            "--config.estimator.batch_blocks=4", "--config.data.user_p_val=0.2"]
 
 
+def config_of(mode: str) -> str:
+  """A mode's config file: its own (configs/global.py) or configs/ab.py:<design>."""
+  own = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{mode}.py"
+  return f"configs/{mode}.py" if own.exists() else f"configs/ab.py:{mode}"
+
+
 def cases():
   """(name, kind, args): kind 'run' (configs/<mode>.py + args) or others."""
   out = []
   for env in ("replay", "latent"):
     for mode in MODES:
-      out.append((f"{env}-{mode}", "run", [f"configs/{mode}.py", *TINY,
+      out.append((f"{env}-{mode}", "run", [config_of(mode), *TINY,
                                            f"--config.sim.environment={env}"]))
   out += [
-      ("replay-pooling-sweep", "run", ["configs/pooling.py", *TINY,
+      ("replay-pooling-sweep", "run", ["configs/ab.py:pooling", *TINY,
                                        "--config.sweep.p_treatment=(0.2,0.5)",
                                        "--config.sweep.alpha_gap=(0.0,1.0)"]),
       ("replay-global-gaps", "run", ["configs/global.py", *TINY,
                                      "--config.sweep.alpha_gap=(0.0,0.5,1.0)"]),
-      ("replay-pooling-popularity", "run", ["configs/pooling.py", *TINY,
+      ("replay-pooling-popularity", "run", ["configs/ab.py:pooling", *TINY,
                                             "--config.sim.retrieval=popularity"]),
       ("latent-global-popularity", "run", ["configs/global.py", *TINY,
                                            "--config.sim.environment=latent",
                                            "--config.sim.retrieval=popularity"]),
-      ("latent-pooling-expected", "run", ["configs/pooling.py", *TINY,
+      ("latent-pooling-expected", "run", ["configs/ab.py:pooling", *TINY,
                                           "--config.sim.environment=latent",
                                           "--config.sim.outcome=expected"]),
-      ("replay-codiverted-popularity", "run", ["configs/codiverted.py", *TINY,
+      ("replay-codiverted-popularity", "run", ["configs/ab.py:codiverted", *TINY,
                                                "--config.sim.retrieval=popularity"]),
-      ("replay-codiverted-pooled", "run", ["configs/codiverted.py", *TINY,
-                                           "--config.experiment.codiverted_training=pooled",
-                                           "--config.experiment.p_items=0.3"]),
-      ("latent-codiverted-popularity", "run", ["configs/codiverted.py", *TINY,
+      ("replay-codiverted-pooled", "run", ["configs/ab.py:codiverted", *TINY,
+                                           "--config.experiment.codiverted.training=pooled",
+                                           "--config.experiment.codiverted.p_items=0.3"]),
+      ("latent-codiverted-popularity", "run", ["configs/ab.py:codiverted", *TINY,
                                                "--config.sim.environment=latent",
                                                "--config.sim.retrieval=popularity"]),
-      ("replay-weighting-video", "run", ["configs/weighting.py", *TINY,
-                                         "--config.experiment.weight_features=video",
-                                         "--config.experiment.g_update=before",
-                                         "--config.experiment.weight_clip=3.0",
+      ("replay-weighting-video", "run", ["configs/ab.py:weighting", *TINY,
+                                         "--config.experiment.weighting.features=video",
+                                         "--config.experiment.weighting.g_update=before",
+                                         "--config.experiment.weighting.clip=3.0",
                                          "--config.sweep.p_treatment=(0.3,0.6)"]),
-      ("replay-pooling-step", "run", ["configs/pooling.py", *TINY,
+      ("replay-pooling-step", "run", ["configs/ab.py:pooling", *TINY,
                                       "--config.experiment.assignment=step",
                                       "--config.sim.updates_per_step=2",
                                       "--config.labels.click.dropout=0.2",
                                       "--config.sim.arm_blocks=3"]),
-      ("replay-cluster-column", "run", ["configs/cluster.py", *TINY,
-                                        "--config.experiment.cluster_column="
+      ("replay-cluster-column", "run", ["configs/ab.py:cluster", *TINY,
+                                        "--config.experiment.cluster.column="
                                         "user.user_active_degree",
-                                        "--config.experiment.cluster_shuffle=0.2"]),
-      ("replay-switchback-random", "run", ["configs/switchback.py", *TINY,
-                                           "--config.experiment.switch_order=random",
-                                           "--config.experiment.switch_every=5",
-                                           "--config.experiment.switch_burn_in=1"]),
-      ("replay-switchback-alternating", "run", ["configs/switchback.py", *TINY,
-                                                "--config.experiment.switch_order=alternating",
-                                                "--config.experiment.switch_every=10",
-                                                "--config.experiment.switch_burn_in=0"]),
+                                        "--config.experiment.cluster.shuffle=0.2"]),
+      ("replay-switchback-random", "run", ["configs/ab.py:switchback", *TINY,
+                                           "--config.experiment.switchback.order=random",
+                                           "--config.experiment.switchback.every=5",
+                                           "--config.experiment.switchback.burn_in=1"]),
+      ("replay-switchback-alternating", "run", ["configs/ab.py:switchback", *TINY,
+                                                "--config.experiment.switchback.order=alternating",
+                                                "--config.experiment.switchback.every=10",
+                                                "--config.experiment.switchback.burn_in=0"]),
       ("replay-snapshot-frozen-global", "run", ["configs/global.py", *TINY,
                                                 "--config.sim.train_models=False"]),
   ]
   def id_labels(cls, labels=("click", "play_time")):  # The ID classes' sparse updates.
+    # wide_deep's deep part as TINY's MLPs (one `hidden` key before the config sections).
     return [f"--config.labels.{label}.{k}={v}" for label in labels
-            for k, v in (("model", cls), ("tower_hidden", "(8,)"), ("tower_dim", 4),
-                         ("id_dim", 4))]
+            for k, v in (("model", cls), ("two_tower.tower_hidden", "(8,)"),
+                         ("two_tower.tower_dim", 4), ("two_tower.id_dim", 4),
+                         ("wide_deep.hidden", "(16,)"))]
   for cls, mode, ids in (
       ("two_tower", "pooling", id_labels("two_tower")),
       ("wide_deep", "global", id_labels("wide_deep")),
       ("two_tower", "weighting", id_labels("two_tower", ("click",)) + [
-          "--config.experiment.weight_model.model=two_tower",
-          "--config.experiment.weight_model.tower_hidden=(8,)"])):
-    out.append((f"replay-{mode}-{cls}", "run", [f"configs/{mode}.py", *TINY, *ids]))
+          "--config.experiment.weighting.g.model=two_tower",
+          "--config.experiment.weighting.g.two_tower.tower_hidden=(8,)"])):
+    out.append((f"replay-{mode}-{cls}", "run", [config_of(mode), *TINY, *ids]))
   # One case per model class given to both arms through the per-arm keys (an older version,
   # without `arms`, runs it as the label-level config: without_arms).
   def both_arms(cls, labels):
@@ -118,16 +126,16 @@ def cases():
             for arm in ("treatment", "control") for a in id_labels(cls, labels)]
   for cls, mode in (("two_tower", "global"), ("wide_deep", "pooling")):
     out.append((f"replay-{mode}-arms-{cls}", "run",
-                [f"configs/{mode}.py", *TINY, *both_arms(cls, ("play_time",))]))
+                [config_of(mode), *TINY, *both_arms(cls, ("play_time",))]))
   out.append(("replay-splitting-arms-mlp", "run", [
-      "configs/splitting.py", *TINY, *[f"--config.arms.{arm}.labels.click.hidden=(8,)"
+      "configs/ab.py:splitting", *TINY, *[f"--config.arms.{arm}.labels.click.mlp.hidden=(8,)"
                                        for arm in ("treatment", "control")]]))
   for mode in MODES:
     out.append((f"matrix-{mode}", "run", [f"{mode}.py", *KUAIREC]))
   out.append(("matrix-pooling-popularity", "run", ["pooling.py", *KUAIREC,
                                                    "--config.sim.retrieval=popularity"]))
-  out.append(("resume-pooling", "resume", ["configs/pooling.py", *TINY]))
-  out.append(("merge-weighting", "merge", ["configs/weighting.py", *TINY]))
+  out.append(("resume-pooling", "resume", ["configs/ab.py:pooling", *TINY]))
+  out.append(("merge-weighting", "merge", ["configs/ab.py:weighting", *TINY]))
   out.append(("study-tiny", "study", ["configs/study.py", *TINY, "--config.repetitions=4",
                                       "--config.study.name=tiny",
                                       "--config.study.p_values=(0.2,0.5)",
@@ -143,7 +151,55 @@ def without_arms(args):
     if a.startswith("--config.arms.control."):
       continue
     out.append(a.replace("--config.arms.treatment.labels.", "--config.labels."))
-  return out
+  return last_override(out)
+
+
+# Keys that moved into sections (issue 35): new dotted key -> the older flat key.
+SECTION_KEYS = {
+    "mlp.hidden": "hidden", "wide_deep.hidden": "hidden",
+    "two_tower.tower_hidden": "tower_hidden", "two_tower.tower_dim": "tower_dim",
+    "two_tower.id_dim": "id_dim", "wide_deep.cross_buckets": "cross_buckets",
+    "ids.budget": "id_budget", "ids.buckets": "id_buckets",
+    "ids.learning_rate": "id_learning_rate", "ids.initial_accumulator": "id_initial_accumulator",
+    "ids.eps": "id_eps", "ids.dropout": "id_dropout",
+    "experiment.weighting.clip": "experiment.weight_clip",
+    "experiment.weighting.g_update": "experiment.g_update",
+    "experiment.weighting.features": "experiment.weight_features",
+    "experiment.weighting.g.": "experiment.weight_model.",
+    "experiment.codiverted.p_items": "experiment.p_items",
+    "experiment.codiverted.training": "experiment.codiverted_training",
+    "experiment.cluster.n": "experiment.n_clusters",
+    "experiment.cluster.column": "experiment.cluster_column",
+    "experiment.cluster.iterations": "experiment.cluster_iterations",
+    "experiment.cluster.shuffle": "experiment.cluster_shuffle",
+    "experiment.switchback.every": "experiment.switch_every",
+    "experiment.switchback.order": "experiment.switch_order",
+    "experiment.switchback.burn_in": "experiment.switch_burn_in",
+}
+
+
+def flat_keys(args):
+  """A case's arguments for a version before the config sections: flat keys, and
+  configs/<design>.py for configs/ab.py:<design>."""
+  out = []
+  for a in args:
+    a = re.sub(r"^configs/ab\.py:(\w+)$", r"configs/\1.py", a)
+    if a.startswith("--config."):
+      key, eq, value = a[len("--config."):].partition("=")
+      for new, old in SECTION_KEYS.items():
+        if new.endswith("."):
+          key = key.replace(new, old)
+        elif key == new or key.endswith("." + new):
+          key = key[:len(key) - len(new)] + old
+      a = f"--config.{key}{eq}{value}"
+    out.append(a)
+  return last_override(out)
+
+
+def last_override(args):
+  """Each --config.KEY once, its last value (ml_collections joins a tuple given twice)."""
+  keys = [a.partition("=")[0] if a.startswith("--config.") else None for a in args]
+  return [a for i, (a, k) in enumerate(zip(args, keys)) if k is None or k not in keys[i + 1:]]
 
 
 def sh(repo, args, log):
@@ -166,6 +222,7 @@ def run(repo, out, data):
   old_layout = (repo / "gtesim" / "default_config.py").exists()
   defaults = repo / "gtesim" / "config" / "defaults.py"
   has_arms = defaults.exists() and "def arm_sections" in defaults.read_text()
+  has_sections = (repo / "configs" / "ab.py").exists()
   for mode in MODES:
     (mk / f"{mode}.py").write_text(
         ("from gtesim import default_config as d\n" if old_layout else
@@ -184,6 +241,8 @@ def run(repo, out, data):
     args = list(args)
     if not has_arms:
       args = without_arms(args)
+    if not has_sections:
+      args = flat_keys(args)
     if name.startswith("matrix-"):
       args[0] = str(mk / args[0])
       root = data / "kuairec"

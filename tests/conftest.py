@@ -186,7 +186,7 @@ def small_sim_config(root, **overrides):
   config.sim.eval_rows = 256
   config.estimator.batch_blocks = 4
   for label in config.labels.values():
-    label.hidden = (16,)
+    label.mlp.hidden = (16,)
   for key, value in overrides.items():
     node = config
     *path, last = key.split(".")
@@ -203,7 +203,7 @@ def kuairec_sim_config(root, **overrides):
   config.data.synthetic.kuairec_size = "tiny"
   config.labels.long_view.threshold = 1.0
   for label in config.labels.values():
-    label.hidden = (16,)
+    label.mlp.hidden = (16,)
   return config
 
 

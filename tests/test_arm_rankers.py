@@ -19,12 +19,11 @@ from gtesim.label_kinds import KINDS
 from gtesim.models import Dims, LabelModel, Pairs
 from gtesim.models.mlp import MLPNet
 
-TWO_TOWER = {"model": "two_tower", "tower_hidden": (8,), "tower_dim": 4, "id_dim": 4}
-
-
 def _two_tower(section):
-  for key, value in TWO_TOWER.items():
-    section[key] = value
+  section.model = "two_tower"
+  section.two_tower.tower_hidden = (8,)
+  section.two_tower.tower_dim = 4
+  section.two_tower.id_dim = 4
 
 
 def _rows(folder, table, **where):
@@ -108,8 +107,8 @@ def test_arm_overrides_are_checked_by_name(tiny_root):
   with pytest.raises(InputError, match=r"arms\.control\.labels\.click\.model.*two_tower"):
     checks.check(config)
   config = small_sim_config(tiny_root)
-  config.arms.treatment.labels.click.tower_dim = 0
-  with pytest.raises(InputError, match=r"arms\.treatment\.labels\.click\.tower_dim"):
+  config.arms.treatment.labels.click.two_tower.tower_dim = 0
+  with pytest.raises(InputError, match=r"arms\.treatment\.labels\.click\.two_tower\.tower_dim"):
     checks.check(config)
   config = small_sim_config(tiny_root)  # An override of a label the config does not declare.
   config.labels = type(config.labels)({"clk": config.labels.click})

@@ -78,7 +78,7 @@ def test_a_misspelt_key_inside_a_config_is_refused():
 
 @pytest.mark.parametrize("key,value,message", [
     ("labels.click.learning_rate", -1e-3, "labels.click.learning_rate: must be > 0"),
-    ("experiment.weight_model.learning_rate", 0.0, "weight_model.learning_rate: must be > 0"),
+    ("experiment.weighting.g.learning_rate", 0.0, "weighting.g.learning_rate: must be > 0"),
     ("pretrain.max_epochs", 0, "pretrain.max_epochs: must be at least 1"),
     ("pretrain.batch_size", 0, "pretrain.batch_size: must be at least 1"),
     ("checkpoint_every", 0, "checkpoint_every: must be at least 1"),

@@ -73,9 +73,18 @@ def test_missing_file(tmp_path):
 
 def test_missing_column(tmp_path):
   root = kuairand_folder(tmp_path)
-  _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS,
-                          "--config.data.features.video_basic.categorical=('vido_type',)"),
+  flags = [f if not f.startswith("--config.data.features.video_basic.categorical=") else
+           "--config.data.features.video_basic.categorical=('vido_type',)"
+           for f in FIXTURE_FLAGS]  # Given once: ml_collections joins a repeated tuple.
+  _one_clear_line(prepare(f"--config.data.root={root}", *flags),
                   "video_features_basic_pure.csv: column 'vido_type' is not in the file")
+
+
+def test_a_tuple_key_given_twice_is_refused(tmp_path):
+  root = kuairand_folder(tmp_path)
+  _one_clear_line(prepare(f"--config.data.root={root}", *FIXTURE_FLAGS,
+                          "--config.data.features.video_basic.categorical=('music_type',)"),
+                  "config key data.features.video_basic.categorical is given twice")
 
 
 def test_non_numeric_value(tmp_path):
@@ -96,8 +105,8 @@ def test_run_end_to_end_with_overrides(tiny_root, tmp_path):
        "--config.repetitions=1", "--config.sim.n_steps=10", "--config.sim.validate_every=5",
        "--config.checkpoint_every=5", "--config.sim.batch_size=8",
        "--config.pretrain.n_interactions=256", "--config.pretrain.batch_size=128",
-       "--config.pretrain.max_epochs=1", "--config.labels.click.hidden=(8,)",
-       "--config.labels.play_time.hidden=(8,)", "--config.labels.click.alpha_T=1.0",
+       "--config.pretrain.max_epochs=1", "--config.labels.click.mlp.hidden=(8,)",
+       "--config.labels.play_time.mlp.hidden=(8,)", "--config.labels.click.alpha_T=1.0",
        "--config.labels.play_time.alpha_T=0.0"],
       capture_output=True, text=True, cwd=REPO, timeout=600)
   assert out.returncode == 0, out.stderr

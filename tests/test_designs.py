@@ -70,13 +70,13 @@ def test_snapshot_parameters_never_change(tiny_root):
 def test_weight_model_starts_at_p_and_sees_the_declared_features(tiny_root, features):
   config, setup, fns, prod, points = _start(
       tiny_root, "weighting", **{"sweep.p_treatment": (0.2, 0.7),
-                                 "experiment.weight_features": features})
+                                 "experiment.weighting.features": features})
   worlds = fns.start(setup.env, setup.reps, prod, points)
   kernel = np.asarray(worlds.design.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
   width = setup.static.width if features == "all" else setup.static.video_layout.width
   assert kernel.shape[2] == width
   last = worlds.design.g_params[0]["params"][
-      f"Dense_{len(config.experiment.weight_model.hidden)}"]
+      f"Dense_{len(config.experiment.weighting.g.mlp.hidden)}"]
   np.testing.assert_array_equal(np.asarray(last["kernel"]), 0.0)
   g = jax.nn.sigmoid(np.asarray(last["bias"]))[..., 0]  # [B, W]: G(x) for every x.
   np.testing.assert_allclose(g, [[0.2, 0.7]] * config.repetitions, rtol=1e-6)
@@ -156,8 +156,8 @@ def test_trained_weight_model_reproduces_treatment_distribution():
 def test_aa_estimates_are_centred_on_zero(tiny_root, tmp_path, mode):
   config = small_sim_config(tiny_root, mode=mode, repetitions=8,
                             **{"sim.n_steps": 20, "sim.batch_size": 16,
-                               "experiment.n_clusters": 6, "experiment.switch_every": 2,
-                               "experiment.switch_burn_in": 0})
+                               "experiment.cluster.n": 6, "experiment.switchback.every": 2,
+                               "experiment.switchback.burn_in": 0})
   for label in config.labels.values():
     label.alpha_T = label.alpha_C = 1.0 if label.type == "binary" else 1e-4
   result = simulate.run(config, tmp_path)

@@ -81,7 +81,7 @@ def test_cluster_users_share_their_clusters_assignment():
 
 def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_root):
   config = small_sim_config(tiny_root, mode="cluster")
-  config.experiment.n_clusters = 4
+  config.experiment.cluster.n = 4
   ds = dataset.load(config)
   train = np.ones(len(ds.user_ids), bool)
   enc = encoding.fit(ds.users, train)
@@ -96,11 +96,11 @@ def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_r
   random = np.mean([((x[shuffled_labels == c] - x[shuffled_labels == c].mean(0)) ** 2)
                     .sum(1).mean() for c in range(4)])
   assert within < 0.9 * random  # Tighter than random groups of the same sizes.
-  config.experiment.cluster_shuffle = 0.25
+  config.experiment.cluster.shuffle = 0.25
   moved = clusters.user_clusters(config, ds, train, enc, key)
   assert (moved != base).sum() == round(0.25 * len(base))
-  config.experiment.cluster_shuffle = 0.0
-  config.experiment.cluster_column = "user.user_active_degree"
+  config.experiment.cluster.shuffle = 0.0
+  config.experiment.cluster.column = "user.user_active_degree"
   by_column = clusters.user_clusters(config, ds, train, enc, key)
   column = ds.users.cat[:, ds.users.cat_names.index("user.user_active_degree")]
   np.testing.assert_array_equal(by_column, column)
@@ -122,7 +122,7 @@ def test_switchback_z_is_constant_within_a_period_and_burn_in_is_left_out(tiny_r
   assert all(a != b for a, b in zip(zs, zs[1:]))
 
   config = small_sim_config(tiny_root, mode="switchback",
-                            **{"experiment.switch_every": 5, "experiment.switch_burn_in": 2})
+                            **{"experiment.switchback.every": 5, "experiment.switchback.burn_in": 2})
   simulate.run(config, tmp_path)
   steps = pq.read_table(tmp_path / "steps.parquet").to_pydict()
   step, n = np.asarray(steps["step"]) - 1, np.asarray(steps["n_recs"])  # Table steps: 1-based.

@@ -15,9 +15,12 @@ def _keys(config, prefix=""):
     value = config[key]
     path = f"{prefix}{key}"
     if path == "labels":
-      yield from (f"labels.<name>.{k}" for k in next(iter(value.values())).keys())
+      yield from (f"labels.<name>.{k}" for k in defaults.flat_keys(next(iter(value.values()))))
     elif path in ("arms.treatment.labels", "arms.control.labels"):
-      yield from (f"arms.<arm>.labels.<name>.{k}" for k in next(iter(value.values())).keys())
+      yield from (f"arms.<arm>.labels.<name>.{k}"
+                  for k in defaults.flat_keys(next(iter(value.values()))))
+    elif path == "experiment.weighting.g":  # A model section: documented once, as a label's.
+      yield path
     elif path == "data.features":
       yield from (f"data.features.<table>.{k}" for k in next(iter(value.values())).keys())
     elif isinstance(value, ml_collections.ConfigDict):

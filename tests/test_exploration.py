@@ -62,7 +62,7 @@ def test_exploration_sweep_points_equal_single_runs_and_epsilon_zero_equals_gree
                                                                                    tmp_path):
   # Weighting with G a two-tower model: G may be any model class.
   common = {"mode": "weighting", "sim.exploration": "epsilon",
-            "experiment.weight_model.model": "two_tower"}
+            "experiment.weighting.g.model": "two_tower"}
   swept = simulate.run(small_sim_config(tiny_root, **common, **{"sweep.epsilon": (0.0, 0.3)}),
                        tmp_path / "sweep")
   g = swept["metrics_final_and_at_step_0"]["G[p=0.5,gap=1,eps=0]"]
@@ -73,7 +73,7 @@ def test_exploration_sweep_points_equal_single_runs_and_epsilon_zero_equals_gree
   assert single["epsilon"] == 0.3
   assert single["gte"] == by_eps[0.3]["gte"] and single["arms"] == by_eps[0.3]["arms"]
   greedy = simulate.run(small_sim_config(tiny_root, mode="weighting", **{
-      "experiment.weight_model.model": "two_tower"}), tmp_path / "greedy")
+      "experiment.weighting.g.model": "two_tower"}), tmp_path / "greedy")
   assert greedy["gte"] == by_eps[0.0]["gte"] and greedy["arms"] == by_eps[0.0]["arms"]
   assert by_eps[0.3]["gte"] != by_eps[0.0]["gte"]
 
@@ -144,8 +144,8 @@ def test_exploration_release_and_model_keys_are_checked(tiny_root):
        "sim.release = 'staggered' needs sim.environment = 'matrix' or 'latent'"),
       ({"sim.environment": "matrix", "sim.release": "staggered", "sim.candidate_draws": 3},
        "sim.candidate_draws: must be at least sim.n_candidate (4): with staggered release"),
-      ({"experiment.weight_features": "video", "experiment.weight_model.model": "two_tower"},
-       "experiment.weight_features"),
+      ({"experiment.weighting.features": "video", "experiment.weighting.g.model": "two_tower"},
+       "experiment.weighting.features"),
       ({"labels.click.model": "twotower"}, "did you mean 'two_tower'"),
   ):
     config = small_sim_config(tiny_root, **overrides)

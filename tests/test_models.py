@@ -22,11 +22,12 @@ DIMS = Dims(user_width=5, video_width=4, n_users=300, n_videos=500, user_cat=(3,
 
 def _net(name, **overrides):
   section = defaults.get_config().labels.click
-  section.hidden = (8,)
-  section.tower_hidden = (8,)
-  section.tower_dim = 4
-  section.id_dim = 3
-  section.id_learning_rate = 0.3
+  section.mlp.hidden = (8,)
+  section.wide_deep.hidden = (8,)
+  section.two_tower.tower_hidden = (8,)
+  section.two_tower.tower_dim = 4
+  section.two_tower.id_dim = 3
+  section.ids.learning_rate = 0.3
   for k, v in overrides.items():
     section[k] = v
   return MODEL_CLASSES.get(name)(section, dims=DIMS)

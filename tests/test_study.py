@@ -32,7 +32,7 @@ def test_plan_runs_every_design_and_point_from_one_production_model(tiny_root):
   assert [q[:2] for q in jobs["pooling"].worlds.points] == [
       (0.5, 1.0), (0.1, 1.0), (0.2, 1.0), (0.8, 1.0), (0.9, 1.0), (0.5, 0.0), (0.5, 0.25),
       (0.5, 0.5)]
-  assert jobs["weighting-video"].config.experiment.weight_features == "video"
+  assert jobs["weighting-video"].config.experiment.weighting.features == "video"
   assert "study" not in jobs["truth-r1"].config
   config = _study_config(tiny_root, **{"sim.environment": "latent"})
   config.study.truth_replicates, config.study.expected_truth = 3, True
@@ -111,7 +111,7 @@ def test_study_gives_codiverted_and_cluster_their_setup(tiny_root, tmp_path):
   config.study.p_values = (0.5,)
   config.study.alpha_gaps = (1.0,)
   config.study.frozen_truth = False
-  config.experiment.n_clusters = 4
+  config.experiment.cluster.n = 4
   study.run(config, tmp_path)
   for design in ("codiverted", "cluster"):
     result = json.loads((tmp_path / "runs" / design / "result.json").read_text())

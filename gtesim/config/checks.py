@@ -80,20 +80,31 @@ def _check_model_section(section, key: str) -> None:
            f"{f' (did you mean {close[0]!r}?)' if close else ''}; use one of {', '.join(names)}.")
   _require(section.learning_rate > 0, f"{key}.learning_rate", "must be > 0.")
   _require(section.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0.")
-  for sizes in ("hidden", "tower_hidden"):
-    _require(all(isinstance(h, int) and h >= 1 for h in section[sizes]), f"{key}.{sizes}",
-             "widths must be positive integers.")
-  for size in ("tower_dim", "id_dim", "id_buckets", "cross_buckets"):
-    _require(isinstance(section[size], int) and section[size] >= 1, f"{key}.{size}",
+  _require(0 <= section.dropout < 1, f"{key}.dropout", "must be in [0, 1).")
+  for sizes in ("mlp.hidden", "two_tower.tower_hidden", "wide_deep.hidden"):
+    _require(all(isinstance(h, int) and h >= 1 for h in _at(section, sizes)),
+             f"{key}.{sizes}", "widths must be positive integers.")
+  for size in ("two_tower.tower_dim", "two_tower.id_dim", "ids.buckets",
+               "wide_deep.cross_buckets"):
+    _require(isinstance(_at(section, size), int) and _at(section, size) >= 1, f"{key}.{size}",
              "must be a positive integer.")
-  _require(isinstance(section.id_budget, int) and section.id_budget >= 0, f"{key}.id_budget",
+  ids = section.ids
+  _require(isinstance(ids.budget, int) and ids.budget >= 0, f"{key}.ids.budget",
            "must be a non-negative integer (0: always hash).")
-  _require(section.id_buckets < 2**32 and section.cross_buckets < 2**32, f"{key}.id_buckets",
+  _require(ids.buckets < 2**32, f"{key}.ids.buckets",
            "buckets must be below 2^32 (32-bit hashes).")
-  _require(section.id_learning_rate > 0, f"{key}.id_learning_rate", "must be > 0.")
-  _require(section.id_initial_accumulator > 0, f"{key}.id_initial_accumulator",
-           "must be > 0.")
-  _require(section.id_eps >= 0, f"{key}.id_eps", "must be >= 0.")
+  _require(section.wide_deep.cross_buckets < 2**32, f"{key}.wide_deep.cross_buckets",
+           "buckets must be below 2^32 (32-bit hashes).")
+  _require(ids.learning_rate > 0, f"{key}.ids.learning_rate", "must be > 0.")
+  _require(ids.initial_accumulator > 0, f"{key}.ids.initial_accumulator", "must be > 0.")
+  _require(ids.eps >= 0, f"{key}.ids.eps", "must be >= 0.")
+  _require(0 <= ids.dropout < 1, f"{key}.ids.dropout", "must be in [0, 1).")
+
+
+def _at(section, dotted: str):
+  for part in dotted.split("."):
+    section = section[part]
+  return section
 
 
 def _is_number(value) -> bool:
@@ -163,10 +174,10 @@ def check(config) -> None:
   for name, label in config.labels.items():
     _check_model_section(label, f"labels.{name}")
   _check_arm_sections(config)
-  _check_model_section(config.experiment.weight_model, "experiment.weight_model")
-  _require(config.experiment.weight_model.model == models.DEFAULT_CLASS
-           or config.experiment.weight_features == "all", "experiment.weight_features",
-           "'video' (G on video features alone) needs experiment.weight_model.model = "
+  _check_model_section(config.experiment.weighting.g, "experiment.weighting.g")
+  _require(config.experiment.weighting.g.model == models.DEFAULT_CLASS
+           or config.experiment.weighting.features == "all", "experiment.weighting.features",
+           "'video' (G on video features alone) needs experiment.weighting.g.model = "
            f"'{models.DEFAULT_CLASS}': the ID models' user side is the user's own row.")
   for name, label in config.labels.items():
     for arm in ("alpha_T", "alpha_C"):
@@ -177,7 +188,6 @@ def check(config) -> None:
     _require(label.loss in kinds[label.type].losses, f"labels.{name}.loss",
              f"'{label.loss}' does not fit a {label.type} label; use one of "
              f"{', '.join(kinds[label.type].losses)}.")
-    _require(0 <= label.dropout < 1, f"labels.{name}.dropout", "must be in [0, 1).")
     _require(label.threshold is None or (isinstance(label.threshold, (int, float)) and
                                          math.isfinite(label.threshold)),
              f"labels.{name}.threshold", "must be None or a finite number.")
@@ -239,7 +249,7 @@ def _check_arm_sections(config) -> None:
   model sections valid (named by the override's key)."""
   for arm in default_config.ARMS:
     for name, section in config.arms[arm].labels.items():
-      set_keys = [k for k, v in section.items() if v is not None]
+      set_keys = [k for k in default_config.flat_keys(section) if _at(section, k) is not None]
       _require(not set_keys or name in config.labels,
                f"arms.{arm}.labels.{name}." + (set_keys[0] if set_keys else ""),
                f"overrides the model of label '{name}', which config.labels does not declare "

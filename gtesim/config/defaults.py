@@ -24,34 +24,49 @@ def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
 
 
 def model_keys() -> tuple:
-  """The keys of a model section (what `arms.<arm>.labels.<name>` may override)."""
-  return tuple(_model().keys())
+  """The dotted keys of a model section (what `arms.<arm>.labels.<name>` may override)."""
+  return tuple(flat_keys(_model()))
+
+
+def flat_keys(section, prefix=""):
+  """The dotted leaf keys of a config section."""
+  for key, value in section.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from flat_keys(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}"
 
 
 def _model():
-  """A model's section: its class (models/__init__.py's registry) and every class's sizes."""
+  """A model's section: its class (models/__init__.py's registry), what every class shares,
+  and one subsection per class (and the ID classes' shared `ids`)."""
   m = ml_collections.ConfigDict()
   m.model = "mlp"  # Model class: "mlp" (features only), "two_tower" (user and video towers
   # over ID embeddings and features, dot product) or "wide_deep" (linear ID and cross terms +
   # the MLP).
-  m.hidden = (128, 64)  # mlp and wide_deep's deep part: hidden layer widths.
   m.dropout = 0.0  # Dropout rate on hidden layers while training (every class).
   m.learning_rate = 1e-3  # AdamW learning rate of the dense parameters.
   m.weight_decay = 1e-4  # AdamW decoupled weight decay of the dense parameters.
-  m.tower_hidden = (64,)  # two_tower: hidden layer widths of each tower.
-  m.tower_dim = 32  # two_tower: output width of each tower (the dot product's dimension).
-  m.id_dim = 16  # two_tower: ID embedding width (each row also holds the id's bias).
-  m.id_budget = 5_000_000  # two_tower, wide_deep: a table has one row per id when the users
-  # (videos) number at most this; otherwise they are hashed into id_buckets rows.
-  m.id_buckets = 2_097_152  # Rows of a hashed ID table (the collision rate is logged).
-  m.cross_buckets = 1_048_576  # wide_deep: rows of the hashed user-feature x video-feature
+  m.mlp = ml_collections.ConfigDict()
+  m.mlp.hidden = (128, 64)  # Hidden layer widths.
+  m.two_tower = ml_collections.ConfigDict()
+  m.two_tower.tower_hidden = (64,)  # Hidden layer widths of each tower.
+  m.two_tower.tower_dim = 32  # Output width of each tower (the dot product's dimension).
+  m.two_tower.id_dim = 16  # ID embedding width (each row also holds the id's bias).
+  m.wide_deep = ml_collections.ConfigDict()
+  m.wide_deep.hidden = (128, 64)  # The deep part's hidden layer widths.
+  m.wide_deep.cross_buckets = 1_048_576  # Rows of the hashed user-feature x video-feature
   # cross terms.
-  m.id_learning_rate = 0.05  # Row-wise AdaGrad learning rate of the ID tables.
-  m.id_initial_accumulator = 0.1  # Row-wise AdaGrad's initial accumulator value.
-  m.id_eps = 1e-8  # Row-wise AdaGrad's epsilon.
-  m.id_dropout = 0.0  # two_tower, wide_deep: while training, an id's row is replaced by
-  # the zero (unknown) row with this probability, so the features alone also learn to score
-  # (ids never seen in pretraining start at zero).
+  m.ids = ml_collections.ConfigDict()  # The ID tables of two_tower and wide_deep.
+  m.ids.budget = 5_000_000  # A table has one row per id when the users (videos) number at
+  # most this; otherwise they are hashed into ids.buckets rows.
+  m.ids.buckets = 2_097_152  # Rows of a hashed ID table (the collision rate is logged).
+  m.ids.learning_rate = 0.05  # Row-wise AdaGrad learning rate of the ID tables.
+  m.ids.initial_accumulator = 0.1  # Row-wise AdaGrad's initial accumulator value.
+  m.ids.eps = 1e-8  # Row-wise AdaGrad's epsilon.
+  m.ids.dropout = 0.0  # While training, an id's row is replaced by the zero (unknown) row
+  # with this probability, so the features alone also learn to score (ids never seen in
+  # pretraining start at zero).
   return m
 
 
@@ -72,11 +87,13 @@ def arm_sections(labels) -> ml_collections.ConfigDict:
   return arms
 
 
-def arm_label_section() -> ml_collections.ConfigDict:
-  """One label's overrides in `arms.<arm>.labels.<name>`: every model key, None by default."""
+def arm_label_section(model=None) -> ml_collections.ConfigDict:
+  """One label's overrides in `arms.<arm>.labels.<name>`: every model key (in its
+  subsection), None by default."""
   section = ml_collections.ConfigDict()
-  for key, value in _model().items():
-    section[key] = ml_collections.config_dict.placeholder(type(value))
+  for key, value in (model or _model()).items():
+    section[key] = (arm_label_section(value) if isinstance(value, ml_collections.ConfigDict)
+                    else ml_collections.config_dict.placeholder(type(value)))
   return section
 
 
@@ -247,26 +264,29 @@ def get_config() -> ml_collections.ConfigDict:
   config.experiment = exp = ml_collections.ConfigDict()
   exp.p_treatment = 0.5  # P(user is treated) in A/B designs.
   exp.assignment = "user"  # "user": drawn once per user and repetition; "step": every step.
-  exp.weight_clip = 0.0  # Weighting: clip G/p and (1-G)/(1-p) at this value; 0 = no clip.
-  exp.g_update = "after"  # Weighting: update G "after" (weights from a G that has not yet
-  # seen the step's items) or "before" the label models within a step.
-  exp.weight_features = "all"  # Weighting: G sees "all" features, or "video" features only.
-  exp.weight_model = _model()  # G(x) ~ P(Z=1 | x), trained with BCE (weighting design).
-  exp.p_items = ml_collections.config_dict.placeholder(float)  # Co-diverted: P(video in the
-  # treatment arm), drawn per video and repetition; None = p_treatment (also along a sweep).
-  exp.codiverted_training = "diverted"  # Co-diverted: "diverted" (each arm's models train on
-  # their own arm's data) or "pooled" (both on everything).
-  exp.n_clusters = 20  # Cluster design: k-means clusters of the users (per repetition).
-  exp.cluster_column = ""  # Cluster design: a declared categorical user feature (e.g.
-  # "user.user_active_degree") whose values are the clusters, instead of k-means.
-  exp.cluster_iterations = 20  # Cluster design: Lloyd iterations of k-means.
-  exp.cluster_shuffle = 0.0  # Cluster design: share of users moved to a random other cluster.
-  exp.switch_every = 14  # Switchback: steps per period; the population switches between them.
-  exp.switch_order = "balanced"  # Switchback: "balanced" (exactly round(p x periods) treated
-  # periods, in random order), "random" (each period treated with probability p: some
-  # repetitions may get no period of an arm) or "alternating" (T, C, T, ... from a random
-  # first arm; needs p = 0.5).
-  exp.switch_burn_in = 2  # Switchback: first steps of each period left out of the estimate.
+  exp.weighting = w = ml_collections.ConfigDict()  # The weighting design's keys.
+  w.clip = 0.0  # Clip G/p and (1-G)/(1-p) at this value; 0 = no clip.
+  w.g_update = "after"  # Update G "after" (weights from a G that has not yet seen the step's
+  # items) or "before" the label models within a step.
+  w.features = "all"  # G sees "all" features, or "video" features only.
+  w.g = _model()  # G(x) ~ P(Z=1 | x), trained with BCE: a model section like a label's.
+  exp.codiverted = cd = ml_collections.ConfigDict()  # The co-diverted design's keys.
+  cd.p_items = ml_collections.config_dict.placeholder(float)  # P(video in the treatment arm),
+  # drawn per video and repetition; None = p_treatment (also along a sweep).
+  cd.training = "diverted"  # "diverted" (each arm's models train on their own arm's data) or
+  # "pooled" (both on everything).
+  exp.cluster = cl = ml_collections.ConfigDict()  # The cluster design's keys.
+  cl.n = 20  # k-means clusters of the users (per repetition).
+  cl.column = ""  # A declared categorical user feature (e.g. "user.user_active_degree") whose
+  # values are the clusters, instead of k-means.
+  cl.iterations = 20  # Lloyd iterations of k-means.
+  cl.shuffle = 0.0  # Share of users moved to a random other cluster.
+  exp.switchback = sb = ml_collections.ConfigDict()  # The switchback design's keys.
+  sb.every = 14  # Steps per period; the population switches between them.
+  sb.order = "balanced"  # "balanced" (exactly round(p x periods) treated periods, in random
+  # order), "random" (each period treated with probability p: some repetitions may get no
+  # period of an arm) or "alternating" (T, C, T, ... from a random first arm; needs p = 0.5).
+  sb.burn_in = 2  # First steps of each period left out of the estimate.
 
   config.sweep = sweep = ml_collections.ConfigDict()
   sweep.p_treatment = ()  # p values to run as one vmapped axis; () = experiment.p_treatment.

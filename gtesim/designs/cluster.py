@@ -5,10 +5,10 @@ treats clusters as the units (CR1 over per-cluster sums, summed on the device fr
 per-user sums). Clusters come from k-means on the repetition's encoded user features (the
 models' own input: standardized numerical features and one-hot categories, fitted on the
 training users), with
-k-means++ seeding and `experiment.cluster_iterations` Lloyd iterations over the training
+k-means++ seeding and `experiment.cluster.iterations` Lloyd iterations over the training
 users; every user (validation users too) joins its nearest centroid. Or they are the values
-of a declared categorical user feature (`experiment.cluster_column`). Then
-`experiment.cluster_shuffle` moves that share of users, at random, to a random other cluster
+of a declared categorical user feature (`experiment.cluster.column`). Then
+`experiment.cluster.shuffle` moves that share of users, at random, to a random other cluster
 (degrading the clusters, as Holtz et al. do). All randomness comes from the repetition's key.
 """
 
@@ -53,15 +53,15 @@ def _nearest(x, centroids):
 
 def n_clusters(config, ds) -> int:
   """Number of cluster ids (static: the size of the per-cluster sums)."""
-  column = config.experiment.cluster_column
+  column = config.experiment.cluster.column
   if not column:
-    return config.experiment.n_clusters
+    return config.experiment.cluster.n
   return len(ds.users.cat_vocab[_column_index(ds, column)]) + 2
 
 
 def _column_index(ds, column: str) -> int:
   if column not in ds.users.cat_names:
-    raise InputError(f"config key experiment.cluster_column = '{column}' is not a declared "
+    raise InputError(f"config key experiment.cluster.column = '{column}' is not a declared "
                      f"categorical user feature; use one of {', '.join(ds.users.cat_names)}.")
   return ds.users.cat_names.index(column)
 
@@ -70,21 +70,21 @@ def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np
   """[U] int32 cluster of every user in one repetition (see the module docstring)."""
   exp = config.experiment
   gen = prng.numpy_rng(prng.stream(key, "cluster"))
-  if exp.cluster_column:
-    cluster = ds.users.cat[:, _column_index(ds, exp.cluster_column)].astype(np.int64)
+  if exp.cluster.column:
+    cluster = ds.users.cat[:, _column_index(ds, exp.cluster.column)].astype(np.int64)
   else:
     layout = encoding.Layout.of(ds.users)
     x = np.asarray(encoding.dense(layout, user_enc, ds.users.num, ds.users.cat,
                                   list(ds.users.multi)), np.float64)
     train = np.flatnonzero(train_user)
-    if len(train) < exp.n_clusters:
-      raise InputError(f"config key experiment.n_clusters ({exp.n_clusters}) exceeds the "
+    if len(train) < exp.cluster.n:
+      raise InputError(f"config key experiment.cluster.n ({exp.cluster.n}) exceeds the "
                        f"{len(train)} train users; lower it.")
-    centroids = _kmeans(gen, x[train], exp.n_clusters, exp.cluster_iterations)
+    centroids = _kmeans(gen, x[train], exp.cluster.n, exp.cluster.iterations)
     cluster = _nearest(x, centroids)
   k = n_clusters(config, ds)
-  if exp.cluster_shuffle > 0 and k > 1:
-    moved = gen.choice(len(cluster), int(round(exp.cluster_shuffle * len(cluster))),
+  if exp.cluster.shuffle > 0 and k > 1:
+    moved = gen.choice(len(cluster), int(round(exp.cluster.shuffle * len(cluster))),
                        replace=False)
     shift = gen.integers(1, k, len(moved))  # To a uniformly random *other* cluster.
     cluster[moved] = (cluster[moved] + shift) % k
@@ -109,9 +109,9 @@ class Cluster(ABDesign):
   @classmethod
   def check_config(cls, config, active):
     exp = config.experiment
-    require(exp.n_clusters >= 2, "experiment.n_clusters", "must be at least 2.")
-    require(exp.cluster_iterations >= 0, "experiment.cluster_iterations", "must be >= 0.")
-    require(0 <= exp.cluster_shuffle <= 1, "experiment.cluster_shuffle", "must be in [0, 1].")
+    require(exp.cluster.n >= 2, "experiment.cluster.n", "must be at least 2.")
+    require(exp.cluster.iterations >= 0, "experiment.cluster.iterations", "must be >= 0.")
+    require(0 <= exp.cluster.shuffle <= 1, "experiment.cluster.shuffle", "must be in [0, 1].")
 
   @staticmethod
   def rep_data(config, ds, train_user, user_enc, key):

@@ -1,9 +1,9 @@
 """User-corpus co-diverted (Su et al., WSDM 2024; Holtz, Brennan et al. 2025).
 
 Videos are randomised to arms too, each with its per-repetition uniform below
-`experiment.p_items` (None = p, also along a p sweep); a user of arm a is shown only arm-a
+`experiment.codiverted.p_items` (None = p, also along a p sweep); a user of arm a is shown only arm-a
 videos (candidates are drawn among them, in every environment: replay and matrix keep one
-Fenwick tree per video arm). `experiment.codiverted_training` "diverted" trains each arm's
+Fenwick tree per video arm). `experiment.codiverted.training` "diverted" trains each arm's
 models on its own arm's items, "pooled" on all. The estimate (difference of arm means)
 compares treatment on its share of the catalogue with control on the rest: another
 population than the global GTE, which studies score it against.
@@ -40,15 +40,15 @@ class Codiverted(ABDesign):
     del ds
     exp = config.experiment
     return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
-               p_items=exp.p_items, diverted_training=exp.codiverted_training == "diverted")
+               p_items=exp.codiverted.p_items, diverted_training=exp.codiverted.training == "diverted")
 
   @classmethod
   def check_config(cls, config, active):
     exp = config.experiment
-    require(exp.p_items is None or 0 < exp.p_items < 1, "experiment.p_items",
+    require(exp.codiverted.p_items is None or 0 < exp.codiverted.p_items < 1, "experiment.codiverted.p_items",
             "must be None (= p_treatment) or in (0, 1).")
-    require(exp.codiverted_training in ("diverted", "pooled"), "experiment.codiverted_training",
-            f"'{exp.codiverted_training}': use 'diverted' or 'pooled'.")
+    require(exp.codiverted.training in ("diverted", "pooled"), "experiment.codiverted.training",
+            f"'{exp.codiverted.training}': use 'diverted' or 'pooled'.")
 
   @staticmethod
   def rep_data(config, ds, train_user, user_enc, key):

@@ -1,10 +1,10 @@
-"""Switchback: the whole population switches arm every `experiment.switch_every` steps.
+"""Switchback: the whole population switches arm every `experiment.switchback.every` steps.
 
 `switch_order = "balanced"` (default) treats exactly round(p x G) of the G periods, in random
 order, so both arms occur in every repetition; `"random"` treats each period with
 probability p (i.i.d.: some repetitions may lack an arm); `"alternating"` goes T, C, T, ...
 from a random first arm (p = 0.5 only). Both arms' models train on all data; the first
-`experiment.switch_burn_in` steps of each period are left out of the estimate (they still
+`experiment.switchback.burn_in` steps of each period are left out of the estimate (they still
 train the models). The `unit` standard error treats the periods as the units.
 """
 
@@ -54,9 +54,9 @@ class Switchback(ABDesign):
     del ds
     exp = config.experiment
     return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
-               switch_every=exp.switch_every, switch_order=exp.switch_order,
-               n_periods=-(-config.sim.n_steps // exp.switch_every),
-               switch_burn_in=exp.switch_burn_in)
+               switch_every=exp.switchback.every, switch_order=exp.switchback.order,
+               n_periods=-(-config.sim.n_steps // exp.switchback.every),
+               switch_burn_in=exp.switchback.burn_in)
 
   @classmethod
   def study_extra_jobs(cls, config):
@@ -69,22 +69,22 @@ class Switchback(ABDesign):
                          "(steps per period, burn-in steps) pairs.")
       every, burn_in = map(int, variant)
       out.append((f"switchback-every={every},burn_in={burn_in}",
-                  {"experiment.switch_every": every, "experiment.switch_burn_in": burn_in},
+                  {"experiment.switchback.every": every, "experiment.switchback.burn_in": burn_in},
                   "main"))
     return out
 
   @classmethod
   def check_config(cls, config, active):
     exp = config.experiment
-    require(exp.switch_every >= 1, "experiment.switch_every", "must be at least 1.")
-    require(0 <= exp.switch_burn_in < exp.switch_every, "experiment.switch_burn_in",
-            f"must be in [0, experiment.switch_every = {exp.switch_every}).")
-    require(exp.switch_order in ("balanced", "random", "alternating"),
-            "experiment.switch_order",
-            f"'{exp.switch_order}': use 'balanced', 'random' or 'alternating'.")
-    if active and exp.switch_order == "alternating":
+    require(exp.switchback.every >= 1, "experiment.switchback.every", "must be at least 1.")
+    require(0 <= exp.switchback.burn_in < exp.switchback.every, "experiment.switchback.burn_in",
+            f"must be in [0, experiment.switchback.every = {exp.switchback.every}).")
+    require(exp.switchback.order in ("balanced", "random", "alternating"),
+            "experiment.switchback.order",
+            f"'{exp.switchback.order}': use 'balanced', 'random' or 'alternating'.")
+    if active and exp.switchback.order == "alternating":
       ps = {exp.p_treatment, *config.sweep.p_treatment, *(q for q, _ in config.sweep.points)}
-      require(ps == {0.5}, "experiment.switch_order",
+      require(ps == {0.5}, "experiment.switchback.order",
               "'alternating' treats every other period, i.e. p = 0.5; set p_treatment (and any "
               "swept p) to 0.5 or use 'random'.")
 

@@ -2,10 +2,10 @@
 
 G is trained every step with BCE on (x, Z) of the step's items; the treatment models train on
 every item with weight G(x)/p, the control models with (1 - G(x))/(1 - p), loss
-(1/n) sum W l. `experiment.g_update = "after"` computes the step's weights with G before it
+(1/n) sum W l. `experiment.weighting.g_update = "after"` computes the step's weights with G before it
 sees that step's items and then updates G; "before" updates G first (which pulls G(x_i)
-towards Z_i and the weights towards splitting's Z/p). `experiment.weight_features = "video"`
-gives G the video features alone (it then cannot recognise users); `experiment.weight_clip`
+towards Z_i and the weights towards splitting's Z/p). `experiment.weighting.features = "video"`
+gives G the video features alone (it then cannot recognise users); `experiment.weighting.clip`
 clips both weights from above. G starts at G(x) = p (last layer zero, bias logit p): the
 Bayes-optimal model before the experiment, where Z is independent of x.
 """
@@ -68,25 +68,25 @@ class Weighting(ABDesign):
     return cls(config.mode, train_models=config.sim.train_models,
                assignment=exp.assignment,
                weight_model=models.label_model(
-                   config, "weight", label_kinds.KINDS["binary"], "bce", exp.weight_model,
+                   config, "weight", label_kinds.KINDS["binary"], "bce", exp.weighting.g,
                    models.dims_of(ds) if ds is not None else None,
-                   video_only=exp.weight_features == "video"),
-               weight_clip=exp.weight_clip, g_first=exp.g_update == "before")
+                   video_only=exp.weighting.features == "video"),
+               weight_clip=exp.weighting.clip, g_first=exp.weighting.g_update == "before")
 
   @classmethod
   def check_config(cls, config, active):
     exp = config.experiment
-    require(exp.g_update in ("after", "before"), "experiment.g_update",
-            f"'{exp.g_update}': use 'after' or 'before'.")
-    require(exp.weight_clip >= 0, "experiment.weight_clip", "must be >= 0 (0: no clipping).")
-    require(exp.weight_features in ("all", "video"), "experiment.weight_features",
-            f"'{exp.weight_features}': use 'all' or 'video'.")
+    require(exp.weighting.g_update in ("after", "before"), "experiment.weighting.g_update",
+            f"'{exp.weighting.g_update}': use 'after' or 'before'.")
+    require(exp.weighting.clip >= 0, "experiment.weighting.clip", "must be >= 0 (0: no clipping).")
+    require(exp.weighting.features in ("all", "video"), "experiment.weighting.features",
+            f"'{exp.weighting.features}': use 'all' or 'video'.")
 
   @classmethod
   def study_extra_jobs(cls, config):
     if not config.study.weighting_video:
       return []
-    return [("weighting-video", {"experiment.weight_features": "video"})]
+    return [("weighting-video", {"experiment.weighting.features": "video"})]
 
   def init_state(self, spec, rep, point):
     g = self.weight_model

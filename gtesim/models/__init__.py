@@ -27,7 +27,7 @@ MODEL_CLASSES.register("two_tower", two_tower.from_config)
 MODEL_CLASSES.register("wide_deep", wide_deep.from_config)
 MODEL_KEYS = model_keys()
 DEFAULT_CLASS = "mlp"  # labels.<name>.model's default; the one class that can see the video
-# features alone (the weight model with experiment.weight_features = "video").
+# features alone (the weight model with experiment.weighting.features = "video").
 
 
 def dims_of(ds) -> Dims:
@@ -63,15 +63,27 @@ def arm_label_sections(config, arm: str) -> dict:
   out = {}
   for name, label in config.labels.items():
     section = label.copy_and_resolve_references()
-    for key, value in overrides.get(name, {}).items():
+    given = overrides.get(name)
+    for key in MODEL_KEYS:
+      value = _get(given, key) if given is not None else None
       if value is not None:
-        section[key] = value
+        *path, last = key.split(".")
+        node = section
+        for part in path:
+          node = node[part]
+        node[last] = value
     out[name] = section
   return out
 
 
+def _get(section, dotted: str):
+  for part in dotted.split("."):
+    section = section[part]
+  return section
+
+
 def _model_values(sections) -> tuple:
-  return tuple((name, tuple((k, section[k]) for k in MODEL_KEYS))
+  return tuple((name, tuple((k, _get(section, k)) for k in MODEL_KEYS))
                for name, section in sections.items())
 
 

@@ -39,7 +39,7 @@ def mlp_flops(width, hidden, outputs: int = 1) -> int:
 @dataclasses.dataclass(frozen=True)
 class MLPNet:
   """The "mlp" model class (see the module docstring); `video_only`: it sees the video
-  features alone (the weight model G with experiment.weight_features = "video")."""
+  features alone (the weight model G with experiment.weighting.features = "video")."""
   hidden: tuple
   dropout: float = 0.0
   video_only: bool = False
@@ -135,4 +135,4 @@ class MLPNet:
 def from_config(section, dims=None, video_only: bool = False) -> MLPNet:
   """The MLP of a label's (or the weight model's) config section."""
   del dims  # An MLP's sizes are its input widths, given to init.
-  return MLPNet(tuple(section.hidden), section.dropout, video_only)
+  return MLPNet(tuple(section.mlp.hidden), section.dropout, video_only)

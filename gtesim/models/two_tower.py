@@ -103,7 +103,7 @@ class TwoTowerNet(EmbeddingNet):
 
 def from_config(section, dims=None, video_only: bool = False) -> TwoTowerNet:
   del video_only  # Refused by the config check (config/checks.py).
-  return TwoTowerNet(dims, section.id_learning_rate, section.id_initial_accumulator,
-                     section.id_eps, section.id_dropout, tuple(section.tower_hidden),
-                     section.tower_dim,
-                     section.id_dim, section.dropout, section.id_budget, section.id_buckets)
+  ids, tt = section.ids, section.two_tower
+  return TwoTowerNet(dims, ids.learning_rate, ids.initial_accumulator, ids.eps, ids.dropout,
+                     tuple(tt.tower_hidden), tt.tower_dim, tt.id_dim, section.dropout,
+                     ids.budget, ids.buckets)

@@ -82,7 +82,7 @@ class WideDeepNet(EmbeddingNet):
 
 def from_config(section, dims=None, video_only: bool = False) -> WideDeepNet:
   del video_only  # Refused by the config check (config/checks.py).
-  return WideDeepNet(dims, section.id_learning_rate, section.id_initial_accumulator,
-                     section.id_eps, section.id_dropout, tuple(section.hidden), section.dropout,
-                     section.id_budget,
-                     section.id_buckets, section.cross_buckets)
+  ids, wd = section.ids, section.wide_deep
+  return WideDeepNet(dims, ids.learning_rate, ids.initial_accumulator, ids.eps, ids.dropout,
+                     tuple(wd.hidden), section.dropout, ids.budget, ids.buckets,
+                     wd.cross_buckets)
