@@ -85,13 +85,13 @@ def test_every_design_builds_from_the_default_config_and_lays_out_its_worlds(mod
   design = designs.make(config)
   assert design.name == mode and design.arms in (1, 2)
   points = (designs.SweepPoint(0.3, 1.0), designs.SweepPoint(0.5, 0.0))
-  groups = design.groups(points)
-  assert len(groups) == design.n_worlds(len(points)) * design.arms
-  inputs = design.point_inputs(points, np.ones(2), np.zeros(2))
-  assert inputs.alpha.shape == (design.n_worlds(len(points)), design.arms, 2)
+  groups = design.layout.groups(points)
+  assert len(groups) == design.layout.n_worlds(len(points)) * design.arms
+  inputs = design.layout.point_inputs(points, np.ones(2), np.zeros(2))
+  assert inputs.alpha.shape == (design.layout.n_worlds(len(points)), design.arms, 2)
   arm = np.asarray(design.arm_of(jnp.array([True, False, True])))
   assert arm.dtype == np.int32 and set(arm) <= set(range(design.arms))
-  assert all(m.startswith("weight/") for m in design.step_metrics)
+  assert all(m.startswith("weight/") for m in design.reporting.step_metrics)
   assert (mode in designs.AB_DESIGNS) == (design.arms == 2)
 
 

@@ -19,8 +19,8 @@ When the arms rank with different models (`arms.<arm>.labels`, models.rankers), 
 are mapped in groups of equal rankers (`WorldGroup`: global mode's GT worlds run the
 treatment's ranker, its GC world the control's); the worlds' state is then a tuple of the
 groups' stacked worlds, and every output is concatenated in world order. With one group (one
-ranker, or any A/B design) the state is that group's World, as it always was. `mapping.compile_simulation`
-maps these over the repetition axis and jit-compiles them.
+ranker, or any A/B design) the state is that group's World, as it always was.
+`mapping.compile_simulation` maps these over the repetition axis and jit-compiles them.
 """
 
 import dataclasses
@@ -157,7 +157,7 @@ def make_simulation(config, setup) -> Simulation:
   rule = exploration.make(config)
   rankers, arm_ranker = models_lib.rankers(config, setup.static.dims)
   worlds = designs.worlds_of(config, design, rule)
-  per_world = design.world_rankers(len(worlds.points), arm_ranker)
+  per_world = design.layout.world_rankers(len(worlds.points), arm_ranker)
   spec = step_lib.SimSpec(
       setup.static, rankers, sim.batch_size, sim.n_candidate, sim.updates_per_step,
       setup.n_train, design, environments.make(config, setup.static, setup.n_train), rule,

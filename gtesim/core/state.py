@@ -112,4 +112,4 @@ class StepOut:
   n_exhausted: jax.Array  # [A] sampled users with no eligible candidate, per arm.
   n_short: jax.Array  # [A] sampled users with fewer eligible candidates than n_candidate.
   loss: jax.Array  # [A, L] training loss on the step's items (before the update).
-  design: dict  # {metric: []} the design's own per-step metrics (design.step_metrics).
+  design: dict  # {metric: []} the design's own per-step metrics (design.reporting.step_metrics).

@@ -16,28 +16,18 @@ per-repetition set-up, and its own evaluation and unit-level variance.
 """
 
 import dataclasses
-import math
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from gtesim import prng
 from gtesim.core.scoring import CONTROL, TREATMENT
-from gtesim.core.state import Point
-from gtesim.designs.worlds import exploration_inputs
+from gtesim.designs import layouts
+from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
-from gtesim.stats import descriptive
-from gtesim.stats import estimators
-from gtesim.stats import points as points_lib
 from gtesim.stats import variance
-
-
-def alpha_at_gap(alpha_t, alpha_c, gap):
-  """alpha_T(lambda) = (1 - lambda) alpha_C + lambda alpha_T: lambda = 0 is the A/A."""
-  return (1.0 - gap) * alpha_c + gap * alpha_t
 
 
 def unit_uniform(rep_key, unit):
@@ -53,15 +43,8 @@ class Design:
 
   arms: ClassVar[int] = 2
   needs_rep_data: ClassVar[bool] = False  # `rep_data` builds a per-repetition set-up.
-  step_metrics: ClassVar[tuple] = ()  # Names of the design's own per-step metrics.
-  step_metrics_world: ClassVar[str] = ""  # Their rows' `world` in metrics.parquet.
-  step_metrics_label: ClassVar[str] = ""  # That world's name in figure legends.
-  figure_panels: ClassVar[tuple] = ()  # (title, y label, metric keys, text when empty) of the
-  # design's own panels in figure.png (every run's figure has every design's panels).
-  evaluation_fields: ClassVar[tuple] = ()  # Names of `evaluate`'s outputs, [W, L] each.
-  scored_against_frozen_truth: ClassVar[bool] = False  # Studies also score it against the
-  # frozen-model truth (snapshot).
-  report_note: ClassVar[str] = ""  # What a study report says of its estimate.
+  layout: ClassVar = layouts.ABLayout()  # Its worlds on the host (designs/layouts.py).
+  reporting: ClassVar[Reporting] = Reporting()  # What it declares for the outputs.
 
   @classmethod
   def from_config(cls, config, ds=None) -> "Design":
@@ -83,36 +66,6 @@ class Design:
     """[(job name, {config key: value}[, "main"])] a study runs beside the design itself: at
     every point of the design, or with "main" at the main point and the A/A only."""
     return []
-
-  # --- worlds and sweep points (host) ---------------------------------------------------
-
-  def n_worlds(self, n_points: int) -> int:
-    raise NotImplementedError
-
-  def groups(self, points) -> list:
-    """(world, arm, point, name) of every world x arm."""
-    raise NotImplementedError
-
-  def point_inputs(self, points, alpha_t, alpha_c) -> Point:
-    """The traced inputs of every world, stacked [W]; alpha_t/alpha_c: [L] numpy arrays."""
-    raise NotImplementedError
-
-  def world_rankers(self, n_points: int, arm_ranker: tuple) -> list:
-    """Per world, the ranker index of each of its arms (arm_ranker: the treatment's and the
-    control's, models.rankers)."""
-    return [tuple(arm_ranker[:self.arms])] * self.n_worlds(n_points)
-
-  def point_name(self, points, point: int) -> str:
-    """A sweep point's label in result.json's keys: "" when the run has one point."""
-    raise NotImplementedError
-
-  def point_result(self, labels, history, worlds, point: int, config) -> dict:
-    """result.json's block of one point."""
-    raise NotImplementedError
-
-  def log_point(self, log, name, swept: bool, point, config) -> None:
-    """The `[result]` line of one label at one point (`swept`: the run has several)."""
-    raise NotImplementedError
 
   # --- the compiled step -----------------------------------------------------------------
 
@@ -176,6 +129,7 @@ class GlobalMode(Design):
   """Global mode: a GT world at every sweep point (treatment alphas at that alpha gap) and
   one GC world shared by every point (alpha_C does not depend on the gap)."""
   arms: ClassVar[int] = 1
+  layout: ClassVar = layouts.GlobalLayout()
 
   @classmethod
   def check_config(cls, config, active):
@@ -187,40 +141,6 @@ class GlobalMode(Design):
         require(len(config.sweep[field]) <= 1, f"sweep.{field}",
                 "global mode's GC world is shared by every point, so it cannot sweep "
                 f"exploration: run one global job per value of sim.{field}.")
-
-  def n_worlds(self, n_points):
-    return n_points + 1
-
-  def world_rankers(self, n_points, arm_ranker):
-    return [(arm_ranker[TREATMENT],)] * n_points + [(arm_ranker[CONTROL],)]
-
-  def groups(self, points):
-    return [(s, 0, s, "GT") for s in range(len(points))] + [(len(points), 0, -1, "GC")]
-
-  def point_inputs(self, points, alpha_t, alpha_c):
-    alpha_t, alpha_c = np.asarray(alpha_t, np.float32), np.asarray(alpha_c, np.float32)
-    p = [q.p_treatment for q in points]
-    alpha = [alpha_at_gap(alpha_t, alpha_c, q.alpha_gap)[None] for q in points]
-    alpha.append(alpha_c[None])
-    p.append(0.5)  # GC's p: unused, every user of a global world has its policy.
-    # GC explores like the GT worlds (global mode refuses a swept exploration).
-    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32),
-                 **exploration_inputs(tuple(points) + points[:1]))
-
-  def point_name(self, points, point):
-    if len(points) == 1 or point < 0:
-      return ""
-    return f"[gap={points[point].alpha_gap:g}]"
-
-  def point_result(self, labels, history, worlds, point, config):
-    return points_lib.truth_block(labels, history, worlds, point)
-
-  def log_point(self, log, name, swept, point, config):
-    g = point["gte"][name]
-    log.info("%s%s: GT %s, GC %s, GTE %s +- %s (sd %s over %d repetitions, %s%%)", name,
-             f" at gap {point['alpha_gap']:g}" if swept else "", _g(point["gt"][name]["mean"], 6),
-             _g(point["gc"][name]["mean"], 6), _g(g["mean"], 6), _g(g["se"]), _g(g["std"]),
-             config.repetitions, _g(g["pct_mean"], 4))
 
   def assign(self, rep, users, step_key, p, t):
     return jnp.ones(users.shape, bool)
@@ -241,52 +161,14 @@ class UserSums:
 class ABDesign(Design):
   """A two-arm experiment; the defaults are the pooling design (see the module docstring)."""
   assignment: str = "user"  # "user": Z drawn once per user; "step": redrawn every step.
-  evaluation_fields: ClassVar[tuple] = ("user_var",)  # The user-clustered variance so far.
+  reporting: ClassVar[Reporting] = Reporting(evaluation_fields=("user_var",))  # The
+  # user-clustered variance so far.
 
   @classmethod
   def from_config(cls, config, ds=None):
     del ds
     return cls(config.mode, train_models=config.sim.train_models,
                assignment=config.experiment.assignment)
-
-  def n_worlds(self, n_points):
-    return n_points
-
-  def groups(self, points):
-    return [(s, a, s, name) for s in range(len(points)) for a, name in enumerate("TC")]
-
-  def point_inputs(self, points, alpha_t, alpha_c):
-    alpha_t, alpha_c = np.asarray(alpha_t, np.float32), np.asarray(alpha_c, np.float32)
-    p = [q.p_treatment for q in points]
-    alpha = [np.stack([alpha_at_gap(alpha_t, alpha_c, q.alpha_gap), alpha_c]) for q in points]
-    return Point(np.asarray(p, np.float32), np.stack(alpha).astype(np.float32),
-                 **exploration_inputs(points))
-
-  def point_name(self, points, point):
-    if len(points) == 1 or point < 0:
-      return ""
-    q = points[point]
-    name = f"[p={q.p_treatment:g},gap={q.alpha_gap:g}"
-    if len({r.epsilon for r in points}) > 1:
-      name += f",eps={q.epsilon:g}"
-    if len({r.temperature for r in points}) > 1:
-      name += f",tau={q.temperature:g}"
-    return name + "]"
-
-  def point_result(self, labels, history, worlds, point, config):
-    extra = {n: e for n, e in estimators.make(config).items() if n != estimators.DEFAULT}
-    return points_lib.estimate_block(labels, history, worlds, point,
-                                     config.estimator.batch_blocks, extra)
-
-  def log_point(self, log, name, swept, point, config):
-    g = point["gte"][name]
-    half = {m: _finite_mean(v) for m, v in g["se_per_rep"].items()}
-    log.info("%s%s: %s estimate %s (sd %s over %d repetitions; mean 95%% CI half-width %s)",
-             name, f" at p={point['p_treatment']:g}, gap {point['alpha_gap']:g}"
-             + "".join(f", {f} {point[f]:g}" for f in ("epsilon", "temperature") if f in point)
-             if swept else "",
-             config.mode, _g(g["mean"], 6), _g(g["std"]), config.repetitions, ", ".join(
-                 f"{m} {_g(None if v is None else 1.96 * v)}" for m, v in half.items()))
 
   def init_state(self, spec, rep, point):
     return UserSums(jnp.zeros((spec.n_train, self.arms, len(spec.models)), jnp.float32),
@@ -311,14 +193,3 @@ class ABDesign(Design):
 
   def evaluate(self, spec, state, rep):
     return {"user_var": variance.clustered_variance(state.user_sum, state.user_n, xp=jnp)}
-
-
-def _finite_mean(values):
-  """Mean of the finite values; None (JSON null) if there are none."""
-  mean = float(descriptive.finite_mean(values))
-  return mean if math.isfinite(mean) else None
-
-
-def _g(x, digits=2) -> str:
-  """A number for a log line; "undefined" for None/NaN (e.g. an sd over one repetition)."""
-  return "undefined" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"

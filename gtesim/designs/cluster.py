@@ -22,6 +22,7 @@ import numpy as np
 from gtesim import prng
 from gtesim.data import encoding
 from gtesim.designs.base import ABDesign, unit_uniform
+from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 from gtesim.errors import GtesimError, InputError
 from gtesim.stats import variance
@@ -97,8 +98,9 @@ class Cluster(ABDesign):
   n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
   # when the design was made without the dataset (reporting only).
   needs_rep_data: ClassVar[bool] = True
-  evaluation_fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")
-  # + the cluster-level variance so far, its degrees of freedom and the number of clusters.
+  reporting: ClassVar[Reporting] = Reporting(
+      evaluation_fields=("user_var", "unit_var", "unit_df", "unit_count"))  # + the
+  # cluster-level variance so far, its degrees of freedom and the number of clusters.
 
   @classmethod
   def from_config(cls, config, ds=None):

@@ -1,8 +1,8 @@
 """User-corpus co-diverted (Su et al., WSDM 2024; Holtz, Brennan et al. 2025).
 
 Videos are randomised to arms too, each with its per-repetition uniform below
-`experiment.codiverted.p_items` (None = p, also along a p sweep); a user of arm a is shown only arm-a
-videos (candidates are drawn among them, in every environment: replay and matrix keep one
+`experiment.codiverted.p_items` (None = p, also along a p sweep); a user of arm a is shown only
+arm-a videos (candidates are drawn among them, in every environment: replay and matrix keep one
 Fenwick tree per video arm). `experiment.codiverted.training` "diverted" trains each arm's
 models on its own arm's items, "pooled" on all. The estimate (difference of arm means)
 compares treatment on its share of the catalogue with control on the rest: another
@@ -18,6 +18,7 @@ import numpy as np
 
 from gtesim import prng
 from gtesim.designs.base import ABDesign
+from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 from gtesim.designs.splitting import own_arm_masks
 
@@ -28,27 +29,28 @@ class Codiverted(ABDesign):
   p_items: float | None = None  # P(video in treatment); None = p_treatment.
   diverted_training: bool = True  # Each arm trains on its own arm's items.
   needs_rep_data: ClassVar[bool] = True
-  report_note: ClassVar[str] = (
+  reporting: ClassVar[Reporting] = Reporting(evaluation_fields=("user_var",), report_note=(
       "Co-diverted's estimate is of another population than the truth: each arm's users are "
       "shown only that arm's videos (a share p_items of the catalogue for treatment, the rest "
       "for control), so it measures treatment-on-its-half minus control-on-the-other-half; the "
       "table scores it against the global GTE over the whole catalogue, the effect a launch "
-      "would have.")
+      "would have."))
 
   @classmethod
   def from_config(cls, config, ds=None):
     del ds
     exp = config.experiment
     return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
-               p_items=exp.codiverted.p_items, diverted_training=exp.codiverted.training == "diverted")
+               p_items=exp.codiverted.p_items,
+               diverted_training=exp.codiverted.training == "diverted")
 
   @classmethod
   def check_config(cls, config, active):
-    exp = config.experiment
-    require(exp.codiverted.p_items is None or 0 < exp.codiverted.p_items < 1, "experiment.codiverted.p_items",
+    cd = config.experiment.codiverted
+    require(cd.p_items is None or 0 < cd.p_items < 1, "experiment.codiverted.p_items",
             "must be None (= p_treatment) or in (0, 1).")
-    require(exp.codiverted.training in ("diverted", "pooled"), "experiment.codiverted.training",
-            f"'{exp.codiverted.training}': use 'diverted' or 'pooled'.")
+    require(cd.training in ("diverted", "pooled"), "experiment.codiverted.training",
+            f"'{cd.training}': use 'diverted' or 'pooled'.")
 
   @staticmethod
   def rep_data(config, ds, train_user, user_enc, key):

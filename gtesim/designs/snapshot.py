@@ -4,6 +4,7 @@ import dataclasses
 from typing import ClassVar
 
 from gtesim.designs.base import ABDesign
+from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 
 
@@ -11,7 +12,8 @@ from gtesim.errors import require
 class Snapshot(ABDesign):
   """Both arms rank with the pretrained models; nothing trains (losses are still reported).
   Studies also score it against the truth with frozen models."""
-  scored_against_frozen_truth: ClassVar[bool] = True
+  reporting: ClassVar[Reporting] = Reporting(evaluation_fields=("user_var",),
+                                             scored_against_frozen_truth=True)
 
   @classmethod
   def from_config(cls, config, ds=None):

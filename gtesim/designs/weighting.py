@@ -2,8 +2,8 @@
 
 G is trained every step with BCE on (x, Z) of the step's items; the treatment models train on
 every item with weight G(x)/p, the control models with (1 - G(x))/(1 - p), loss
-(1/n) sum W l. `experiment.weighting.g_update = "after"` computes the step's weights with G before it
-sees that step's items and then updates G; "before" updates G first (which pulls G(x_i)
+(1/n) sum W l. `experiment.weighting.g_update = "after"` computes the step's weights with G
+before it sees that step's items and then updates G; "before" updates G first (which pulls G(x_i)
 towards Z_i and the weights towards splitting's Z/p). `experiment.weighting.features = "video"`
 gives G the video features alone (it then cannot recognise users); `experiment.weighting.clip`
 clips both weights from above. G starts at G(x) = p (last layer zero, bias logit p): the
@@ -23,6 +23,7 @@ from gtesim import prng
 from gtesim import metrics
 from gtesim.core.training import train_update
 from gtesim.designs.base import ABDesign, UserSums
+from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 
 METRICS = ("loss", "auc", "accuracy",  # G's metrics on each step's items, before its update,
@@ -52,15 +53,14 @@ class Weighting(ABDesign):
   weight_model: models.LabelModel = None  # G.
   weight_clip: float = 0.0  # Upper clip of G/p and (1-G)/(1-p); 0 = none.
   g_first: bool = False  # The weights come from G after (True) or before its update.
-  step_metrics: ClassVar[tuple] = tuple(f"weight/{m}" for m in METRICS)
-  step_metrics_world: ClassVar[str] = "G"
-  step_metrics_label: ClassVar[str] = "G on new items"
-  figure_panels: ClassVar[tuple] = (
-      ("weight-model AUC and accuracy", "AUC, accuracy", ("weight/auc", "weight/accuracy"),
-       "no weight model in this mode"),
-      ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"),
-      ("training weights' spread", "sd over the step's items; largest weight (no unit)",
-       ("weight/sd_t", "weight/sd_c", "weight/max"), "no weight model in this mode"))
+  reporting: ClassVar[Reporting] = Reporting(
+      step_metrics=tuple(f"weight/{m}" for m in METRICS), step_metrics_world="G",
+      step_metrics_label="G on new items", evaluation_fields=("user_var",), figure_panels=(
+          ("weight-model AUC and accuracy", "AUC, accuracy",
+           ("weight/auc", "weight/accuracy"), "no weight model in this mode"),
+          ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"),
+          ("training weights' spread", "sd over the step's items; largest weight (no unit)",
+           ("weight/sd_t", "weight/sd_c", "weight/max"), "no weight model in this mode")))
 
   @classmethod
   def from_config(cls, config, ds=None):

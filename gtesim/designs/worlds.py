@@ -42,7 +42,7 @@ class Worlds:
 
   @property
   def n_worlds(self) -> int:
-    return self.design.n_worlds(len(self.points))
+    return self.design.layout.n_worlds(len(self.points))
 
   @property
   def arms(self) -> int:
@@ -50,12 +50,12 @@ class Worlds:
 
   def groups(self) -> list:
     """(world, arm, point, name) of every world x arm (a point of -1: every point)."""
-    return self.design.groups(self.points)
+    return self.design.layout.groups(self.points)
 
   def point_inputs(self, alpha_t, alpha_c) -> Point:
     """The traced inputs of every world, stacked [W]; alpha_t/alpha_c: [L] numpy arrays."""
-    return self.design.point_inputs(self.points, alpha_t, alpha_c)
+    return self.design.layout.point_inputs(self.points, alpha_t, alpha_c)
 
   def point_name(self, point: int) -> str:
     """A sweep point's label: "" when the run has one point."""
-    return self.design.point_name(self.points, point)
+    return self.design.layout.point_name(self.points, point)

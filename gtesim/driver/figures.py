@@ -11,8 +11,9 @@ from gtesim import label_kinds
 from gtesim import writing
 
 GROUP_LABELS = {"GT": "GT (treatment)", "GC": "GC (control)", "T": "treatment arm",
-                "C": "control arm", **{d.step_metrics_world: d.step_metrics_label
-                                       for _, d in designs.DESIGNS.items() if d.step_metrics}}
+                "C": "control arm",
+                **{d.reporting.step_metrics_world: d.reporting.step_metrics_label
+                   for _, d in designs.DESIGNS.items() if d.reporting.step_metrics}}
 
 
 def panels(config) -> list:
@@ -25,7 +26,7 @@ def panels(config) -> list:
     label = config.labels[name]
     out.append(label_kinds.of(label).panel(name, label) + ("no values",))
     out.append((f"{name} loss", _loss_axis(label), f"{name}/loss", "no values"))
-  return out + list(designs.DESIGNS.get(config.mode).figure_panels)
+  return out + list(designs.DESIGNS.get(config.mode).reporting.figure_panels)
 
 
 def _loss_axis(label) -> str:

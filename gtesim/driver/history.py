@@ -114,22 +114,23 @@ def to_tables(history: History, worlds: Worlds, labels: list, reps) -> tuple:
                        ("loss", s.loss)):
     per_step.update({f"{field}/{l}": value[..., i] for i, l in enumerate(labels)})
   design = worlds.design
-  per_step.update({m: s.design[m] for m in design.step_metrics})  # Per world, e.g. G's.
+  # Per world, e.g. G's.
+  per_step.update({m: s.design[m] for m in design.reporting.step_metrics})
   step_cols = _long(per_step, np.arange(1, history.n_steps + 1), reps, groups)
   parts = []
   for split in SPLITS:
     cols = _long(history.evals[split], history.eval_step, reps, groups)
     cols["split"] = np.full(len(cols["step"]), split)
     parts.append(cols)
-  if design.step_metrics:
+  if design.reporting.step_metrics:
     g = design_metrics_per_eval(history)
-    cols = _long({m: g[m] for m in design.step_metrics}, history.eval_step, reps,
+    cols = _long({m: g[m] for m in design.reporting.step_metrics}, history.eval_step, reps,
                  [grp for grp in groups if grp[1] == 0])
-    cols["world"] = np.full(len(cols["step"]), design.step_metrics_world)
+    cols["world"] = np.full(len(cols["step"]), design.reporting.step_metrics_world)
     cols["split"] = np.full(len(cols["step"]), "new")
     parts.append(cols)
   variances = {f"{field}/{l}": history.evals[field][..., i]
-               for field in design.evaluation_fields for i, l in enumerate(labels)}
+               for field in design.reporting.evaluation_fields for i, l in enumerate(labels)}
   if variances:
     cols = _long(variances, history.eval_step, reps, [grp for grp in groups if grp[1] == 0])
     cols["world"] = np.full(len(cols["step"]), "T-C")
@@ -178,7 +179,7 @@ def from_tables(step_cols: dict, metric_cols: dict, worlds: Worlds, labels: list
     d = _unlong(step_cols, all_rows, [f"{field}/{l}" for l in labels], n_t, n_reps, pairs,
                 (w, a))
     return np.stack([d[f"{field}/{l}"] for l in labels], -1).astype(np.float32)
-  names = worlds.design.step_metrics
+  names = worlds.design.reporting.step_metrics
   design = {}
   if names:
     d = _unlong(step_cols, all_rows, list(names), n_t, n_reps, [(gw,) for gw, _ in pairs], (w,))
@@ -199,7 +200,7 @@ def from_tables(step_cols: dict, metric_cols: dict, worlds: Worlds, labels: list
   if len(rows):
     arm0 = [(gw,) for gw, ga, _, _ in groups if ga == 0]
     n_e = len(rows) // (n_reps * len(arm0))
-    for field in worlds.design.evaluation_fields:
+    for field in worlds.design.reporting.evaluation_fields:
       names = [f"{field}/{l}" for l in labels]
       d = _unlong(metric_cols, rows, names, n_e, n_reps, arm0, (w,))
       evals[field] = np.stack([d[n] for n in names], -1).astype(np.float32)

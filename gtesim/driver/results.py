@@ -28,7 +28,7 @@ def dataset_info(config, overview) -> dict:
 def point_results(config, history, worlds: Worlds) -> list:
   """result.json's block of every sweep point (the design's: truth or estimate)."""
   labels = list(config.labels)
-  return [worlds.design.point_result(labels, history, worlds, s, config)
+  return [worlds.design.layout.point_result(labels, history, worlds, s, config)
           for s in range(len(worlds.points))]
 
 
@@ -73,11 +73,12 @@ def model_metrics(history, worlds: Worlds) -> dict:
         out.setdefault(key, {})[f"{split}/{metric}"] = _finite_mean(v[-1][:, w, a])
         out[key][f"{split}/{metric}@0"] = _finite_mean(v[0][:, w, a])
   design = worlds.design
-  if design.step_metrics:
+  if design.reporting.step_metrics:
     g = history_lib.design_metrics_per_eval(history)  # {metric: [E, B, W]}
     for s in range(len(worlds.points)):
-      out[design.step_metrics_world + worlds.point_name(s)] = {
-          f"new/{m}": _finite_mean(g[m][-1][:, s]) for m in design.step_metrics}
+      out[design.reporting.step_metrics_world + worlds.point_name(s)] = {
+          f"new/{m}": _finite_mean(g[m][-1][:, s])
+          for m in design.reporting.step_metrics}
   return out
 
 
@@ -131,7 +132,7 @@ def write_run(config, dataset_info, pretrain_report, history, worlds: Worlds, re
   # draw or write it loses no result.
   for point in points if "points" in result else [result]:
     for name in point["gte"]:
-      worlds.design.log_point(log, name, "points" in result, point, config)
+      worlds.design.layout.log_point(log, name, "points" in result, point, config)
   first = np.isin(metric_cols["point"], [0, -1])
   figures.figure(workdir / "figure", {k: np.asarray(v)[first] for k, v in metric_cols.items()},
                  figures.panels(config), figures.headline(config, result))

@@ -50,7 +50,7 @@ class Scalars:
     if self._writer is None:
       return
     labels = list(config.labels)
-    gte = worlds.design.point_result(labels, history, worlds, 0, config)["gte"]
+    gte = worlds.design.layout.point_result(labels, history, worlds, 0, config)["gte"]
     for label in labels:
       self._add(f"estimate/{label}", descriptive.finite_mean(gte[label]["per_rep"]), step)
     chunk = history.steps.loss[history.eval_step[-2]:]  # [t, B, W, A, L]

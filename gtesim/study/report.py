@@ -177,7 +177,7 @@ def _main_tables(config, summary, labels, main) -> list:
            "net = sqrt(var(d) − mean(truth se²)) / mean(se). (n=…): the method is undefined in "
            "the other repetitions and summarised over these.", ""]
   for name in config.study.designs:
-    note = designs.DESIGNS.get(name).report_note
+    note = designs.DESIGNS.get(name).reporting.report_note
     if note and name in summary["designs"]:
       lines += [note, ""]
   for l in labels:

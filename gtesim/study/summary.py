@@ -238,7 +238,7 @@ def summarize(config, jobs, histories, pretrain_reports) -> dict:
         else:
           key = point_key(p, gap)
           entry[key] = _point_stats(config, est, truth, gap, labels)
-          if design.scored_against_frozen_truth and frozen is not None:
+          if design.reporting.scored_against_frozen_truth and frozen is not None:
             entry[key]["vs_truth_frozen"] = _point_stats(config, est, frozen, gap, labels)
         starved[key] = _starvation(h, s)
         if gap == 0.0 and q.epsilon == config.sim.epsilon:
@@ -252,11 +252,11 @@ def summarize(config, jobs, histories, pretrain_reports) -> dict:
               for l, v in entry[key].items() if l in labels}
       if name == job.name:  # The main point's job.
         out["horizon"][cell] = _horizon(job, h, truth, labels, n_blocks, by)
-    if design.step_metrics:  # Weighting: G's metrics on new items.
+    if design.reporting.step_metrics:  # Weighting: G's metrics on new items.
       g = results.model_metrics(h, job.worlds)
       out["weight_model"].setdefault(name, {}).update({
-          point_key(*job.worlds.points[s][:2]): g[design.step_metrics_world +
-                                              job.worlds.point_name(s)]
+          point_key(*job.worlds.points[s][:2]):
+              g[design.reporting.step_metrics_world + job.worlds.point_name(s)]
           for s in range(len(job.worlds.points))})
   if study.production_states:
     out["states"] = _states(config, jobs, by_name, histories, pretrain_reports, labels,
