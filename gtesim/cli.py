@@ -62,10 +62,27 @@ def _missing_key(config, argv):
       keys = list(node.keys()) if hasattr(node, "keys") else []
       if part not in keys:
         close = difflib.get_close_matches(part, keys, n=1)
-        hint = f" (did you mean '{'.'.join(walked + close)}'?)" if close else ""
+        moved = _moved(node, walked, part)
+        hint = (f" (it moved: '{moved}')" if moved else
+                f" (did you mean '{'.'.join(walked + close)}'?)" if close else "")
         return f"config key '{'.'.join(walked + [part])}' does not exist{hint}"
       node, walked = node[part], walked + [part]
   return None
+
+
+def _moved(node, walked, part):
+  """Where a key of the flat layout before the config sections went: the subsection of
+  `node` that holds `part` (labels.click.hidden -> labels.click.mlp.hidden), or a design's
+  key (experiment.switch_every -> experiment.switchback.every)."""
+  from gtesim.config import checks  # pylint: disable=g-import-not-at-top
+  renamed = checks.MOVED_KEYS.get(".".join(walked + [part]))
+  if renamed:
+    return renamed
+  keys = list(node.keys()) if hasattr(node, "keys") else []
+  if part.startswith("id_") and "ids" in keys and part[3:] in node["ids"].keys():
+    return ".".join(walked + ["ids", part[3:]])
+  subs = [k for k in keys if hasattr(node[k], "keys") and part in node[k].keys()]
+  return " or ".join(".".join(walked + [k, part]) for k in subs)
 
 
 def _repeated_tuple(config, argv):

@@ -40,6 +40,7 @@ from ml_collections import config_flags
 from gtesim import cli
 from gtesim import designs
 from gtesim import logs
+from gtesim import models
 from gtesim import throughput
 from gtesim.config import checks as config_checks
 from gtesim.core import mapping
@@ -65,13 +66,17 @@ _ID_VECTORIZE = flags.DEFINE_string("id_rows_vectorize", "vmap,map",
 log = logs.get_logger("bench")
 
 def step_flops(spec) -> float:
-  """Model FLOPs one step of one world needs (see the module docstring)."""
+  """Model FLOPs one step of one world needs (see the module docstring): each user scored
+  once by its arm's models (by both arms' when the arms rank with different models), and
+  every arm's models trained on the step's rows."""
   du, dv = spec.static.user_layout.width, spec.static.video_layout.width
-  arms = spec.design.arms
+  arms = range(spec.design.arms)
   flops = 0
-  for model in spec.models:
-    f = model.flops(du, dv, spec.n_candidate)
-    flops += spec.batch_size * (f["score_user"] + 3 * spec.updates_per_step * arms * f["row"])
+  for a in arms:
+    for model in spec.arm_models(a):
+      f = model.flops(du, dv, spec.n_candidate)
+      scored = a == 0 or not spec.shared_ranker
+      flops += spec.batch_size * (scored * f["score_user"] + 3 * spec.updates_per_step * f["row"])
   return flops + spec.design.extra_flops(spec)
 
 
@@ -126,9 +131,11 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
 
   compile_s, step_s = time_chunks(fns.chunk, setup, points, fresh(), sim.chunk_len)
   b = config.repetitions
-  flops = step_flops(sim.spec) * b * worlds.n_worlds
+  flops = b * sum(step_flops(g.spec) * (g.stop - g.start) for g in sim.world_groups)
   row = {"mode": config.mode, "B": b,
-         "model": ",".join(sorted({config.labels[n].model for n in config.labels})), "worlds": worlds.n_worlds, "compile_s": compile_s,
+         "model": ",".join(sorted({s.model for arm in ("treatment", "control")
+                                   for s in models.arm_label_sections(config, arm).values()})),
+         "worlds": worlds.n_worlds, "compile_s": compile_s,
          "step_ms": 1e3 * step_s, "rec_per_s": throughput.rec_per_s(config, worlds, 1, step_s),
          "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
          "flop_fraction": flops / step_s / peak, "peak_memory_mib": peak_memory_bytes() / 2**20,

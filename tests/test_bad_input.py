@@ -212,6 +212,11 @@ def test_cli_errors_are_one_line_and_end_run_log(tiny_root, tmp_path):
                    "  with c.unlocked():\n    c.experiment.p_treatmnt = 0.2\n  return c\n")
   one_line(run("--config", str(misspelt), f"--workdir={tmp_path / 'w1'}"),
            "'experiment.p_treatmnt' does not exist", "did you mean 'experiment.p_treatment'")
+  # A key of the flat layout before the config sections: where it went.
+  one_line(run("--config", "configs/ab.py:switchback", "--config.experiment.switch_every=7"),
+           "'experiment.switch_every' does not exist", "it moved: 'experiment.switchback.every'")
+  one_line(run("--config", "configs/global.py", "--config.labels.click.id_budget=7"),
+           "it moved: 'labels.click.ids.budget'")
   workdir = tmp_path / "nan"
   line = one_line(run("--config", "configs/global.py", f"--workdir={workdir}",
                       f"--config.data.root={tiny_root}", "--config.data.synthetic.size=tiny",

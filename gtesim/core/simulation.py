@@ -62,13 +62,15 @@ class Simulation:
   worlds: Worlds  # The run's design (the spec's), sweep points and exploration rule.
   groups: tuple = ()  # WorldGroup, ...: () = one group of every world with `spec`.
 
-  def _groups(self) -> tuple:
+  @property
+  def world_groups(self) -> tuple:
+    """The WorldGroups (one of every world when the arms share their ranker)."""
     return self.groups or (WorldGroup(0, self.worlds.n_worlds, self.spec),)
 
   def _by_group(self, fn, points, worlds=None):
     """fn(spec, points, worlds) of every group, on its slice of the points and its own
     worlds; returns the groups' outputs."""
-    groups = self._groups()
+    groups = self.world_groups
     if len(groups) == 1:
       return [fn(groups[0].spec, points, worlds)]
     return [fn(g.spec, jax.tree.map(lambda x, g=g: x[g.start:g.stop], points),
@@ -81,7 +83,7 @@ class Simulation:
       return outputs[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
 
-  def _world_groups(self, worlds) -> list:
+  def _states_by_group(self, worlds) -> list:
     """The worlds' state of each group (a World: one group)."""
     return [worlds] if isinstance(worlds, World) else list(worlds)
 
@@ -123,7 +125,7 @@ class Simulation:
 
       return map_axis(one, self.vectorize)(pts, wlds)
 
-    groups = self._world_groups(worlds)
+    groups = self._states_by_group(worlds)
     out = self._by_group(group, points, groups if len(groups) > 1 else groups[0])
     if len(out) == 1:
       return out[0]
@@ -141,7 +143,7 @@ class Simulation:
 
       return map_axis(one, self.vectorize)(wlds)
 
-    groups = self._world_groups(worlds)
+    groups = self._states_by_group(worlds)
     return self._joined(self._by_group(group, None, groups if len(groups) > 1 else groups[0]))
 
 
