@@ -69,7 +69,8 @@ class Simulation:
 
   def _by_group(self, fn, points, worlds=None):
     """fn(spec, points, worlds) of every group, on its slice of the points and its own
-    worlds; returns the groups' outputs."""
+    worlds (the worlds' state: one group's World, or a tuple of each group's); returns the
+    groups' outputs."""
     groups = self.world_groups
     if len(groups) == 1:
       return [fn(groups[0].spec, points, worlds)]
@@ -82,10 +83,6 @@ class Simulation:
     if len(outputs) == 1:
       return outputs[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
-
-  def _states_by_group(self, worlds) -> list:
-    """The worlds' state of each group (a World: one group)."""
-    return [worlds] if isinstance(worlds, World) else list(worlds)
 
   def init(self, env, rep, rows) -> pretrain.Production:
     return pretrain.init(self.spec, env, rep, rows)
@@ -125,8 +122,7 @@ class Simulation:
 
       return map_axis(one, self.vectorize)(pts, wlds)
 
-    groups = self._states_by_group(worlds)
-    out = self._by_group(group, points, groups if len(groups) > 1 else groups[0])
+    out = self._by_group(group, points, worlds)
     if len(out) == 1:
       return out[0]
     return tuple(o[0] for o in out), self._joined([o[1] for o in out])
@@ -143,8 +139,7 @@ class Simulation:
 
       return map_axis(one, self.vectorize)(wlds)
 
-    groups = self._states_by_group(worlds)
-    return self._joined(self._by_group(group, None, groups if len(groups) > 1 else groups[0]))
+    return self._joined(self._by_group(group, None, worlds))
 
 
 def make_simulation(config, setup) -> Simulation:
