@@ -255,7 +255,7 @@ def test_production_states_and_switchback_variants(tiny_root, tmp_path):
   assert list(jobs) == ["truth-r1", "pooling", "switchback", "switchback-every=5,burn_in=1",
                         "truth@cold-r1", "pooling@cold"]
   variant = jobs["switchback-every=5,burn_in=1"].config.experiment
-  assert (variant.switch_every, variant.switch_burn_in) == (5, 1)
+  assert (variant.switchback.every, variant.switchback.burn_in) == (5, 1)
   cold = jobs["pooling@cold"]
   assert cold.state == "cold" and cold.config.pretrain.n_interactions == 256
   assert cold.config.pretrain.max_epochs == 1 and cold.config.repetitions == 2
