@@ -295,6 +295,75 @@ def _json_diff(a, b, path, out, new_keys=()):
     out.append(f"{path}: {a!r} vs {b!r}")
 
 
+def _fold_model(section: dict) -> dict:
+  """A model section of the flat layout in the sections' layout."""
+  out = {k: section[k] for k in ("model", "dropout", "learning_rate", "weight_decay")
+         if k in section}
+  out.update({k: v for k, v in section.items() if k not in SECTION_KEYS.values()
+              and k not in out})  # A label's own keys (column, type, alphas, ...).
+  for new, old in SECTION_KEYS.items():
+    if "." in new and not new.startswith("experiment.") and old in section:
+      sub, key = new.split(".")
+      out.setdefault(sub, {})[key] = section[old]
+  return out
+
+
+def fold_config(config: dict) -> dict:
+  """A config.json of a version before the config sections, in the sections' layout (the
+  keys that moved compare with their new names)."""
+  if "weight_model" not in config.get("experiment", {}):
+    return config
+  config = json.loads(json.dumps(config))
+  config["labels"] = {n: _fold_model(l) for n, l in config["labels"].items()}
+  exp = config["experiment"]
+  exp["weight_model"] = _fold_model(exp["weight_model"])
+  for new, old in SECTION_KEYS.items():
+    if new.startswith("experiment.") and not new.endswith("."):
+      key = old.split(".", 1)[1]
+      if key in exp:
+        sub, name = new.split(".")[1:]
+        exp.setdefault(sub, {})[name] = exp.pop(key)
+  exp.setdefault("weighting", {})["g"] = exp.pop("weight_model")
+  return config
+
+
+def used_only(config: dict) -> dict:
+  """A config.json without the subsections of model classes a section does not use (the
+  flat layout shared `hidden` between mlp and wide_deep; the sections keep each their own)."""
+  config = json.loads(json.dumps(config))
+  sections = list(config.get("labels", {}).values())
+  sections += [config.get("experiment", {}).get("weighting", {}).get("g", {})]
+  for arm in config.get("arms", {}).values():
+    sections += list(arm.get("labels", {}).values())
+  for section in sections:
+    model = section.get("model")
+    for cls in ("mlp", "two_tower", "wide_deep"):
+      if cls != model:
+        section.pop(cls, None)
+    if model not in ("two_tower", "wide_deep"):
+      section.pop("ids", None)
+  return config
+
+
+def arms_into_labels(config: dict) -> dict:
+  """A config.json whose arms override a label alike, with the overrides in the label (what a
+  version without `arms` runs: without_arms)."""
+  config = json.loads(json.dumps(config))
+  arms = config.get("arms", {})
+  t, c = arms.get("treatment", {}).get("labels", {}), arms.get("control", {}).get("labels", {})
+
+  def put(section, over):
+    for k, v in over.items():
+      if isinstance(v, dict):
+        put(section.setdefault(k, {}), v)
+      elif v is not None:
+        section[k] = v
+  for name, over in t.items():
+    if over == c.get(name) and name in config["labels"]:
+      put(config["labels"][name], over)
+  return config
+
+
 def compare(a, b, new_keys=""):
   """Every output of A against B's. `new_keys`: comma-separated config keys that B's version
   added (its config.json holds them, A's cannot). TensorBoard event files are skipped: named
@@ -317,8 +386,10 @@ def compare(a, b, new_keys=""):
     files += 1
     if rel.suffix == ".json":
       diffs = []
-      _json_diff(json.loads(fa.read_text()), json.loads(fb.read_text()), str(rel), diffs,
-                 new_keys)
+      ja, jb = json.loads(fa.read_text()), json.loads(fb.read_text())
+      if rel.name == "config.json":
+        ja, jb = used_only(fold_config(ja)), used_only(arms_into_labels(jb))
+      _json_diff(ja, jb, str(rel), diffs, new_keys)
       problems += diffs[:20]
     elif rel.suffix == ".parquet":
       ta, tb = pq.read_table(fa).to_pydict(), pq.read_table(fb).to_pydict()
