@@ -340,8 +340,6 @@ def used_only(config: dict) -> dict:
     for cls in ("mlp", "two_tower", "wide_deep"):
       if cls != model:
         section.pop(cls, None)
-    if model not in ("two_tower", "wide_deep"):
-      section.pop("ids", None)
   return config
 
 
