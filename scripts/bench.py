@@ -29,6 +29,7 @@ The last line is one JSON object with every mode and B.
 
 import json
 import resource
+import sys
 import time
 
 import jax
@@ -49,8 +50,13 @@ from gtesim.core.step import PHASES
 from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/global.py", "Config file.",
-                                          lock_config=True)
+DEFAULT_CONFIG = "configs/global.py"
+if not any(a == "--config" or a.startswith("--config=") for a in sys.argv[1:]):
+  # The default file as if given: a flag default would parse the overrides at import time,
+  # before cli.run can turn a bad one into its one-line error.
+  sys.argv[1:1] = ["--config", DEFAULT_CONFIG]
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default "
+                                          f"{DEFAULT_CONFIG}).", lock_config=True)
 _MODES = flags.DEFINE_string("modes", "global,pooling",
                              "Comma-separated modes to time on the config, or 'all'.")
 _BS = flags.DEFINE_string("bs", None, "Comma-separated repetition counts B to time.")

@@ -217,6 +217,10 @@ def test_cli_errors_are_one_line_and_end_run_log(tiny_root, tmp_path):
            "'experiment.switch_every' does not exist", "it moved: 'experiment.switchback.every'")
   one_line(run("--config", "configs/global.py", "--config.labels.click.id_budget=7"),
            "it moved: 'labels.click.ids.budget'")
+  bench = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"),
+                          "--config.sim.n_stepz=3"], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)  # Its default config: overrides parsed like run.py's.
+  one_line(bench, "[config] error:", "'sim.n_stepz' does not exist")
   workdir = tmp_path / "nan"
   line = one_line(run("--config", "configs/global.py", f"--workdir={workdir}",
                       f"--config.data.root={tiny_root}", "--config.data.synthetic.size=tiny",
