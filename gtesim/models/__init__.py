@@ -93,15 +93,14 @@ def rankers(config, dims=None) -> tuple:
   config without `arms` overrides: today's objects), else the treatment's then the
   control's."""
   sections = [arm_label_sections(config, arm) for arm in ARMS]
-  if n_rankers(config) == 1:
+  if _model_values(sections[0]) == _model_values(sections[1]):
     return (label_models(config, dims, sections[0]),), (0, 0)
   return tuple(label_models(config, dims, s) for s in sections), (0, 1)
 
 
 def n_rankers(config) -> int:
   """1 when both arms' model sections agree, else 2."""
-  a, b = (_model_values(arm_label_sections(config, arm)) for arm in ARMS)
-  return 1 if a == b else 2
+  return len(rankers(config)[0])
 
 
 def ranker_prefixes(n_rankers: int) -> tuple:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from gtesim import writing
 from gtesim.errors import InputError
 from gtesim.stats import estimators as estimators_lib
+from gtesim.stats.variance import METHODS
 from gtesim.study import plan as plan_lib
 from gtesim.study import summary as summary_lib
 
@@ -140,32 +141,38 @@ class Check:
   n: int = 0
   mismatches: list = dataclasses.field(default_factory=list)
 
-  def same(self, path, saved, new):
+  def same(self, path, saved, new, elsewhere=()):
+    """Compares study.json's `saved` with the recomputed `new`, recursively; keys in
+    `elsewhere` are compared by another call (a cell's vs_truth_frozen) or set by the study
+    itself (an exploration point's epsilon); any other key missing from `new` disagrees."""
     if isinstance(saved, dict):
       for k, v in saved.items():
-        if isinstance(new, dict) and k in new:
-          self.same(f"{path}.{k}", v, new[k])
+        if k in elsewhere:
+          continue
+        if not isinstance(new, dict) or k not in new:
+          self.mismatches.append((f"{path}.{k}", "a value", "not recomputed"))
+          continue
+        self.same(f"{path}.{k}", v, new[k])
       return
     if isinstance(saved, list):
-      new = list(np.asarray(new, dtype=object).reshape(-1)) if not isinstance(new, list) else new
+      if not isinstance(new, list):
+        new = list(np.asarray(new, dtype=object).reshape(-1))
       if len(saved) != len(new):
         self.mismatches.append((path, f"length {len(saved)}", f"length {len(new)}"))
         return
       for i, (a, b) in enumerate(zip(saved, new)):
         self.same(f"{path}[{i}]", a, b)
       return
-    if isinstance(saved, str) or isinstance(saved, bool) or saved is None and new is None:
-      self.n += 1
-      if saved != new and not (saved is None and new is None):
+    self.n += 1
+    if isinstance(saved, (str, bool)):
+      if saved != new:
         self.mismatches.append((path, saved, new))
       return
-    self.n += 1
-    new = float(new) if new is not None else math.nan
+    new = math.nan if new is None else float(new)
     if saved is None:  # JSON null: NaN or an infinite end (writing.jsonable).
       if math.isfinite(new):
         self.mismatches.append((path, None, new))
-      return
-    if not math.isclose(float(saved), new, rel_tol=RTOL, abs_tol=1e-300):
+    elif not math.isclose(float(saved), new, rel_tol=RTOL, abs_tol=1e-300):
       self.mismatches.append((path, saved, new))
 
 
@@ -198,7 +205,7 @@ def _truth_blocks(summary) -> dict:
 
 
 class _Truth:
-  """summary.Truth's per_rep and se, as study.json keeps them."""
+  """summary.Truth's per_rep and se (what summary.point_stats reads), from study.json."""
 
   def __init__(self, block):
     self.per_rep, self.se = {}, {}
@@ -241,7 +248,7 @@ def recompute(study_dir, table=None) -> Check:
                      se.tolist())
           truth.se[gap][label] = se
     truths[path] = truth
-  config = _Config(summary["seed"], summary["bootstrap"])
+  seed, n_boot = summary["seed"], summary["bootstrap"]
   labels = list(summary["truth"]["gap=1"])
   main_eps = _main_epsilon(study_dir)
   for cell, by_point in summary["designs"].items():
@@ -260,28 +267,12 @@ def recompute(study_dir, table=None) -> Check:
       job, point = found[0]
       est = _estimate(groups, job, point, est_name, labels)
       truth = truths[f"truth_exploration.eps={parts['eps']}" if "eps" in parts else "truth"]
-      new = summary_lib._point_stats(config, est, truth, gap, labels)  # pylint: disable=protected-access
-      check.same(f"designs.{cell}.{key}", {l: entry[l] for l in labels}, new)
+      new = summary_lib.point_stats(est, truth, gap, labels, seed, n_boot)
+      check.same(f"designs.{cell}.{key}", entry, new, elsewhere=("epsilon", "vs_truth_frozen"))
       if "vs_truth_frozen" in entry:
-        frozen = summary_lib._point_stats(config, est, truths["truth_frozen"], gap, labels)  # pylint: disable=protected-access
+        frozen = summary_lib.point_stats(est, truths["truth_frozen"], gap, labels, seed, n_boot)
         check.same(f"designs.{cell}.{key}.vs_truth_frozen", entry["vs_truth_frozen"], frozen)
   return check
-
-
-@dataclasses.dataclass(frozen=True)
-class _Study:
-  bootstrap: int
-
-
-@dataclasses.dataclass(frozen=True)
-class _Config:
-  """What summary._point_stats reads of a study's config."""
-  seed: int
-  bootstrap: int
-
-  @property
-  def study(self):
-    return _Study(self.bootstrap)
 
 
 def _main_epsilon(study_dir):
@@ -302,7 +293,6 @@ def _estimate(groups, job, point, est_name, labels) -> dict:
 def _ordered(groups, job, point, est_name, labels) -> list:
   """The estimator's SE methods in the order result.json listed them (the table's order is
   sorted; the difference in means keeps variance.METHODS' order)."""
-  from gtesim.stats.variance import METHODS  # pylint: disable=g-import-not-at-top
   found = {k[5] for k in groups if k[:4] == (job, point, est_name, labels[0]) and k[4] == "se"}
   return [m for m in METHODS if m in found] + sorted(found - set(METHODS))
 

@@ -107,11 +107,15 @@ def _truth_upto(history, worlds, point, t, labels):
   return means[:, point] - means[:, worlds.n_worlds - 1]
 
 
-def _point_stats(config, est, truth: Truth, gap, labels, n_boot=None) -> dict:
-  """A design point's paired statistics; a sweep job's n repetitions are the study's first
-  n, paired with their truths."""
-  seed = config.seed
-  n_boot = config.study.bootstrap if n_boot is None else n_boot
+def _point_stats(config, est, truth: Truth, gap, labels) -> dict:
+  return point_stats(est, truth, gap, labels, config.seed, config.study.bootstrap)
+
+
+def point_stats(est, truth, gap, labels, seed: int, n_boot: int) -> dict:
+  """A design point's paired statistics (study.json's cell at a point): `est` an estimator's
+  {"estimate": [B, L], "se"/"ci": {method: ...}}, `truth` with per_rep[gap][label] and
+  se[gap][label] (Truth); a sweep job's n repetitions are the study's first n, paired with
+  their truths."""
   n = est["estimate"].shape[0]
   methods = list(est["se"])  # The estimator's own SE methods.
   return {l: {**paired.paired(est["estimate"][:, i], truth.per_rep[gap][l][:n],
