@@ -101,11 +101,12 @@ def _check_model_section(section, key: str) -> None:
   _require(section.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0.")
   _require(0 <= section.dropout < 1, f"{key}.dropout", "must be in [0, 1).")
   for sizes in ("mlp.hidden", "two_tower.tower_hidden", "wide_deep.hidden"):
-    _require(all(isinstance(h, int) and h >= 1 for h in _at(section, sizes)),
+    _require(all(isinstance(h, int) and h >= 1 for h in default_config.at(section, sizes)),
              f"{key}.{sizes}", "widths must be positive integers.")
   for size in ("two_tower.tower_dim", "two_tower.id_dim", "ids.buckets",
                "wide_deep.cross_buckets"):
-    _require(isinstance(_at(section, size), int) and _at(section, size) >= 1, f"{key}.{size}",
+    value = default_config.at(section, size)
+    _require(isinstance(value, int) and value >= 1, f"{key}.{size}",
              "must be a positive integer.")
   ids = section.ids
   _require(isinstance(ids.budget, int) and ids.budget >= 0, f"{key}.ids.budget",
@@ -119,11 +120,6 @@ def _check_model_section(section, key: str) -> None:
   _require(ids.eps >= 0, f"{key}.ids.eps", "must be >= 0.")
   _require(0 <= ids.dropout < 1, f"{key}.ids.dropout", "must be in [0, 1).")
 
-
-def _at(section, dotted: str):
-  for part in dotted.split("."):
-    section = section[part]
-  return section
 
 
 def _is_number(value) -> bool:
@@ -268,7 +264,8 @@ def _check_arm_sections(config) -> None:
   model sections valid (named by the override's key)."""
   for arm in default_config.ARMS:
     for name, section in config.arms[arm].labels.items():
-      set_keys = [k for k in default_config.flat_keys(section) if _at(section, k) is not None]
+      set_keys = [k for k in default_config.flat_keys(section)
+                  if default_config.at(section, k) is not None]
       _require(not set_keys or name in config.labels,
                f"arms.{arm}.labels.{name}." + (set_keys[0] if set_keys else ""),
                f"overrides the model of label '{name}', which config.labels does not declare "

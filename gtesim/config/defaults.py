@@ -37,6 +37,13 @@ def flat_keys(section, prefix=""):
       yield f"{prefix}{key}"
 
 
+def at(section, dotted: str):
+  """The value of a dotted key of a config section (`mlp.hidden`)."""
+  for part in dotted.split("."):
+    section = section[part]
+  return section
+
+
 def _model():
   """A model's section: its class (models/__init__.py's registry), what every class shares,
   and one subsection per class (and the ID classes' shared `ids`)."""

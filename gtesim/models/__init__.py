@@ -12,7 +12,7 @@ scoring without copying a table), `with_head` (the output bias), `describe` (its
 import optax
 
 from gtesim import label_kinds
-from gtesim.config.defaults import ARMS, model_keys
+from gtesim.config.defaults import ARMS, at, model_keys
 from gtesim.data import encoding
 from gtesim.models import mlp
 from gtesim.models import two_tower
@@ -65,7 +65,7 @@ def arm_label_sections(config, arm: str) -> dict:
     section = label.copy_and_resolve_references()
     given = overrides.get(name)
     for key in MODEL_KEYS:
-      value = _get(given, key) if given is not None else None
+      value = at(given, key) if given is not None else None
       if value is not None:
         *path, last = key.split(".")
         node = section
@@ -76,14 +76,9 @@ def arm_label_sections(config, arm: str) -> dict:
   return out
 
 
-def _get(section, dotted: str):
-  for part in dotted.split("."):
-    section = section[part]
-  return section
-
 
 def _model_values(sections) -> tuple:
-  return tuple((name, tuple((k, _get(section, k)) for k in MODEL_KEYS))
+  return tuple((name, tuple((k, at(section, k)) for k in MODEL_KEYS))
                for name, section in sections.items())
 
 
@@ -99,8 +94,9 @@ def rankers(config, dims=None) -> tuple:
 
 
 def n_rankers(config) -> int:
-  """1 when both arms' model sections agree, else 2."""
-  return len(rankers(config)[0])
+  """1 when both arms' model sections agree, else 2 (without building a model)."""
+  a, b = (_model_values(arm_label_sections(config, arm)) for arm in ARMS)
+  return 1 if a == b else 2
 
 
 def ranker_prefixes(n_rankers: int) -> tuple:
