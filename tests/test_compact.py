@@ -42,15 +42,22 @@ def test_prune_removes_the_bulk_and_says_how_to_regenerate_it(small_study, tmp_p
   _, folder, _ = small_study
   copy = tmp_path / "study"
   shutil.copytree(folder, copy)
-  out = subprocess.run([sys.executable, "scripts/compact_study.py", str(copy), "--prune"],
-                       cwd=REPO_ROOT, capture_output=True, text=True)
+  svgs = sorted(p.name for p in copy.glob("*.svg"))
+  assert svgs and all((copy / s).with_suffix(".png").exists() for s in svgs)
+  prune = [sys.executable, "scripts/compact_study.py", str(copy), "--prune"]
+  out = subprocess.run(prune, cwd=REPO_ROOT, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "0 differences" in out.stderr
   manifest = json.loads((copy / compact.MANIFEST).read_text())
   assert manifest["mismatches"] == 0 and manifest["values_recomputed"] > 500
+  assert manifest["removed_figure_svgs"] == svgs and not list(copy.glob("*.svg"))
+  assert all((copy / s).with_suffix(".png").exists() for s in svgs)
   for run in (copy / "runs").iterdir():
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
   assert compact.recompute(copy).mismatches == []  # The table alone still recomputes it.
+  twice = subprocess.run(prune, cwd=REPO_ROOT, capture_output=True, text=True)
+  assert twice.returncode == 0, twice.stderr[-2000:]
+  assert json.loads((copy / compact.MANIFEST).read_text()) == manifest  # Counts kept.
   again = subprocess.run([sys.executable, "scripts/compact_study.py", str(copy)],
                          cwd=REPO_ROOT, capture_output=True, text=True)
   assert again.returncode == 0 and "0 differences" in again.stderr

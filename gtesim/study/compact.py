@@ -298,8 +298,9 @@ def _ordered(groups, job, point, est_name, labels) -> list:
 
 
 def prune(study_dir, commit: str) -> dict:
-  """Recomputes, refuses on any disagreement, then removes the runs' bulk (BULK) and writes
-  compact.json. Returns the manifest."""
+  """Recomputes, refuses on any disagreement, then removes the runs' bulk (BULK) and the SVG
+  copies of the study's own figures (their PNG stays), and writes compact.json (a second
+  prune adds to the counts of the first). Returns the manifest."""
   study_dir = pathlib.Path(study_dir)
   if not (study_dir / TABLE).exists():
     write_table(study_dir)
@@ -320,10 +321,18 @@ def prune(study_dir, commit: str) -> dict:
         continue
       removed.append(str(path.relative_to(study_dir)))
     kept += [str(p.relative_to(study_dir)) for p in sorted(run.iterdir())]
+  svgs = [p for p in sorted(study_dir.glob("*.svg")) if p.with_suffix(".png").exists()]
+  for path in svgs:
+    path.unlink()
   summary = json.loads((study_dir / "study.json").read_text())
+  before = (json.loads((study_dir / MANIFEST).read_text()) if (study_dir / MANIFEST).exists()
+            else {})
   manifest = {
       "table": TABLE, "values_recomputed": check.n, "mismatches": 0, "rtol": RTOL,
-      "removed_per_run": list(BULK), "removed": len(removed), "kept_per_run": ["config.json"],
+      "removed_per_run": list(BULK), "removed": before.get("removed", 0) + len(removed),
+      "removed_figure_svgs": sorted({*before.get("removed_figure_svgs", ()),
+                                     *(p.name for p in svgs)}),
+      "kept_per_run": ["config.json"],
       "not_recomputed_from_the_table": ["horizon", "states", "weight_model", "starvation",
                                         "models", "truth_se_per_rep where K = 1"],
       "compacted_at_package_commit": commit,
