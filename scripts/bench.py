@@ -83,7 +83,7 @@ def step_flops(spec) -> float:
       f = model.flops(du, dv, spec.n_candidate)
       scored = a == 0 or not spec.shared_ranker
       flops += spec.batch_size * (scored * f["score_user"] + 3 * spec.updates_per_step * f["row"])
-  return flops + spec.design.extra_flops(spec)
+  return flops + spec.design.learning.extra_flops(spec)
 
 
 def peak_matmul_rate(seconds_each=1.0) -> float:

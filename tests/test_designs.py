@@ -1,5 +1,6 @@
 """A/B designs: what each arm's models learn from, the weights, and A/A behaviour."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import jax
@@ -12,8 +13,10 @@ from conftest import compiled, small_sim_config
 from gtesim import designs
 from gtesim import prng
 from gtesim.core import training
-from gtesim.designs.pooling import Pooling
-from gtesim.designs.splitting import Splitting
+from gtesim.config import defaults
+from gtesim.designs import cluster
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.weighting import arm_weights
 from gtesim.driver import simulate
 from gtesim.label_kinds import KINDS
@@ -58,6 +61,51 @@ def test_splitting_treatment_models_never_see_control_outcomes(tiny_root):
   assert max(c_diff) > 0  # The control models did see the change.
 
 
+@dataclasses.dataclass(frozen=True)
+class ClusterSplit(ABDesign):
+  """docs/extending.md's sketch: cluster assignment and data-diverted learning."""
+
+  @classmethod
+  def from_config(cls, name, config, ds=None):
+    n_units = None if ds is None else cluster.n_clusters(config, ds)
+    return cls(name, **{**ab_pieces(config), "assignment": cluster.Clusters(),
+                        "learning": pieces.OwnArm(trains=config.sim.train_models),
+                        "unit": cluster.ClusterUnit(n_units)})
+
+  check_config = cluster.Cluster.check_config
+
+
+def test_a_design_composed_of_other_designs_pieces_does_each_pieces_job(tiny_root,
+                                                                        monkeypatch):
+  """Whole clusters are treated, and the treatment models never see control users' outcomes."""
+  monkeypatch.setitem(designs.DESIGNS._entries, "cluster_split", ClusterSplit)
+  config, setup, fns, prod, points = _start(tiny_root, "cluster_split")
+  design = designs.make(config, setup.ds)
+  assert design.data_pieces == {"clusters": design.assignment}
+  base = _chunk(setup, fns, prod, points, setup.env)
+  owner = np.repeat(np.arange(len(setup.packed.n_pages)), setup.packed.n_pages)
+  users = jnp.arange(len(setup.packed.n_pages))
+  treated = []
+  for b in range(config.repetitions):
+    rep = jax.tree.map(lambda x: x[b], setup.reps_host)
+    z = np.asarray(design.assignment.assign(rep, users, None, config.experiment.p_treatment, 0))
+    clusters = np.asarray(rep.designs["clusters"])
+    assert all(len(set(z[clusters == c])) == 1 for c in set(clusters))  # One Z per cluster.
+    treated.append(z)
+  control = ~np.logical_or.reduce(treated)
+  assert 0 < control.mean() < 1
+  labels = np.asarray(setup.env.logs.page_labels).copy()
+  labels[control[owner]] = labels[control[owner]] * 3.0 + 1.0
+  logs = setup.env.logs._replace(page_labels=jnp.asarray(labels))
+  out = _chunk(setup, fns, prod, points, setup.env._replace(logs=logs))
+  for a, b in zip(jax.tree.leaves(base.params[0]), jax.tree.leaves(out.params[0])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert max(np.abs(np.asarray(a) - np.asarray(b)).max()
+             for a, b in zip(jax.tree.leaves(base.params[1]), jax.tree.leaves(out.params[1]))) > 0
+  evals = fns.evaluate(setup.env, setup.reps, out)
+  assert {"user_var", "unit_var", "unit_df", "unit_count"} <= set(evals)
+
+
 def test_snapshot_parameters_never_change(tiny_root):
   _, setup, fns, prod, points = _start(tiny_root, "snapshot")
   worlds = _chunk(setup, fns, prod, points, setup.env)
@@ -72,10 +120,10 @@ def test_weight_model_starts_at_p_and_sees_the_declared_features(tiny_root, feat
       tiny_root, "weighting", **{"sweep.p_treatment": (0.2, 0.7),
                                  "experiment.weighting.features": features})
   worlds = fns.start(setup.env, setup.reps, prod, points)
-  kernel = np.asarray(worlds.design.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
+  kernel = np.asarray(worlds.design.learning.g_params[0]["params"]["Dense_0"]["kernel"])  # [B, W, d, h]
   width = setup.static.width if features == "all" else setup.static.video_layout.width
   assert kernel.shape[2] == width
-  last = worlds.design.g_params[0]["params"][
+  last = worlds.design.learning.g_params[0]["params"][
       f"Dense_{len(config.experiment.weighting.g.mlp.hidden)}"]
   np.testing.assert_array_equal(np.asarray(last["kernel"]), 0.0)
   g = jax.nn.sigmoid(np.asarray(last["bias"]))[..., 0]  # [B, W]: G(x) for every x.
@@ -94,13 +142,15 @@ def test_perfect_weight_model_gives_z_over_p():
 def test_splitting_masks_each_arm_to_its_users_and_pooling_trains_both_on_all():
   z = jnp.array([True, False, True, False])
   rec_ok = jnp.array([True, True, False, True])
-  _, mask, weight, metrics = Splitting("splitting").train_weights(None, (), None, None, None, z,
-                                                                 rec_ok, None)
+  spec = SimpleNamespace(design=designs.make(defaults.get_config(), mode="splitting"))
+  assert isinstance(spec.design.learning, pieces.OwnArm)
+  _, mask, weight, metrics = spec.design.learning.weights(spec, (), None, None, None, z, rec_ok,
+                                                          None)
   np.testing.assert_array_equal(mask, [[1, 0, 0, 0], [0, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)
   assert metrics == {}
-  _, mask, weight, _ = Pooling("pooling").train_weights(None, (), None, None, None, z, rec_ok,
-                                                        None)
+  spec = SimpleNamespace(design=designs.make(defaults.get_config(), mode="pooling"))
+  _, mask, weight, _ = spec.design.learning.weights(spec, (), None, None, None, z, rec_ok, None)
   np.testing.assert_array_equal(mask, [[1, 1, 0, 1], [1, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)
 
@@ -110,7 +160,7 @@ def test_assignment_is_monotone_in_p_and_has_the_right_rate():
   subset of treated at any larger p, and the share treated is p."""
   users = jnp.arange(20_000)
   rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 0)))
-  z = {p: np.asarray(Pooling("pooling").assign(rep, users, None, p, 0)) for p in (0.1, 0.5, 0.9)}
+  z = {p: np.asarray(pieces.Users("user").assign(rep, users, None, p, 0)) for p in (0.1, 0.5, 0.9)}
   assert (z[0.1] <= z[0.5]).all() and (z[0.5] <= z[0.9]).all()
   for p, zp in z.items():
     assert abs(zp.mean() - p) < 4 * np.sqrt(p * (1 - p) / len(users))

@@ -16,8 +16,8 @@ from gtesim import prng
 from gtesim.data import dataset
 from gtesim.data import encoding
 from gtesim.designs import cluster as clusters
-from gtesim.designs.cluster import Cluster
-from gtesim.designs.switchback import Switchback
+from gtesim.designs.cluster import Clusters
+from gtesim.designs.switchback import BurnIn, Periods
 from gtesim.driver import simulate
 from gtesim.environments import fenwick
 
@@ -40,7 +40,7 @@ def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment, vec
   n_recs = 0
   for b in range(config.repetitions):
     rep = jax.tree.map(lambda a: a[b], setup.reps_host)
-    video_z = np.asarray(design.video_treated(rep, np.arange(len(setup.ds.video_ids)), 0.5))
+    video_z = np.asarray(design.exposure.video_treated(rep, np.arange(len(setup.ds.video_ids)), 0.5))
     used = np.asarray(worlds.memory.video[b, 0] if environment == "latent" else
                       worlds.memory.used[b, 0])
     if environment == "latent":
@@ -56,7 +56,7 @@ def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment, vec
       counts = np.stack([(ok & in_t).sum(1), (ok & ~in_t).sum(1)]).astype(np.int32)
       np.testing.assert_array_equal(worlds.memory.tree[b, 0], fenwick.build(
           jnp.asarray(counts), setup.env.environment.page_rank))
-    user_z = np.asarray(design.assign(rep, jnp.asarray(users), None, 0.5, 0))
+    user_z = np.asarray(design.assignment.assign(rep, jnp.asarray(users), None, 0.5, 0))
     np.testing.assert_array_equal(video_z[videos], user_z)
     n_recs += len(videos)
     # Both arms exist, and the videos split about p_items = p.
@@ -67,8 +67,8 @@ def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment, vec
 def test_cluster_users_share_their_clusters_assignment():
   cluster = jnp.asarray(np.random.default_rng(0).integers(0, 30, 5000))
   rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 3)),
-                        designs={"cluster": cluster})
-  design = Cluster("cluster", n_units=30)
+                        designs={Clusters.data: cluster})
+  design = Clusters()
   z = np.asarray(design.assign(rep, jnp.arange(5000), None, 0.4, 7))
   per_cluster = {c: set(z[np.asarray(cluster) == c]) for c in range(30)}
   assert all(len(v) == 1 for v in per_cluster.values())  # One Z per cluster.
@@ -108,18 +108,20 @@ def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_r
 
 def test_switchback_z_is_constant_within_a_period_and_burn_in_is_left_out(tiny_root,
                                                                           tmp_path):
-  design = Switchback("switchback", switch_every=5, switch_burn_in=2, n_periods=12)
+  design = Periods(every=5, n_periods=12)
   rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 1)))
   per_step = [np.asarray(design.assign(rep, jnp.arange(50), None, 0.5, t)) for t in range(60)]
   for t, z in enumerate(per_step):
     assert len(set(z)) == 1 and z[0] == per_step[t - t % 5][0]
   assert len({z[0] for z in per_step}) == 2
   balanced = [bool(design.assign(rep, jnp.arange(2), None, 0.25, t)[0])
-              for t in range(0, design.switch_every * 12, design.switch_every)]
+              for t in range(0, design.every * 12, design.every)]
   assert sum(balanced) == 3  # Exactly round(0.25 x 12) of the 12 periods.
-  alternating = Switchback("switchback", switch_every=5, switch_order="alternating")
+  alternating = Periods(every=5, order="alternating")
   zs = [bool(alternating.assign(rep, jnp.arange(2), None, 0.5, t)[0]) for t in range(0, 40, 5)]
   assert all(a != b for a, b in zip(zs, zs[1:]))
+  assert [bool(BurnIn(5, 2).counted(t)) for t in range(10)] == [False, False, True, True,
+                                                                  True] * 2
 
   config = small_sim_config(tiny_root, mode="switchback",
                             **{"experiment.switchback.every": 5, "experiment.switchback.burn_in": 2})

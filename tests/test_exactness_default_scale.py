@@ -110,7 +110,7 @@ def test_fenwick_trees_match_the_used_mask_at_default_scale(pure_root):
   video = setup.packed.video[:setup.packed.n_env_pages]
   ok = (video >= 0) & setup.reps_host.train_video[0][np.maximum(video, 0)] & ~used
   rep = jax.tree.map(lambda a: a[0], setup.reps_host)
-  treated = np.asarray(designs.make(config, setup.ds).video_treated(
+  treated = np.asarray(designs.make(config, setup.ds).exposure.video_treated(
       rep, np.maximum(video, 0), config.experiment.p_treatment))
   counts = np.stack([(ok & treated).sum(1), (ok & ~treated).sum(1)]).astype(np.int32)
   np.testing.assert_array_equal(worlds.memory.tree[0, 0], fenwick.build(

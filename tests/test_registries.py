@@ -3,7 +3,9 @@ resolved by name in one place each, and nothing else asks which variant it is.""
 
 import ast
 import pathlib
+from types import SimpleNamespace
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from gtesim import designs
 from gtesim import environments
 from gtesim import label_kinds
 from gtesim import models
+from gtesim import prng
 from gtesim.config import checks
 from gtesim.config import defaults
 from gtesim.environments import retrieval
@@ -89,8 +92,11 @@ def test_every_design_builds_from_the_default_config_and_lays_out_its_worlds(mod
   assert len(groups) == design.layout.n_worlds(len(points)) * design.arms
   inputs = design.layout.point_inputs(points, np.ones(2), np.zeros(2))
   assert inputs.alpha.shape == (design.layout.n_worlds(len(points)), design.arms, 2)
-  arm = np.asarray(design.arm_of(jnp.array([True, False, True])))
-  assert arm.dtype == np.int32 and set(arm) <= set(range(design.arms))
+  rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 0)), designs={})
+  if not design.data_pieces:  # Its assignment needs no set-up: Z of three users at p = 1.
+    z = np.asarray(design.assignment.assign(rep, jnp.arange(3), jax.random.key(0), 1.0, 0))
+    assert z.dtype == bool and z.all()
+  assert set(design.unit.fields) >= ({"user_var"} if design.arms == 2 else set())
   assert all(m.startswith("weight/") for m in design.reporting.step_metrics)
   assert (mode in designs.AB_DESIGNS) == (design.arms == 2)
 

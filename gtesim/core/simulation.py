@@ -103,7 +103,7 @@ class Simulation:
       def one(point):
         return World(tuple(a[0] for a in arms), tuple(a[1] for a in arms),
                      spec.environment.init_memory(spec, env, rep, point),
-                     spec.design.init_state(spec, rep, point))
+                     step_lib.design_state(spec, rep, point))
 
       return map_axis(one, self.vectorize)(pts)
 
@@ -134,7 +134,7 @@ class Simulation:
                     for split, rows in (("val", rep.val_rows), ("train", rep.train_rows))}
                    for a, p in enumerate(world.params)]
         out = jax.tree.map(lambda *xs: jnp.stack(xs), *per_arm)
-        out.update(spec.design.evaluate(spec, world.design, rep))
+        out.update(spec.design.unit.evaluate(spec, world.design.unit, rep))
         return out
 
       return map_axis(one, self.vectorize)(wlds)
@@ -146,10 +146,12 @@ def make_simulation(config, setup) -> Simulation:
   """The Simulation of a config over a built Setup (driver.setup.build)."""
   design = designs.make(config, setup.ds)
   # A design whose per-repetition set-up is missing would have nothing to index.
-  if design.needs_rep_data and design.name not in setup.reps_host.designs:
-    raise GtesimError(f"the {design.name} design needs its per-repetition set-up, but the "
-                      f"Setup was built without it: build it with driver.setup.build(config, "
-                      f"modes=(..., '{design.name}')).")
+  missing = set(design.data_pieces) - set(setup.reps_host.designs)
+  if missing:
+    raise GtesimError(f"the {design.name} design needs its per-repetition set-up "
+                      f"({', '.join(sorted(missing))}), but the Setup was built without it: "
+                      f"build it with driver.setup.build(config, modes=(..., "
+                      f"'{design.name}')).")
   sim = config.sim
   rule = exploration.make(config)
   rankers, arm_ranker = models_lib.rankers(config, setup.static.dims)

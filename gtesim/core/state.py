@@ -8,7 +8,7 @@ traced inputs of one world (p and the alphas), so a sweep is one more mapped axi
 """
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 from flax import struct
@@ -94,13 +94,20 @@ class Point:
   temperature: jax.Array  # [] float32: exploration's softmax temperature.
 
 
+class DesignState(NamedTuple):
+  """A world's design state: its learning piece's (weighting: G) and its unit piece's (A/B
+  designs: per-user sums); () for a piece without state (designs/pieces.py)."""
+  learning: Any
+  unit: Any
+
+
 @struct.dataclass
 class World:
   """The state of one world of one repetition."""
   params: tuple  # [arm][label] model parameters.
   opt_state: tuple  # [arm][label] optimizer states.
   memory: object  # What the world recommended: the environment's own state pytree.
-  design: object  # The design's own state pytree (per-user sums, the weight model, or ()).
+  design: DesignState
 
 
 @struct.dataclass

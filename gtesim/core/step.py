@@ -6,7 +6,7 @@ each user's eligible items, from the environment), features, scoring (`choose`: 
 candidates ranked by its own arm's models and alphas, the argmax recommended), bookkeeping
 (`record`, `tally`: the outcome and the items marked used, from the environment; the per-arm
 sums and the design's own tally) and training (`learn`: the label models on the recommended
-items with the design's masks and weights). Every variant's hook is static: the design and
+items with the design's masks and weights). Every variant is static: the design's pieces and
 the environment objects in the SimSpec.
 """
 
@@ -20,13 +20,14 @@ from gtesim.core import exploration as exploration_lib
 from gtesim.core import features as features_lib
 from gtesim.core import training
 from gtesim.core.sampling import sample_users, step_keys
-from gtesim.core.scoring import blocked_scores, predictions, two_ranker_scores
-from gtesim.core.state import Env, RepData, Static, StepOut, World
+from gtesim.core.scoring import CONTROL, TREATMENT, blocked_scores, predictions
+from gtesim.core.scoring import two_ranker_scores
+from gtesim.core.state import DesignState, Env, RepData, Static, StepOut, World
 from gtesim.environments import release
 from gtesim.environments.base import Candidates, Environment, StepContext
 from gtesim.models import Pairs
 
-if TYPE_CHECKING:  # The designs use the core's building blocks; the core calls their hooks.
+if TYPE_CHECKING:  # The designs use the core's building blocks; the core calls their pieces.
   from gtesim.designs.base import Design
 
 PHASES = ("sampling", "features", "scoring", "bookkeeping", "training")
@@ -78,7 +79,7 @@ class Draw(NamedTuple):
   position: jax.Array  # [b] their positions among the train users.
   z: jax.Array  # [b] bool: treated.
   arm: jax.Array  # [b] int32 arm index.
-  cls: jax.Array  # [b] int32 video class each user draws from (designs' user_class).
+  cls: jax.Array  # [b] int32 video class each user draws from (the design's exposure piece).
   cand: Candidates
 
 
@@ -93,14 +94,21 @@ def draw(spec: SimSpec, env: Env, rep: RepData, point, world: World, t) -> Draw:
   design = spec.design
   users, position = sample_users(spec, rep, t)
   cand_key, _, assign_key, _, _ = step_keys(rep, t)
-  z = design.assign(rep, users, assign_key, point.p_treatment, t)
-  arm = design.arm_of(z)
-  cls = design.user_class(arm)
-  allowed = design.candidate_filter(rep, point, z)
+  z = design.assignment.assign(rep, users, assign_key, point.p_treatment, t)
+  arm = jnp.where(z, TREATMENT, CONTROL).astype(jnp.int32)  # Global worlds: all 0.
+  cls = design.exposure.user_class(arm)
+  allowed = design.exposure.allowed(rep, point, z)
   released = release.allowed(rep, t) if spec.staggered else None
   ctx = StepContext(spec, env, rep, point, world.memory, users, position, cls, t)
   cand = spec.environment.candidates(ctx, allowed, released, cand_key)
   return Draw(users, position, z, arm, cls, cand)
+
+
+def design_state(spec: SimSpec, rep: RepData, point) -> DesignState:
+  """The design's state in a fresh world: its learning piece's and its unit piece's."""
+  design = spec.design
+  return DesignState(design.learning.init_state(spec, rep, point),
+                     design.unit.init_state(spec, rep, point))
 
 
 def arm_order(spec: SimSpec, d: Draw):
@@ -154,9 +162,10 @@ def tally(spec: SimSpec, world: World, d: Draw, y, rec_ok, t):
   arm. Returns (design state, the StepOut fields but loss and design)."""
   design = spec.design
   arm_of = d.arm[None, :] == jnp.arange(design.arms)[:, None]  # [A, b]
-  in_arm = arm_of & rec_ok[None, :] & design.counted(t)  # Enters the estimate.
+  in_arm = arm_of & rec_ok[None, :] & design.counting.counted(t)  # Enters the estimate.
   yw = jnp.where(in_arm[..., None], y[None], 0.0)  # [A, b, L]
-  state = design.tally(world.design, d.position, in_arm, yw)
+  state = world.design._replace(unit=design.unit.tally(world.design.unit, d.position, in_arm,
+                                                       yw))
   return state, (jnp.sum(yw, axis=1), jnp.sum(yw * yw, axis=1), jnp.sum(in_arm, axis=1),
                  jnp.sum(arm_of & (d.cand.n_eligible == 0), axis=1),
                  jnp.sum(arm_of & (d.cand.n_eligible < spec.n_candidate), axis=1))
@@ -171,11 +180,12 @@ def learn(spec: SimSpec, rep: RepData, point, world: World, state, d: Draw, s: S
   """
   design = spec.design
   dropout_key = step_keys(rep, t)[1]
-  state, mask, weight, design_metrics = design.train_weights(spec, state, rep, point, s.rec,
-                                                             d.z, rec_ok, dropout_key)
+  learning, mask, weight, design_metrics = design.learning.weights(
+      spec, state.learning, rep, point, s.rec, d.z, rec_ok, dropout_key)
+  state = state._replace(learning=learning)
   params, opt_state, losses = [], [], []
   for a in range(design.arms):
-    if design.train_models:
+    if design.learning.trains:
       p, o, loss = training.train_update(spec.arm_models(a), world.params[a],
                                          world.opt_state[a],
                                          s.rec, y, mask[a] * weight[a], jnp.sum(mask[a]),

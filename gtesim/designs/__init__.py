@@ -1,7 +1,9 @@
 """Experiment designs (SPEC §5): one module each, resolved by name here and nowhere else.
 
 `mode` names the design: `global` (the GT and GC worlds of the true GTE) or an A/B design.
-Adding one is a module with a Design subclass, one line in DESIGNS and a config
+A design is a choice of pieces (designs/pieces.py: who is treated, what each arm may be shown,
+what each arm learns from, which steps count, the variance's unit). Adding one is a module
+with a Design subclass that picks its pieces, one line in DESIGNS and its config keys
 (docs/extending.md).
 """
 
@@ -31,9 +33,21 @@ MODES = DESIGNS.names()
 AB_DESIGNS = tuple(n for n, d in DESIGNS.items() if d.arms == 2)
 
 
-def make(config, ds=None) -> base.Design:
-  """The design of `config.mode` (`ds`: the dataset, for a size the compiled code needs)."""
-  return DESIGNS.get(config.mode).from_config(config, ds)
+def make(config, ds=None, mode: str | None = None) -> base.Design:
+  """The design of `mode` (default `config.mode`) under `config` (`ds`: the dataset, for a
+  size the compiled code needs)."""
+  mode = mode or config.mode
+  return DESIGNS.get(mode).from_config(mode, config, ds)
+
+
+def data_pieces(config, ds, modes) -> dict:
+  """{RepData.designs key: the piece that builds it} of the designs in `modes` (a key shared
+  by several designs is built once)."""
+  out = {}
+  for mode in dict.fromkeys(modes):
+    for data, piece in make(config, ds, mode).data_pieces.items():
+      out.setdefault(data, piece)
+  return out
 
 
 def check_config(config) -> None:

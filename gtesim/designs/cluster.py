@@ -21,8 +21,8 @@ import numpy as np
 
 from gtesim import prng
 from gtesim.data import encoding
-from gtesim.designs.base import ABDesign, unit_uniform
-from gtesim.designs.reporting import Reporting
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.errors import require
 from gtesim.errors import GtesimError, InputError
 from gtesim.stats import variance
@@ -93,37 +93,28 @@ def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np
 
 
 @dataclasses.dataclass(frozen=True)
-class Cluster(ABDesign):
-  """See the module docstring."""
-  n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
-  # when the design was made without the dataset (reporting only).
-  needs_rep_data: ClassVar[bool] = True
-  reporting: ClassVar[Reporting] = Reporting(
-      evaluation_fields=("user_var", "unit_var", "unit_df", "unit_count"))  # + the
-  # cluster-level variance so far, its degrees of freedom and the number of clusters.
-
-  @classmethod
-  def from_config(cls, config, ds=None):
-    return cls(config.mode, train_models=config.sim.train_models,
-               assignment=config.experiment.assignment,
-               n_units=None if ds is None else n_clusters(config, ds))
-
-  @classmethod
-  def check_config(cls, config, active):
-    exp = config.experiment
-    require(exp.cluster.n >= 2, "experiment.cluster.n", "must be at least 2.")
-    require(exp.cluster.iterations >= 0, "experiment.cluster.iterations", "must be >= 0.")
-    require(0 <= exp.cluster.shuffle <= 1, "experiment.cluster.shuffle", "must be in [0, 1].")
+class Clusters(pieces.Assignment):
+  """Whole clusters are treated: one uniform per (repetition, cluster), below p."""
+  data: ClassVar[str] = "clusters"  # [U] int32 cluster of every user.
 
   @staticmethod
   def rep_data(config, ds, train_user, user_enc, key):
-    """[U] int32 cluster of every user."""
     return user_clusters(config, ds, train_user, user_enc, key)
 
   def assign(self, rep, users, step_key, p, t):
-    """One uniform per (repetition, cluster): a cluster's users share their Z at every step."""
-    cluster = rep.designs[self.name][users]
-    return jax.vmap(lambda c: unit_uniform(rep.key, c))(cluster) < p
+    """A cluster's users share their Z at every step."""
+    cluster = rep.designs[self.data][users]
+    return jax.vmap(lambda c: pieces.unit_uniform(rep.key, c))(cluster) < p
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterUnit(pieces.UserUnit):
+  """Clusters are the units: the `unit` standard error is CR1 over per-cluster sums, summed on
+  the device from the per-user ones."""
+  n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
+  # when the design was made without the dataset (reporting only).
+  fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")  # + the
+  # cluster-level variance so far, its degrees of freedom and the number of clusters.
 
   def unit_sums(self, state, rep):
     """Per-cluster outcome sums [n_units, A, L] and recommendation counts [n_units, A] from
@@ -131,7 +122,7 @@ class Cluster(ABDesign):
     if self.n_units is None:
       raise GtesimError("the cluster design was made without its dataset (designs.make(config,"
                         " ds)): its number of clusters is unknown.")
-    unit = rep.designs[self.name][rep.train_users]
+    unit = rep.designs[Clusters.data][rep.train_users]
     return (jax.ops.segment_sum(state.user_sum, unit, num_segments=self.n_units),
             jax.ops.segment_sum(state.user_n, unit, num_segments=self.n_units))
 
@@ -143,5 +134,23 @@ class Cluster(ABDesign):
     out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
     return out
 
-  def unit_variance(self, steps_sum, steps_n, evals, e, point):
+  def variance(self, steps_sum, steps_n, evals, e, point):
     return evals["unit_var"][e][:, point], evals["unit_df"][e][:, point]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster(ABDesign):
+  """See the module docstring."""
+
+  @classmethod
+  def from_config(cls, name, config, ds=None):
+    n_units = None if ds is None else n_clusters(config, ds)
+    return cls(name, **{**ab_pieces(config), "assignment": Clusters(),
+                        "unit": ClusterUnit(n_units)})
+
+  @classmethod
+  def check_config(cls, config, active):
+    exp = config.experiment
+    require(exp.cluster.n >= 2, "experiment.cluster.n", "must be at least 2.")
+    require(exp.cluster.iterations >= 0, "experiment.cluster.iterations", "must be >= 0.")
+    require(0 <= exp.cluster.shuffle <= 1, "experiment.cluster.shuffle", "must be in [0, 1].")

@@ -13,44 +13,20 @@ import dataclasses
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gtesim import prng
-from gtesim.designs.base import ABDesign
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
-from gtesim.designs.splitting import own_arm_masks
 
 
 @dataclasses.dataclass(frozen=True)
-class Codiverted(ABDesign):
-  """See the module docstring."""
+class ArmVideos(pieces.Exposure):
+  """Each video is in one arm; a user is shown its own arm's videos only (two classes)."""
   p_items: float | None = None  # P(video in treatment); None = p_treatment.
-  diverted_training: bool = True  # Each arm trains on its own arm's items.
-  needs_rep_data: ClassVar[bool] = True
-  reporting: ClassVar[Reporting] = Reporting(evaluation_fields=("user_var",), report_note=(
-      "Co-diverted's estimate is of another population than the truth: each arm's users are "
-      "shown only that arm's videos (a share p_items of the catalogue for treatment, the rest "
-      "for control), so it measures treatment-on-its-half minus control-on-the-other-half; the "
-      "table scores it against the global GTE over the whole catalogue, the effect a launch "
-      "would have."))
-
-  @classmethod
-  def from_config(cls, config, ds=None):
-    del ds
-    exp = config.experiment
-    return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
-               p_items=exp.codiverted.p_items,
-               diverted_training=exp.codiverted.training == "diverted")
-
-  @classmethod
-  def check_config(cls, config, active):
-    cd = config.experiment.codiverted
-    require(cd.p_items is None or 0 < cd.p_items < 1, "experiment.codiverted.p_items",
-            "must be None (= p_treatment) or in (0, 1).")
-    require(cd.training in ("diverted", "pooled"), "experiment.codiverted.training",
-            f"'{cd.training}': use 'diverted' or 'pooled'.")
+  data: ClassVar[str] = "video_arms"
 
   @staticmethod
   def rep_data(config, ds, train_user, user_enc, key):
@@ -61,9 +37,9 @@ class Codiverted(ABDesign):
   def video_treated(self, rep, videos, p):
     """Whether videos are in the treatment arm."""
     p_items = p if self.p_items is None else self.p_items
-    return rep.designs[self.name][videos] < p_items
+    return rep.designs[self.data][videos] < p_items
 
-  def candidate_filter(self, rep, point, z):
+  def allowed(self, rep, point, z):
     def allowed(videos):
       treated = self.video_treated(rep, videos, point.p_treatment)
       return treated == z.reshape(z.shape + (1,) * (videos.ndim - 1))
@@ -77,8 +53,29 @@ class Codiverted(ABDesign):
     treated = self.video_treated(rep, videos, point.p_treatment)
     return [treated, ~treated]
 
-  def train_weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
-    if not self.diverted_training:
-      return super().train_weights(spec, state, rep, point, pairs, z, rec_ok, key)
-    mask = own_arm_masks(z, rec_ok)
-    return state, mask, jnp.ones_like(mask), {}
+
+@dataclasses.dataclass(frozen=True)
+class Codiverted(ABDesign):
+  """See the module docstring."""
+  reporting: ClassVar[Reporting] = Reporting(report_note=(
+      "Co-diverted's estimate is of another population than the truth: each arm's users are "
+      "shown only that arm's videos (a share p_items of the catalogue for treatment, the rest "
+      "for control), so it measures treatment-on-its-half minus control-on-the-other-half; the "
+      "table scores it against the global GTE over the whole catalogue, the effect a launch "
+      "would have."))
+
+  @classmethod
+  def from_config(cls, name, config, ds=None):
+    del ds
+    cd = config.experiment.codiverted
+    learning = pieces.OwnArm if cd.training == "diverted" else pieces.Learning
+    return cls(name, **{**ab_pieces(config), "exposure": ArmVideos(cd.p_items),
+                        "learning": learning(trains=config.sim.train_models)})
+
+  @classmethod
+  def check_config(cls, config, active):
+    cd = config.experiment.codiverted
+    require(cd.p_items is None or 0 < cd.p_items < 1, "experiment.codiverted.p_items",
+            "must be None (= p_treatment) or in (0, 1).")
+    require(cd.training in ("diverted", "pooled"), "experiment.codiverted.training",
+            f"'{cd.training}': use 'diverted' or 'pooled'.")

@@ -1,4 +1,4 @@
-"""Pooling: both arms' models train on every new item, unweighted (the ABDesign defaults)."""
+"""Pooling: both arms' models train on every new item, unweighted (ABDesign's pieces)."""
 
 import dataclasses
 

@@ -3,7 +3,8 @@
 import dataclasses
 from typing import ClassVar
 
-from gtesim.designs.base import ABDesign
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 
@@ -12,13 +13,12 @@ from gtesim.errors import require
 class Snapshot(ABDesign):
   """Both arms rank with the pretrained models; nothing trains (losses are still reported).
   Studies also score it against the truth with frozen models."""
-  reporting: ClassVar[Reporting] = Reporting(evaluation_fields=("user_var",),
-                                             scored_against_frozen_truth=True)
+  reporting: ClassVar[Reporting] = Reporting(scored_against_frozen_truth=True)
 
   @classmethod
-  def from_config(cls, config, ds=None):
+  def from_config(cls, name, config, ds=None):
     del ds
-    return cls(config.mode, train_models=False, assignment=config.experiment.assignment)
+    return cls(name, **{**ab_pieces(config), "learning": pieces.Learning(trains=False)})
 
   @classmethod
   def check_config(cls, config, active):

@@ -5,7 +5,8 @@ order, so both arms occur in every repetition; `"random"` treats each period wit
 probability p (i.i.d.: some repetitions may lack an arm); `"alternating"` goes T, C, T, ...
 from a random first arm (p = 0.5 only). Both arms' models train on all data; the first
 `experiment.switchback.burn_in` steps of each period are left out of the estimate (they still
-train the models). The `unit` standard error treats the periods as the units.
+train the models). The `unit` standard error treats the periods as the units. Its pieces:
+`Periods` (who is treated), `BurnIn` (which steps count), `PeriodUnit` (the variance's unit).
 """
 
 import dataclasses
@@ -15,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtesim import prng
-from gtesim.designs.base import ABDesign, unit_uniform
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.errors import InputError
 from gtesim.errors import require
 from gtesim.stats import variance
@@ -42,21 +44,64 @@ def period_variance(outcome_sum, n_recs, period: int):
 
 
 @dataclasses.dataclass(frozen=True)
+class Periods(pieces.Assignment):
+  """The whole population is in one arm during each period of `every` steps."""
+  every: int = 1  # Steps per period.
+  order: str = "balanced"  # "balanced", "random" or "alternating".
+  n_periods: int = 1  # Periods in the run, ceil(n_steps / every).
+
+  def assign(self, rep, users, step_key, p, t):
+    """Period t // every is treated: "balanced", when its rank in a random permutation of the
+    G periods is below round(p G) (exactly that many treated periods, so both arms occur
+    whenever 1 <= round(p G) < G); "random", when its own uniform is below p; or alternately
+    T, C, T, ... from a random first arm."""
+    period = t // self.every
+    if self.order == "alternating":
+      first = pieces.unit_uniform(rep.key, jnp.uint32(0xFFFFFFFF)) < 0.5  # Reserved unit.
+      z = (period % 2 == 0) == first
+    elif self.order == "balanced":
+      key = jax.random.fold_in(prng.stream(rep.key, "assign_unit"), jnp.uint32(0xFFFFFFFE))
+      rank = prng.permute(jnp.asarray(period)[None], self.n_periods, key)[0]
+      z = rank < jnp.round(p * self.n_periods)
+    else:
+      z = pieces.unit_uniform(rep.key, period) < p
+    return jnp.broadcast_to(z, users.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class BurnIn(pieces.Counting):
+  """Each period's first `burn_in` steps are left out, while the models adapt (they still
+  train the models)."""
+  every: int = 1
+  burn_in: int = 0
+
+  def counted(self, t):
+    return t % self.every >= self.burn_in
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodUnit(pieces.UserUnit):
+  """Periods of `every` steps are the units of the `unit` standard error (from the per-step
+  sums on the host)."""
+  every: int = 1
+
+  def variance(self, steps_sum, steps_n, evals, e, point):
+    return period_variance(steps_sum, steps_n, self.every)[:2]
+
+
+@dataclasses.dataclass(frozen=True)
 class Switchback(ABDesign):
   """See the module docstring."""
-  switch_every: int = 1  # Steps per period.
-  switch_order: str = "balanced"  # "balanced", "random" or "alternating".
-  n_periods: int = 1  # Periods in the run, ceil(n_steps / switch_every).
-  switch_burn_in: int = 0  # First steps of a period left out of the estimate.
 
   @classmethod
-  def from_config(cls, config, ds=None):
+  def from_config(cls, name, config, ds=None):
     del ds
-    exp = config.experiment
-    return cls(config.mode, train_models=config.sim.train_models, assignment=exp.assignment,
-               switch_every=exp.switchback.every, switch_order=exp.switchback.order,
-               n_periods=-(-config.sim.n_steps // exp.switchback.every),
-               switch_burn_in=exp.switchback.burn_in)
+    sb = config.experiment.switchback
+    return cls(name, **{**ab_pieces(config),
+                        "assignment": Periods(sb.every, sb.order,
+                                              -(-config.sim.n_steps // sb.every)),
+                        "counting": BurnIn(sb.every, sb.burn_in),
+                        "unit": PeriodUnit(sb.every)})
 
   @classmethod
   def study_extra_jobs(cls, config):
@@ -87,27 +132,3 @@ class Switchback(ABDesign):
       require(ps == {0.5}, "experiment.switchback.order",
               "'alternating' treats every other period, i.e. p = 0.5; set p_treatment (and any "
               "swept p) to 0.5 or use 'random'.")
-
-  def assign(self, rep, users, step_key, p, t):
-    """Period t // switch_every is treated: "balanced", when its rank in a random
-    permutation of the G periods is below round(p G) (exactly that many treated periods, so
-    both arms occur whenever 1 <= round(p G) < G); "random", when its own uniform is below
-    p; or alternately T, C, T, ... from a random first arm."""
-    period = t // self.switch_every
-    if self.switch_order == "alternating":
-      first = unit_uniform(rep.key, jnp.uint32(0xFFFFFFFF)) < 0.5  # Reserved unit index.
-      z = (period % 2 == 0) == first
-    elif self.switch_order == "balanced":
-      key = jax.random.fold_in(prng.stream(rep.key, "assign_unit"), jnp.uint32(0xFFFFFFFE))
-      rank = prng.permute(jnp.asarray(period)[None], self.n_periods, key)[0]
-      z = rank < jnp.round(p * self.n_periods)
-    else:
-      z = unit_uniform(rep.key, period) < p
-    return jnp.broadcast_to(z, users.shape)
-
-  def counted(self, t):
-    """Each period's first `switch_burn_in` steps are left out, while the models adapt."""
-    return t % self.switch_every >= self.switch_burn_in
-
-  def unit_variance(self, steps_sum, steps_n, evals, e, point):
-    return period_variance(steps_sum, steps_n, self.switch_every)[:2]

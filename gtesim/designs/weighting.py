@@ -22,7 +22,8 @@ from gtesim import models
 from gtesim import prng
 from gtesim import metrics
 from gtesim.core.training import train_update
-from gtesim.designs.base import ABDesign, UserSums
+from gtesim.designs import pieces
+from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
 
@@ -42,20 +43,62 @@ def arm_weights(g, p, clip: float = 0.0):
 
 
 @struct.dataclass
-class WeightingState(UserSums):
+class WeightModel:
+  """G's state in a world."""
   g_params: tuple  # (G's parameters,)
   g_opt: tuple  # (G's optimizer state,)
 
 
 @dataclasses.dataclass(frozen=True)
+class Weighted(pieces.Learning):
+  """Every arm learns from every item, weighted by G (see the module docstring)."""
+  weight_model: models.LabelModel = None  # G.
+  clip: float = 0.0  # Upper clip of G/p and (1-G)/(1-p); 0 = none.
+  g_first: bool = False  # The weights come from G after (True) or before its update.
+
+  def init_state(self, spec, rep, point):
+    g = self.weight_model
+    p = g.init(jax.random.fold_in(prng.stream(rep.key, "init"), len(spec.models)),
+               spec.static.dims)
+    g_params = (g.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
+                            zero_kernel=True),)
+    return WeightModel(g_params, (g.init_optimizer(g_params[0]),))
+
+  def weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
+    g_model = self.weight_model
+    raw = g_model.apply(state.g_params[0], pairs)
+    zf = z.astype(jnp.float32)
+    before = {"weight/loss": metrics.masked_mean(g_model.loss(raw, zf), rec_ok),
+              "weight/auc": metrics.auc(raw, zf, rec_ok),
+              "weight/accuracy": metrics.masked_mean((raw > 0) == z, rec_ok)}
+    g_params, g_opt, _ = train_update((g_model,), state.g_params, state.g_opt, pairs,
+                                      zf[:, None], rec_ok.astype(jnp.float32), jnp.sum(rec_ok),
+                                      jax.random.fold_in(key, spec.design.arms),
+                                      spec.updates_per_step)
+    weighting_g = g_params if self.g_first else state.g_params  # G after or before update.
+    g = jax.nn.sigmoid(g_model.apply(weighting_g[0], pairs))
+    ok = rec_ok.astype(jnp.float32)
+    mask = jnp.broadcast_to(ok, (spec.design.arms,) + ok.shape)
+    weight = arm_weights(g, point.p_treatment, self.clip)
+    mean = [metrics.masked_mean(w, rec_ok) for w in weight]
+    spread = {f"weight/sd_{a}": jnp.sqrt(metrics.masked_mean((w - m) ** 2, rec_ok))
+              for a, w, m in zip("tc", weight, mean)}
+    spread["weight/max"] = jnp.max(jnp.where(rec_ok[None], weight, 0.0))
+    return WeightModel(g_params, g_opt), mask, weight, {**before, **spread}
+
+  def extra_flops(self, spec):
+    """G: trained on the step's items, plus the forward passes of its metrics and weights."""
+    f = self.weight_model.flops(spec.static.user_layout.width,
+                                spec.static.video_layout.width, spec.n_candidate)
+    return f["row"] * spec.batch_size * (3 * spec.updates_per_step + 2)
+
+
+@dataclasses.dataclass(frozen=True)
 class Weighting(ABDesign):
   """See the module docstring."""
-  weight_model: models.LabelModel = None  # G.
-  weight_clip: float = 0.0  # Upper clip of G/p and (1-G)/(1-p); 0 = none.
-  g_first: bool = False  # The weights come from G after (True) or before its update.
   reporting: ClassVar[Reporting] = Reporting(
       step_metrics=tuple(f"weight/{m}" for m in METRICS), step_metrics_world="G",
-      step_metrics_label="G on new items", evaluation_fields=("user_var",), figure_panels=(
+      step_metrics_label="G on new items", figure_panels=(
           ("weight-model AUC and accuracy", "AUC, accuracy",
            ("weight/auc", "weight/accuracy"), "no weight model in this mode"),
           ("weight-model loss", "BCE loss", "weight/loss", "no weight model in this mode"),
@@ -63,15 +106,14 @@ class Weighting(ABDesign):
            ("weight/sd_t", "weight/sd_c", "weight/max"), "no weight model in this mode")))
 
   @classmethod
-  def from_config(cls, config, ds=None):
+  def from_config(cls, name, config, ds=None):
     exp = config.experiment
-    return cls(config.mode, train_models=config.sim.train_models,
-               assignment=exp.assignment,
-               weight_model=models.label_model(
-                   config, "weight", label_kinds.KINDS["binary"], "bce", exp.weighting.g,
-                   models.dims_of(ds) if ds is not None else None,
-                   video_only=exp.weighting.features == "video"),
-               weight_clip=exp.weighting.clip, g_first=exp.weighting.g_update == "before")
+    g = models.label_model(config, "weight", label_kinds.KINDS["binary"], "bce",
+                           exp.weighting.g, models.dims_of(ds) if ds is not None else None,
+                           video_only=exp.weighting.features == "video")
+    return cls(name, **{**ab_pieces(config), "learning": Weighted(
+        trains=config.sim.train_models, weight_model=g, clip=exp.weighting.clip,
+        g_first=exp.weighting.g_update == "before")})
 
   @classmethod
   def check_config(cls, config, active):
@@ -87,42 +129,3 @@ class Weighting(ABDesign):
     if not config.study.weighting_video:
       return []
     return [("weighting-video", {"experiment.weighting.features": "video"})]
-
-  def init_state(self, spec, rep, point):
-    g = self.weight_model
-    p = g.init(jax.random.fold_in(prng.stream(rep.key, "init"), len(spec.models)),
-               spec.static.dims)
-    g_params = (g.with_head(p, jnp.log(point.p_treatment / (1 - point.p_treatment)),
-                                zero_kernel=True),)
-    users = super().init_state(spec, rep, point)
-    return WeightingState(users.user_sum, users.user_n, g_params,
-                          (g.init_optimizer(g_params[0]),))
-
-  def train_weights(self, spec, state, rep, point, pairs, z, rec_ok, key):
-    g_model = self.weight_model
-    raw = g_model.apply(state.g_params[0], pairs)
-    zf = z.astype(jnp.float32)
-    before = {"weight/loss": metrics.masked_mean(g_model.loss(raw, zf), rec_ok),
-              "weight/auc": metrics.auc(raw, zf, rec_ok),
-              "weight/accuracy": metrics.masked_mean((raw > 0) == z, rec_ok)}
-    g_params, g_opt, _ = train_update((g_model,), state.g_params, state.g_opt, pairs,
-                                      zf[:, None], rec_ok.astype(jnp.float32), jnp.sum(rec_ok),
-                                      jax.random.fold_in(key, self.arms),
-                                      spec.updates_per_step)
-    weighting_g = g_params if self.g_first else state.g_params  # G after or before update.
-    g = jax.nn.sigmoid(g_model.apply(weighting_g[0], pairs))
-    ok = rec_ok.astype(jnp.float32)
-    mask = jnp.broadcast_to(ok, (self.arms,) + ok.shape)
-    weight = arm_weights(g, point.p_treatment, self.weight_clip)
-    mean = [metrics.masked_mean(w, rec_ok) for w in weight]
-    spread = {f"weight/sd_{a}": jnp.sqrt(metrics.masked_mean((w - m) ** 2, rec_ok))
-              for a, w, m in zip("tc", weight, mean)}
-    spread["weight/max"] = jnp.max(jnp.where(rec_ok[None], weight, 0.0))
-    return (state.replace(g_params=g_params, g_opt=g_opt), mask, weight,
-            {**before, **spread})
-
-  def extra_flops(self, spec):
-    """G: trained on the step's items, plus the forward passes of its metrics and weights."""
-    f = self.weight_model.flops(spec.static.user_layout.width,
-                                    spec.static.video_layout.width, spec.n_candidate)
-    return f["row"] * spec.batch_size * (3 * spec.updates_per_step + 2)

@@ -130,7 +130,7 @@ def to_tables(history: History, worlds: Worlds, labels: list, reps) -> tuple:
     cols["split"] = np.full(len(cols["step"]), "new")
     parts.append(cols)
   variances = {f"{field}/{l}": history.evals[field][..., i]
-               for field in design.reporting.evaluation_fields for i, l in enumerate(labels)}
+               for field in design.unit.fields for i, l in enumerate(labels)}
   if variances:
     cols = _long(variances, history.eval_step, reps, [grp for grp in groups if grp[1] == 0])
     cols["world"] = np.full(len(cols["step"]), "T-C")
@@ -200,7 +200,7 @@ def from_tables(step_cols: dict, metric_cols: dict, worlds: Worlds, labels: list
   if len(rows):
     arm0 = [(gw,) for gw, ga, _, _ in groups if ga == 0]
     n_e = len(rows) // (n_reps * len(arm0))
-    for field in worlds.design.reporting.evaluation_fields:
+    for field in worlds.design.unit.fields:
       names = [f"{field}/{l}" for l in labels]
       d = _unlong(metric_cols, rows, names, n_e, n_reps, arm0, (w,))
       evals[field] = np.stack([d[n] for n in names], -1).astype(np.float32)

@@ -80,10 +80,9 @@ def _eval_rows(gen, packed, user_ok, video_ok, size) -> EvalRows:
                   col.astype(np.int32), mask)
 
 
-def make_rep(config, ds, packed, rep_index: int, modes=None):
+def make_rep(config, ds, packed, rep_index: int, data_pieces: dict):
   """One repetition's RepData and its pretraining rows (page, col), on the host; with the
-  set-up of the designs in `modes` that need one (default: config.mode)."""
-  modes = tuple(modes or (config.mode,))
+  set-up of the design pieces `data_pieces` (designs.data_pieces)."""
   key = prng.rep_key(config.seed, rep_index)
   has_env = packed.n_pages > 0
   split = splits_lib.split(key, len(ds.user_ids), len(ds.video_ids), config.data.user_p_val,
@@ -106,11 +105,8 @@ def make_rep(config, ds, packed, rep_index: int, modes=None):
   # have none).
   sim_users = np.flatnonzero(split.train_user & has_env).astype(np.int32)
   user_enc = encoding.fit(ds.users, split.train_user)
-  design_data = {}
-  for mode in dict.fromkeys(modes):
-    design = designs.DESIGNS.get(mode)
-    if design.needs_rep_data:
-      design_data[mode] = design.rep_data(config, ds, split.train_user, user_enc, key)
+  design_data = {data: piece.rep_data(config, ds, split.train_user, user_enc, key)
+                 for data, piece in data_pieces.items()}
   rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data,
                 release, sim_key_data(key, config.sim.replicate))
@@ -173,7 +169,8 @@ def build(config, modes=None) -> Setup:
   log.info("environment: %s (%s outcomes, %s retrieval)", config.sim.environment,
            config.sim.outcome, config.sim.retrieval)
   rep_indices = config.rep_offset + np.arange(config.repetitions)
-  made = [make_rep(config, ds, packed, int(r), modes) for r in rep_indices]
+  pieces = designs.data_pieces(config, ds, modes)
+  made = [make_rep(config, ds, packed, int(r), pieces) for r in rep_indices]
   reps_host = stack([m[0] for m in made])
   n_train = int(reps_host.train_users.shape[1])
   if config.sim.batch_size > n_train:

@@ -33,7 +33,7 @@ class StepContext(NamedTuple):
   memory: Any  # The world's environment state (the environment's own pytree, init_memory).
   users: jax.Array  # [b] int32 the step's users.
   position: jax.Array  # [b] int32 their positions among the train users.
-  cls: jax.Array  # [b] int32 the video class each user draws from (designs' user_class).
+  cls: jax.Array  # [b] int32 the video class each user draws from (the design's exposure piece).
   t: jax.Array  # The step (int32).
 
 

@@ -47,7 +47,7 @@ def eligible_counts(spec, env, rep, point):
   recommendation: filled slots holding a train video (of the class: designs' video_classes)."""
   video = env.logs.page_video[:spec.static.n_pages]
   ok = (video >= 0) & rep.train_video[jnp.maximum(video, 0)]
-  classes = spec.design.video_classes(rep, point, jnp.maximum(video, 0))
+  classes = spec.design.exposure.video_classes(rep, point, jnp.maximum(video, 0))
   if classes is None:
     return jnp.sum(ok, axis=1, dtype=jnp.int32)[None]
   return jnp.stack([jnp.sum(ok & c, axis=1, dtype=jnp.int32) for c in classes])

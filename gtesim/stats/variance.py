@@ -17,7 +17,7 @@ data by each method of METHODS:
   a Student t quantile on its Welch-Satterthwaite degrees of freedom, per repetition
   (arm_clustered_variance): with 3 treated clusters of 20 the quantile is near t_2's, not
   t_19's. Undefined (NaN) where an arm has fewer than 2 units. NaN for the other designs (the
-  design's `unit_variance` gives the variance and its degrees of freedom).
+  design's unit piece's `variance` gives the variance and its degrees of freedom).
 
 Adding a method is one function pair and one METHODS entry (docs/extending.md).
 """

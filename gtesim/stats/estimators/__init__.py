@@ -45,6 +45,6 @@ def check_config(config, design) -> None:
     for need in cls.needs:
       require(need in NEEDS, "estimator.names",
               f"the {name} estimator declares an unknown need '{need}'.")
-      require(need != "user_var" or need in design.reporting.evaluation_fields, "estimator.names",
+      require(need != "user_var" or need in design.unit.fields, "estimator.names",
               f"the {name} estimator needs {NEEDS[need]}, which the {config.mode} design does "
               "not keep.")

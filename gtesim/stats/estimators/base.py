@@ -23,7 +23,7 @@ NEEDS = {
 class RunData:
   """One sweep point of an A/B run, up to step t (estimators read what they declare)."""
   history: object  # driver.history.History: steps [T, B, W, ...], evals, eval_step.
-  design: object  # The run's Design (its unit_variance).
+  design: object  # The run's Design (its unit piece's variance).
   points: tuple  # The run's SweepPoints (designs.worlds.SweepPoint).
   point: int  # The point (world) estimated.
   t: int  # Steps counted: the first t.

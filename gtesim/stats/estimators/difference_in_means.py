@@ -20,5 +20,5 @@ class DifferenceInMeans(Estimator):
     evals = data.history.evals
     user_var = evals["user_var"][data.e][:, data.point] if "user_var" in evals else None
     total, sq, n = data.step_sums()
-    unit_var, unit_df = data.design.unit_variance(total, n, evals, data.e, data.point)
+    unit_var, unit_df = data.design.unit.variance(total, n, evals, data.e, data.point)
     return ab.ab_estimate(total, sq, n, user_var, n_blocks, level, unit_var, unit_df)
