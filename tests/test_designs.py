@@ -62,14 +62,25 @@ def test_splitting_treatment_models_never_see_control_outcomes(tiny_root):
 
 
 @dataclasses.dataclass(frozen=True)
+class FromStep(pieces.Counting):
+  """docs/extending.md's new piece: the estimate counts steps from `first` on."""
+  first: int = 0
+
+  def counted(self, t):
+    return t >= self.first
+
+
+@dataclasses.dataclass(frozen=True)
 class ClusterSplit(ABDesign):
-  """docs/extending.md's sketch: cluster assignment and data-diverted learning."""
+  """docs/extending.md's sketch: cluster assignment, data-diverted learning, and a piece of
+  its own (FromStep)."""
 
   @classmethod
   def from_config(cls, name, config, ds=None):
     n_units = None if ds is None else cluster.n_clusters(config, ds)
     return cls(name, **{**ab_pieces(config), "assignment": cluster.Clusters(),
                         "learning": pieces.OwnArm(trains=config.sim.train_models),
+                        "counting": FromStep(first=3),
                         "unit": cluster.ClusterUnit(n_units)})
 
   check_config = cluster.Cluster.check_config
@@ -77,12 +88,16 @@ class ClusterSplit(ABDesign):
 
 def test_a_design_composed_of_other_designs_pieces_does_each_pieces_job(tiny_root,
                                                                         monkeypatch):
-  """Whole clusters are treated, and the treatment models never see control users' outcomes."""
+  """Whole clusters are treated, the treatment models never see control users' outcomes, and
+  the first three steps do not count."""
   monkeypatch.setitem(designs.DESIGNS._entries, "cluster_split", ClusterSplit)
   config, setup, fns, prod, points = _start(tiny_root, "cluster_split")
   design = designs.make(config, setup.ds)
   assert design.data_pieces == {"clusters": design.assignment}
-  base = _chunk(setup, fns, prod, points, setup.env)
+  worlds = fns.start(setup.env, setup.reps, prod, points)
+  base, steps = fns.chunk(setup.env, setup.reps, points, worlds, jnp.int32(0))
+  n_recs = np.asarray(steps.n_recs)  # [B, W, T, A]
+  assert (n_recs[:, :, :3] == 0).all() and (n_recs[:, :, 3:].sum((0, 1, 3)) > 0).all()
   owner = np.repeat(np.arange(len(setup.packed.n_pages)), setup.packed.n_pages)
   users = jnp.arange(len(setup.packed.n_pages))
   treated = []
