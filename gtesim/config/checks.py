@@ -235,7 +235,7 @@ def check(config) -> None:
   exploration.check_config(config)
   designs.check_config(config)
   if config.mode in designs.MODES:
-    estimators.check_config(config, designs.DESIGNS.get(config.mode))
+    estimators.check_config(config, designs.make(config), designs.sweep_points(config))
   _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
   pre = config.pretrain
   for key in ("n_interactions", "batch_size", "max_epochs", "patience"):

@@ -309,6 +309,9 @@ def get_config() -> ml_collections.ConfigDict:
   est.names = ()  # Estimators scored beside the difference in means (always scored:
   # result.json's gte) at every A/B point, from gtesim/stats/estimators/ (result.json
   # estimators.<name>, study.json cells <design>+<name>).
+  est.p_extrapolation = ml_collections.ConfigDict()
+  est.p_extrapolation.form = "linear"  # Each arm's mean in p: "linear" (>= 2 swept p) or
+  # "quadratic" (>= 3), extrapolated to p = 1 (treated) and p = 0 (control).
 
   config.sim = sim = ml_collections.ConfigDict()
   sim.release = "all"  # "all": every video is a candidate from the start; "staggered"

@@ -50,8 +50,9 @@ class Estimator:
     return cls()
 
   @classmethod
-  def check_config(cls, config) -> None:
-    """Refuses bad values of its own config keys (it is among estimator.names)."""
+  def check_config(cls, config, points: tuple) -> None:
+    """Refuses bad values of its own config keys, or a run it cannot estimate (it is among
+    estimator.names; `points`: the run's SweepPoints)."""
 
   def estimate(self, data: RunData, n_blocks: int, level: float) -> dict:
     raise NotImplementedError
