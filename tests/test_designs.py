@@ -77,8 +77,9 @@ class ClusterSplit(ABDesign):
 
   @classmethod
   def from_config(cls, name, config, ds=None):
-    n_units = None if ds is None else cluster.n_clusters(config, ds)
-    return cls(name, **{**ab_pieces(config), "assignment": cluster.Clusters(),
+    clusters = cluster.Clusters.of(config)  # Its settings: experiment.cluster.*.
+    n_units = None if ds is None else clusters.n_units(ds)
+    return cls(name, **{**ab_pieces(config), "assignment": clusters,
                         "learning": pieces.OwnArm(trains=config.sim.train_models),
                         "counting": FromStep(first=3),
                         "unit": cluster.ClusterUnit(n_units)})
@@ -93,7 +94,7 @@ def test_a_design_composed_of_other_designs_pieces_does_each_pieces_job(tiny_roo
   monkeypatch.setitem(designs.DESIGNS._entries, "cluster_split", ClusterSplit)
   config, setup, fns, prod, points = _start(tiny_root, "cluster_split")
   design = designs.make(config, setup.ds)
-  assert design.data_pieces == {"clusters": design.assignment}
+  assert design.data_pieces == {design.assignment.data: design.assignment}
   worlds = fns.start(setup.env, setup.reps, prod, points)
   base, steps = fns.chunk(setup.env, setup.reps, points, worlds, jnp.int32(0))
   n_recs = np.asarray(steps.n_recs)  # [B, W, T, A]
@@ -104,7 +105,7 @@ def test_a_design_composed_of_other_designs_pieces_does_each_pieces_job(tiny_roo
   for b in range(config.repetitions):
     rep = jax.tree.map(lambda x: x[b], setup.reps_host)
     z = np.asarray(design.assignment.assign(rep, users, None, config.experiment.p_treatment, 0))
-    clusters = np.asarray(rep.designs["clusters"])
+    clusters = np.asarray(rep.designs[design.assignment.data])
     assert all(len(set(z[clusters == c])) == 1 for c in set(clusters))  # One Z per cluster.
     treated.append(z)
   control = ~np.logical_or.reduce(treated)

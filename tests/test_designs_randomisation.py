@@ -18,7 +18,10 @@ from gtesim.data import encoding
 from gtesim.designs import cluster as clusters
 from gtesim.designs.cluster import Clusters
 from gtesim.designs.switchback import BurnIn, Periods
+from gtesim.core import simulation
+from gtesim.driver import setup as setup_lib
 from gtesim.driver import simulate
+from gtesim.errors import GtesimError
 from gtesim.environments import fenwick
 
 
@@ -67,8 +70,8 @@ def test_codiverted_users_only_get_their_arms_videos(tiny_root, environment, vec
 def test_cluster_users_share_their_clusters_assignment():
   cluster = jnp.asarray(np.random.default_rng(0).integers(0, 30, 5000))
   rep = SimpleNamespace(key=jax.random.key_data(prng.rep_key(0, 3)),
-                        designs={Clusters.data: cluster})
-  design = Clusters()
+                        designs={Clusters(n=30).data: cluster})
+  design = Clusters(n=30)
   z = np.asarray(design.assign(rep, jnp.arange(5000), None, 0.4, 7))
   per_cluster = {c: set(z[np.asarray(cluster) == c]) for c in range(30)}
   assert all(len(v) == 1 for v in per_cluster.values())  # One Z per cluster.
@@ -104,6 +107,30 @@ def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_r
   by_column = clusters.user_clusters(config, ds, train, enc, key)
   column = ds.users.cat[:, ds.users.cat_names.index("user.user_active_degree")]
   np.testing.assert_array_equal(by_column, column)
+
+
+def test_jobs_with_other_cluster_settings_get_their_own_clusters_from_one_setup(tiny_root):
+  """A study builds one Setup for all its jobs: each cluster setting gets its own set-up (a
+  shuffle sweep must not run every job on the base config's clusters)."""
+  base = small_sim_config(tiny_root, mode="cluster")
+  base.experiment.cluster.n = 4
+  shuffled = base.copy_and_resolve_references()
+  shuffled.experiment.cluster.shuffle = 0.4
+  pooled = base.copy_and_resolve_references()
+  pooled.mode = "pooling"
+  setup = setup_lib.build(base, configs=[base, shuffled, pooled])
+  a, b = Clusters.of(base), Clusters.of(shuffled)
+  assert set(setup.reps_host.designs) == {a.data, b.data}
+  for r in range(base.repetitions):
+    got_a = np.asarray(setup.reps_host.designs[a.data][r])
+    got_b = np.asarray(setup.reps_host.designs[b.data][r])
+    assert (got_a != got_b).sum() == round(0.4 * len(got_a))  # The same k-means, 40% moved.
+  sim_b = simulation.make_simulation(shuffled, setup)
+  assert sim_b.spec.design.assignment == b
+  with pytest.raises(GtesimError, match="per-repetition set-up"):
+    other = base.copy_and_resolve_references()
+    other.experiment.cluster.n = 3
+    simulation.make_simulation(other, setup)
 
 
 def test_switchback_z_is_constant_within_a_period_and_burn_in_is_left_out(tiny_root,

@@ -40,12 +40,12 @@ def make(config, ds=None, mode: str | None = None) -> base.Design:
   return DESIGNS.get(mode).from_config(mode, config, ds)
 
 
-def data_pieces(config, ds, modes) -> dict:
-  """{RepData.designs key: the piece that builds it} of the designs in `modes` (a key shared
-  by several designs is built once)."""
+def data_pieces(configs, ds) -> dict:
+  """{RepData.designs key: the piece that builds it} of the designs of `configs` (each its
+  config.mode under its own keys; a key shared by several is built once)."""
   out = {}
-  for mode in dict.fromkeys(modes):
-    for data, piece in make(config, ds, mode).data_pieces.items():
+  for config in configs:
+    for data, piece in make(config, ds).data_pieces.items():
       out.setdefault(data, piece)
   return out
 

@@ -52,14 +52,6 @@ def _nearest(x, centroids):
   return np.argmin(d, axis=1)
 
 
-def n_clusters(config, ds) -> int:
-  """Number of cluster ids (static: the size of the per-cluster sums)."""
-  column = config.experiment.cluster.column
-  if not column:
-    return config.experiment.cluster.n
-  return len(ds.users.cat_vocab[_column_index(ds, column)]) + 2
-
-
 def _column_index(ds, column: str) -> int:
   if column not in ds.users.cat_names:
     raise InputError(f"config key experiment.cluster.column = '{column}' is not a declared "
@@ -67,39 +59,53 @@ def _column_index(ds, column: str) -> int:
   return ds.users.cat_names.index(column)
 
 
-def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np.ndarray:
-  """[U] int32 cluster of every user in one repetition (see the module docstring)."""
-  exp = config.experiment
-  gen = prng.numpy_rng(prng.stream(key, "cluster"))
-  if exp.cluster.column:
-    cluster = ds.users.cat[:, _column_index(ds, exp.cluster.column)].astype(np.int64)
-  else:
-    layout = encoding.Layout.of(ds.users)
-    x = np.asarray(encoding.dense(layout, user_enc, ds.users.num, ds.users.cat,
-                                  list(ds.users.multi)), np.float64)
-    train = np.flatnonzero(train_user)
-    if len(train) < exp.cluster.n:
-      raise InputError(f"config key experiment.cluster.n ({exp.cluster.n}) exceeds the "
-                       f"{len(train)} train users; lower it.")
-    centroids = _kmeans(gen, x[train], exp.cluster.n, exp.cluster.iterations)
-    cluster = _nearest(x, centroids)
-  k = n_clusters(config, ds)
-  if exp.cluster.shuffle > 0 and k > 1:
-    moved = gen.choice(len(cluster), int(round(exp.cluster.shuffle * len(cluster))),
-                       replace=False)
-    shift = gen.integers(1, k, len(moved))  # To a uniformly random *other* cluster.
-    cluster[moved] = (cluster[moved] + shift) % k
-  return cluster.astype(np.int32)
-
-
 @dataclasses.dataclass(frozen=True)
 class Clusters(pieces.Assignment):
-  """Whole clusters are treated: one uniform per (repetition, cluster), below p."""
-  data: ClassVar[str] = "clusters"  # [U] int32 cluster of every user.
+  """Whole clusters are treated: one uniform per (repetition, cluster), below p. Its settings
+  are `experiment.cluster.*`; its per-repetition set-up ([U] int32 cluster of every user) is
+  keyed by them, so jobs with other settings get their own clusters."""
+  n: int = 2  # k of k-means.
+  column: str = ""  # A categorical user feature whose values are the clusters instead.
+  iterations: int = 10  # Lloyd iterations.
+  shuffle: float = 0.0  # Share of users moved to a random other cluster.
 
-  @staticmethod
-  def rep_data(config, ds, train_user, user_enc, key):
-    return user_clusters(config, ds, train_user, user_enc, key)
+  @classmethod
+  def of(cls, config) -> "Clusters":
+    c = config.experiment.cluster
+    return cls(int(c.n), str(c.column), int(c.iterations), float(c.shuffle))
+
+  @property
+  def data(self) -> str:
+    return (f"clusters(n={self.n},column={self.column},iterations={self.iterations},"
+            f"shuffle={self.shuffle!r})")
+
+  def n_units(self, ds) -> int:
+    """Number of cluster ids (static: the size of the per-cluster sums)."""
+    if not self.column:
+      return self.n
+    return len(ds.users.cat_vocab[_column_index(ds, self.column)]) + 2
+
+  def rep_data(self, ds, train_user, user_enc, key):
+    """[U] int32 cluster of every user in one repetition (see the module docstring)."""
+    gen = prng.numpy_rng(prng.stream(key, "cluster"))
+    if self.column:
+      cluster = ds.users.cat[:, _column_index(ds, self.column)].astype(np.int64)
+    else:
+      layout = encoding.Layout.of(ds.users)
+      x = np.asarray(encoding.dense(layout, user_enc, ds.users.num, ds.users.cat,
+                                    list(ds.users.multi)), np.float64)
+      train = np.flatnonzero(train_user)
+      if len(train) < self.n:
+        raise InputError(f"config key experiment.cluster.n ({self.n}) exceeds the "
+                         f"{len(train)} train users; lower it.")
+      centroids = _kmeans(gen, x[train], self.n, self.iterations)
+      cluster = _nearest(x, centroids)
+    k = self.n_units(ds)
+    if self.shuffle > 0 and k > 1:
+      moved = gen.choice(len(cluster), int(round(self.shuffle * len(cluster))), replace=False)
+      shift = gen.integers(1, k, len(moved))  # To a uniformly random *other* cluster.
+      cluster[moved] = (cluster[moved] + shift) % k
+    return cluster.astype(np.int32)
 
   def assign(self, rep, users, step_key, p, t):
     """A cluster's users share their Z at every step."""
@@ -107,28 +113,41 @@ class Clusters(pieces.Assignment):
     return jax.vmap(lambda c: pieces.unit_uniform(rep.key, c))(cluster) < p
 
 
+def n_clusters(config, ds) -> int:
+  """Number of cluster ids of the config's clusters (Clusters.n_units)."""
+  return Clusters.of(config).n_units(ds)
+
+
+def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np.ndarray:
+  """[U] int32 cluster of every user in one repetition under the config's settings."""
+  return Clusters.of(config).rep_data(ds, train_user, user_enc, key)
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusterUnit(pieces.UserUnit):
   """Clusters are the units: the `unit` standard error is CR1 over per-cluster sums, summed on
-  the device from the per-user ones."""
+  the device from the per-user ones (the clusters of the design's assignment)."""
   n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
   # when the design was made without the dataset (reporting only).
   fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")  # + the
   # cluster-level variance so far, its degrees of freedom and the number of clusters.
 
-  def unit_sums(self, state, rep):
+  def unit_sums(self, spec, state, rep):
     """Per-cluster outcome sums [n_units, A, L] and recommendation counts [n_units, A] from
     the per-user ones."""
     if self.n_units is None:
       raise GtesimError("the cluster design was made without its dataset (designs.make(config,"
                         " ds)): its number of clusters is unknown.")
-    unit = rep.designs[Clusters.data][rep.train_users]
+    if not isinstance(spec.design.assignment, Clusters):
+      raise GtesimError(f"the {spec.design.name} design's unit is its clusters, but its "
+                        "assignment is not by clusters (designs/cluster.py Clusters).")
+    unit = rep.designs[spec.design.assignment.data][rep.train_users]
     return (jax.ops.segment_sum(state.user_sum, unit, num_segments=self.n_units),
             jax.ops.segment_sum(state.user_n, unit, num_segments=self.n_units))
 
   def evaluate(self, spec, state, rep):
     out = super().evaluate(spec, state, rep)
-    unit_sum, unit_n = self.unit_sums(state, rep)
+    unit_sum, unit_n = self.unit_sums(spec, state, rep)
     out["unit_var"], out["unit_df"] = variance.arm_clustered_variance(unit_sum, unit_n, xp=jnp)
     count = jnp.sum(jnp.sum(unit_n, 1) > 0)  # Clusters with a recommendation.
     out["unit_count"] = jnp.full(len(spec.models), count, jnp.float32)
@@ -144,9 +163,9 @@ class Cluster(ABDesign):
 
   @classmethod
   def from_config(cls, name, config, ds=None):
-    n_units = None if ds is None else n_clusters(config, ds)
-    return cls(name, **{**ab_pieces(config), "assignment": Clusters(),
-                        "unit": ClusterUnit(n_units)})
+    clusters = Clusters.of(config)
+    return cls(name, **{**ab_pieces(config), "assignment": clusters,
+                        "unit": ClusterUnit(None if ds is None else clusters.n_units(ds))})
 
   @classmethod
   def check_config(cls, config, active):

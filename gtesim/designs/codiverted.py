@@ -28,8 +28,7 @@ class ArmVideos(pieces.Exposure):
   p_items: float | None = None  # P(video in treatment); None = p_treatment.
   data: ClassVar[str] = "video_arms"
 
-  @staticmethod
-  def rep_data(config, ds, train_user, user_enc, key):
+  def rep_data(self, ds, train_user, user_enc, key):
     """[V] uniforms of the repetition's videos (their arm: below p_items is treatment)."""
     return np.asarray(jax.random.uniform(prng.stream(key, "assign_video"),
                                          (len(ds.video_ids),)))

@@ -15,7 +15,8 @@ pieces and nothing else of it:
 Pieces are static (frozen dataclasses, hashed into the compiled step); p and the ranking
 weights stay traced inputs (`core.state.Point`). A piece that needs a per-repetition set-up on
 the host (user clusters, video arms) names it by `data` and builds it in `rep_data`; it is
-`rep.designs[data]` in the step.
+`rep.designs[data]` in the step, built once per repetition for every design of a run or a
+study's jobs that has a piece with that key.
 """
 
 import dataclasses
@@ -37,10 +38,10 @@ def unit_uniform(rep_key, unit):
 @dataclasses.dataclass(frozen=True)
 class Piece:
   """What every piece may declare: a per-repetition set-up on the host."""
-  data: ClassVar[str] = ""  # Its key in RepData.designs; "" when it needs none.
+  data: ClassVar[str] = ""  # Its key in RepData.designs ("" when it needs none): a piece
+  # whose set-up depends on its settings names them in its key (cluster.Clusters).
 
-  @staticmethod
-  def rep_data(config, ds, train_user, user_enc, key):
+  def rep_data(self, ds, train_user, user_enc, key):
     """The piece's per-repetition set-up (numpy), from the repetition's key."""
     raise NotImplementedError
 

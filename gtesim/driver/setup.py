@@ -105,7 +105,7 @@ def make_rep(config, ds, packed, rep_index: int, data_pieces: dict):
   # have none).
   sim_users = np.flatnonzero(split.train_user & has_env).astype(np.int32)
   user_enc = encoding.fit(ds.users, split.train_user)
-  design_data = {data: piece.rep_data(config, ds, split.train_user, user_enc, key)
+  design_data = {data: piece.rep_data(ds, split.train_user, user_enc, key)
                  for data, piece in data_pieces.items()}
   rep = RepData(np.asarray(jax.random.key_data(key)), sim_users, split.train_video, user_enc,
                 encoding.fit(ds.videos, split.train_video), val_rows, train_rows, design_data,
@@ -145,15 +145,16 @@ def first_reps(setup: Setup, n: int) -> Setup:
       rep_indices=setup.rep_indices[:n], mesh=mesh)
 
 
-def build(config, modes=None) -> Setup:
+def build(config, modes=None, configs=None) -> Setup:
   """Loads the data and builds the device arrays and per-repetition set-up.
 
-  `modes`: every mode the Setup will run (a study runs several from one Setup); the
-  repetitions get the set-up those designs need (co-diverted video arms, user clusters).
-  Default: config.mode. The config has been checked (config.checks.check) by the entry
-  point, once.
+  The repetitions get the set-up the designs they will run need (co-diverted video arms,
+  user clusters): those of `configs` (a study's jobs, each its mode under its own keys), else
+  of `config` under each of `modes` (default: config.mode). The config has been checked
+  (config.checks.check) by the entry point, once.
   """
-  modes = tuple(modes or (config.mode,))
+  if configs is None:
+    configs = [config_with_mode(config, m) for m in dict.fromkeys(modes or (config.mode,))]
   ds = dataset.load(config)
   packed = packing.pack(ds, config.data.max_history, config.data.page_slots,
                         config.data.pack_seed)
@@ -169,7 +170,7 @@ def build(config, modes=None) -> Setup:
   log.info("environment: %s (%s outcomes, %s retrieval)", config.sim.environment,
            config.sim.outcome, config.sim.retrieval)
   rep_indices = config.rep_offset + np.arange(config.repetitions)
-  pieces = designs.data_pieces(config, ds, modes)
+  pieces = designs.data_pieces(configs, ds)
   made = [make_rep(config, ds, packed, int(r), pieces) for r in rep_indices]
   reps_host = stack([m[0] for m in made])
   n_train = int(reps_host.train_users.shape[1])
@@ -204,6 +205,15 @@ def build(config, modes=None) -> Setup:
                parallel.shard_reps(reps_host, mesh), reps_host,
                parallel.shard_reps(stack([m[1] for m in made]), mesh), rep_indices, mesh,
                models)
+
+
+def config_with_mode(config, mode: str):
+  """`config` with `mode` (the same object when it already has it)."""
+  if config.mode == mode:
+    return config
+  c = config.copy_and_resolve_references()
+  c.mode = mode
+  return c
 
 
 def stack(items):

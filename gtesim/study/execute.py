@@ -185,7 +185,7 @@ def _state_production(out_dir, state_jobs, all_jobs, stage, stop):
   jobs (None for the models in stage "report", which only reads)."""
   t0 = time.perf_counter()
   base = plan_lib.production_config(state_jobs)
-  setup = setup_lib.build(base, modes=[j.config.mode for j in all_jobs])
+  setup = setup_lib.build(base, configs=[j.config for j in all_jobs])
   setup_s = time.perf_counter() - t0
   folder = out_dir / plan_lib.production_folder(state_jobs[0].state)
   if stage == "report":
