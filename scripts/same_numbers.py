@@ -386,7 +386,9 @@ def compare(a, b, new_keys=""):
       diffs = []
       ja, jb = json.loads(fa.read_text()), json.loads(fb.read_text())
       if rel.name == "config.json":
-        ja, jb = used_only(fold_config(ja)), used_only(arms_into_labels(jb))
+        # Both sides: a no-op on a version without `arms`.
+        ja, jb = (used_only(arms_into_labels(fold_config(ja))),
+                  used_only(arms_into_labels(jb)))
       _json_diff(ja, jb, str(rel), diffs, new_keys)
       problems += diffs[:20]
     elif rel.suffix == ".parquet":
