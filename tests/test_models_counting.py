@@ -1,0 +1,59 @@
+"""The counting rankers' scores (gtesim/models/counting.py) against the page's dense
+definitions (tests/choice_reference.py), without an I x I or U x U intermediate, and the
+page's tie-break."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import choice_reference as ref
+from gtesim.models import counting
+
+
+def _x(gen, n_users=30, n_items=80):
+  x = (gen.random((n_users, n_items)) < 0.1).astype(np.float32)
+  x[:, 5] = 0  # A zero column: similarity 0.
+  return x
+
+
+def test_scores_equal_the_dense_definitions():
+  gen = np.random.default_rng(0)
+  x = _x(gen)
+  users = np.array([0, 3, 3, 29, 7])
+  items = gen.integers(0, 80, (5, 12))
+  items[:, 0] = 5
+  for fn, dense in ((counting.item_cf, ref.item_cf_scores), (counting.user_cf,
+                                                              ref.user_cf_scores)):
+    got = np.asarray(jax.jit(fn)(jnp.asarray(x), jnp.asarray(users), jnp.asarray(items)))
+    want = dense(x.astype(np.float64))[users[:, None], items]
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+    assert (got[:, 0] == 0).all()  # The zero column.
+
+
+def test_no_intermediate_is_items_by_items_or_users_by_users():
+  n_users, n_items, b, k = 30, 80, 5, 12  # All distinct, so a shape names its axes.
+  args = (jnp.zeros((n_users, n_items)), jnp.zeros(b, jnp.int32), jnp.zeros((b, k), jnp.int32))
+  for fn in (counting.item_cf, counting.user_cf):
+    shapes = set()
+
+    def walk(jaxpr):
+      for eqn in jaxpr.eqns:
+        shapes.update(tuple(v.aval.shape) for v in eqn.outvars)
+        for sub in jax.core.jaxprs_in_params(eqn.params):
+          walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    assert (n_items, n_items) not in shapes and (n_users, n_users) not in shapes, shapes
+    # At most X's own size or the candidates' columns, O(U I + U b k); I^2 = 6,400 is above.
+    assert max(int(np.prod(s)) for s in shapes) <= max(n_users * n_items, n_users * b * k)
+
+
+def test_ranking_orders_by_score_then_by_noise_and_puts_minus_inf_last():
+  score = jnp.array([[1.0, 3.0, 3.0, -jnp.inf, 0.0, -jnp.inf]])
+  noise = jnp.array([[0.0, -1.0, 2.0, 5.0, 0.0, -5.0]])
+  np.testing.assert_array_equal(counting.ranking(score, noise), [[2, 1, 0, 4, 3, 5]])
+  gen = np.random.default_rng(1)
+  s, z = gen.integers(0, 3, (4, 50)).astype(np.float32), gen.normal(size=(4, 50))
+  got = np.asarray(counting.ranking(jnp.asarray(s), jnp.asarray(z, jnp.float32)))
+  for row in range(4):
+    assert list(got[row]) == sorted(range(50), key=lambda i: (-s[row, i], -z[row, i]))
