@@ -1,12 +1,15 @@
 """The numpy rendering of the Brennan–Holtz page (tests/choice_reference.py) against the page's
-definitions on small worlds: scores by their sums, the list, the choice, the warm-up."""
+definitions on small worlds (scores by their sums, the list, the choice, the warm-up), and the
+compiled list and choice (gtesim/environments/choice.py) against it."""
 
 import types
 
+import jax.numpy as jnp
 import numpy as np
 
 import choice_reference as ref
 from gtesim.data import choice_world
+from gtesim.environments import choice
 
 
 def _world(seed=0, n_users=12, n_items=60):
@@ -62,3 +65,29 @@ def test_warm_up_consumes_only_new_items_and_the_rankers_order_as_defined():
   assert list(oracle[8:]) == sorted([1, 3], key=lambda i: -noise[0, i])
   assert list(ref.ranked("random", 0, x, released, noise, w.utility)) == sorted(
       range(10), key=lambda i: -noise[0, i])
+
+
+def test_the_compiled_list_and_choice_equal_the_pages_rendering():
+  """gtesim/environments/choice.py against choice_reference, user by user, with and without
+  co-diverted visibility, before (no recommendations) and after the warm-up."""
+  w = choice_world.generate(np.random.default_rng(5), 200, 400, 10, 10.0, 1.0, 1e-5, 50.0)
+  gen = np.random.default_rng(6)
+  utility = w.utility.astype(np.float32)
+  reserve = w.reserve.astype(np.float32)
+  for n_recs, visible_share in ((0, 1.0), (300, 1.0), (300, 0.5), (7, 0.5)):
+    recs = np.stack([gen.permutation(390)[:max(n_recs, 1)] for _ in range(200)])
+    new = 390 + np.stack([gen.permutation(10) for _ in range(200)])
+    rec_ok = (gen.random(recs.shape) < visible_share) & (n_recs > 0)
+    new_ok = gen.random(new.shape) < visible_share
+    got, from_list = choice.choose(jnp.asarray(recs), jnp.asarray(rec_ok), jnp.asarray(new),
+                                   jnp.asarray(new_ok), jnp.asarray(utility),
+                                   jnp.asarray(reserve), 0.8)
+    got, from_list = np.asarray(got), np.asarray(from_list)
+    for u in range(200):
+      scan = ref.interleave(recs[u][rec_ok[u]], new[u][new_ok[u]])
+      want = ref.choose(scan, utility[u].astype(np.float64), float(reserve[u]), 0.8)
+      assert got[u] == want, (n_recs, visible_share, u)
+      assert from_list[u] == (want >= 0 and want in set(recs[u][rec_ok[u]]))
+    if n_recs == 0:
+      assert not from_list.any()
+    assert (got >= 0).mean() > 0.2  # Users do consume.
