@@ -79,9 +79,9 @@ def test_the_compiled_list_and_choice_equal_the_pages_rendering():
     new = 390 + np.stack([gen.permutation(10) for _ in range(200)])
     rec_ok = (gen.random(recs.shape) < visible_share) & (n_recs > 0)
     new_ok = gen.random(new.shape) < visible_share
-    got, from_list = choice.choose(jnp.asarray(recs), jnp.asarray(rec_ok), jnp.asarray(new),
-                                   jnp.asarray(new_ok), jnp.asarray(utility),
-                                   jnp.asarray(reserve), 0.8)
+    got, from_list, _ = choice.choose(jnp.asarray(recs), jnp.asarray(rec_ok),
+                                      jnp.asarray(new), jnp.asarray(new_ok),
+                                      jnp.asarray(utility), jnp.asarray(reserve), 0.8)
     got, from_list = np.asarray(got), np.asarray(from_list)
     for u in range(200):
       scan = ref.interleave(recs[u][rec_ok[u]], new[u][new_ok[u]])
@@ -91,3 +91,32 @@ def test_the_compiled_list_and_choice_equal_the_pages_rendering():
     if n_recs == 0:
       assert not from_list.any()
     assert (got >= 0).mean() > 0.2  # Users do consume.
+
+
+def test_a_kept_prefix_chooses_as_the_whole_list_where_the_guard_says_so_and_the_guard_fires():
+  """The exactness guard of a top-k list: where it holds, the prefix's choice is the whole
+  list's; a prefix too short for some user is caught (not exact there)."""
+  w = choice_world.generate(np.random.default_rng(7), 300, 400, 10, 10.0, 1.0, 1e-5, 50.0)
+  gen = np.random.default_rng(8)
+  utility, reserve = jnp.asarray(w.utility, jnp.float32), jnp.asarray(w.reserve, jnp.float32)
+  # Ranked lists with each user's best item sixth, after its five worst: a prefix of fewer
+  # than 6 misses it.
+  order = np.argsort(w.utility[:, :390], axis=1)  # Worst first.
+  order = np.concatenate([order[:, :5], order[:, -1:], order[:, 5:-1]], 1)
+  recs = jnp.asarray(order)
+  new = jnp.asarray(390 + np.stack([gen.permutation(10) for _ in range(300)]))
+  rec_ok, new_ok = jnp.ones(recs.shape, bool), jnp.ones(new.shape, bool)
+  full, _, _ = choice.choose(recs, rec_ok, new, new_ok, utility, reserve, 0.8)
+  n_recs = jnp.full(300, 390)
+  caught = 0
+  for k in (1, 4, 16, 64, 390):
+    got, _, best = choice.choose(recs[:, :k], rec_ok[:, :k], new, new_ok, utility, reserve,
+                                 0.8, n_recs=n_recs)
+    exact = np.asarray(choice.prefix_is_exact(k, n_recs, jnp.full(300, 10),
+                                              jnp.max(utility, -1), best, reserve, 0.8))
+    differ = np.asarray(got) != np.asarray(full)
+    assert not (differ & exact).any()  # Where the guard holds, the choice is the whole list's.
+    caught += differ.sum()
+    if k == 390:
+      assert exact.all() and not differ.any()
+  assert caught > 0  # Short prefixes did change some choices, and the guard flagged them.

@@ -57,3 +57,16 @@ def test_ranking_orders_by_score_then_by_noise_and_puts_minus_inf_last():
   got = np.asarray(counting.ranking(jnp.asarray(s), jnp.asarray(z, jnp.float32)))
   for row in range(4):
     assert list(got[row]) == sorted(range(50), key=lambda i: (-s[row, i], -z[row, i]))
+
+
+def test_top_ranking_is_the_full_rankings_prefix_with_ties_and_minus_inf():
+  gen = np.random.default_rng(2)
+  score = gen.integers(0, 4, (64, 300)).astype(np.float32)  # Many ties at every score.
+  score[:8, :295] = -np.inf  # Rows with fewer finite scores than k.
+  score[8:16] = 0.0  # All tied (an empty matrix's scores).
+  noise = gen.normal(size=(64, 300)).astype(np.float32)
+  full = np.asarray(counting.ranking(jnp.asarray(score), jnp.asarray(noise)))
+  for k in (1, 10, 40):
+    top = np.asarray(jax.jit(counting.top_ranking, static_argnums=2)(
+        jnp.asarray(score), jnp.asarray(noise), k))
+    np.testing.assert_array_equal(top, full[:, :k])

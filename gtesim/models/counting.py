@@ -38,3 +38,17 @@ def user_cf(x, users, items):
 def ranking(score, noise):
   """[..., k] the order of the items by score, higher first; ties by noise, higher first."""
   return jnp.lexsort((-noise, -score), axis=-1)
+
+
+def top_ranking(score, noise, k: int):
+  """[..., k] the first k items of `ranking(score, noise)` without sorting every item: the k
+  highest scores (lax.top_k), and where the k-th score is tied, the tied items by noise. Equal
+  to ranking(score, noise)[..., :k] (tested), in O(n log k) instead of O(n log n)."""
+  kth = jax.lax.top_k(score, k)[0][..., -1:]  # [..., 1] the k-th highest score.
+  # Fewer than k items score above it: all are kept (key inf); the rest of the k are the
+  # items tied at it with the highest noise; every other item has key -inf.
+  key = jnp.where(score > kth, jnp.inf, jnp.where(score == kth, noise, -jnp.inf))
+  _, picked = jax.lax.top_k(key, k)
+  s = jnp.take_along_axis(score, picked, -1)
+  z = jnp.take_along_axis(noise, picked, -1)
+  return jnp.take_along_axis(picked, jnp.lexsort((-z, -s), axis=-1), -1)
