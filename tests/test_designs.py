@@ -158,14 +158,17 @@ def test_perfect_weight_model_gives_z_over_p():
 def test_splitting_masks_each_arm_to_its_users_and_pooling_trains_both_on_all():
   z = jnp.array([True, False, True, False])
   rec_ok = jnp.array([True, True, False, True])
-  spec = SimpleNamespace(design=designs.make(defaults.get_config(), mode="splitting"))
+  config = defaults.get_config()
+  config.mode = "splitting"
+  spec = SimpleNamespace(design=designs.make(config))
   assert isinstance(spec.design.learning, pieces.OwnArm)
   _, mask, weight, metrics = spec.design.learning.weights(spec, (), None, None, None, z, rec_ok,
                                                           None)
   np.testing.assert_array_equal(mask, [[1, 0, 0, 0], [0, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)
   assert metrics == {}
-  spec = SimpleNamespace(design=designs.make(defaults.get_config(), mode="pooling"))
+  config.mode = "pooling"
+  spec = SimpleNamespace(design=designs.make(config))
   _, mask, weight, _ = spec.design.learning.weights(spec, (), None, None, None, z, rec_ok, None)
   np.testing.assert_array_equal(mask, [[1, 1, 0, 1], [1, 1, 0, 1]])
   np.testing.assert_array_equal(weight, 1.0)

@@ -15,7 +15,6 @@ from gtesim import designs
 from gtesim import prng
 from gtesim.data import dataset
 from gtesim.data import encoding
-from gtesim.designs import cluster as clusters
 from gtesim.designs.cluster import Clusters
 from gtesim.designs.switchback import BurnIn, Periods
 from gtesim.core import simulation
@@ -89,7 +88,7 @@ def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_r
   train = np.ones(len(ds.user_ids), bool)
   enc = encoding.fit(ds.users, train)
   key = prng.rep_key(0, 0)
-  base = clusters.user_clusters(config, ds, train, enc, key)
+  base = Clusters.of(config).rep_data(ds, train, enc, key)
   assert base.shape == (len(ds.user_ids),) and set(base) == {0, 1, 2, 3}
   x = np.asarray(encoding.dense(encoding.Layout.of(ds.users), enc, ds.users.num, ds.users.cat,
                                 list(ds.users.multi)))
@@ -100,11 +99,11 @@ def test_kmeans_clusters_group_similar_users_and_shuffle_moves_that_share(tiny_r
                     .sum(1).mean() for c in range(4)])
   assert within < 0.9 * random  # Tighter than random groups of the same sizes.
   config.experiment.cluster.shuffle = 0.25
-  moved = clusters.user_clusters(config, ds, train, enc, key)
+  moved = Clusters.of(config).rep_data(ds, train, enc, key)
   assert (moved != base).sum() == round(0.25 * len(base))
   config.experiment.cluster.shuffle = 0.0
   config.experiment.cluster.column = "user.user_active_degree"
-  by_column = clusters.user_clusters(config, ds, train, enc, key)
+  by_column = Clusters.of(config).rep_data(ds, train, enc, key)
   column = ds.users.cat[:, ds.users.cat_names.index("user.user_active_degree")]
   np.testing.assert_array_equal(by_column, column)
 

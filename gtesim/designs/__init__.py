@@ -33,11 +33,9 @@ MODES = DESIGNS.names()
 AB_DESIGNS = tuple(n for n, d in DESIGNS.items() if d.arms == 2)
 
 
-def make(config, ds=None, mode: str | None = None) -> base.Design:
-  """The design of `mode` (default `config.mode`) under `config` (`ds`: the dataset, for a
-  size the compiled code needs)."""
-  mode = mode or config.mode
-  return DESIGNS.get(mode).from_config(mode, config, ds)
+def make(config, ds=None) -> base.Design:
+  """The design of `config.mode` (`ds`: the dataset, for a size the compiled code needs)."""
+  return DESIGNS.get(config.mode).from_config(config.mode, config, ds)
 
 
 def data_pieces(configs, ds) -> dict:

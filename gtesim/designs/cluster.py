@@ -113,16 +113,6 @@ class Clusters(pieces.Assignment):
     return jax.vmap(lambda c: pieces.unit_uniform(rep.key, c))(cluster) < p
 
 
-def n_clusters(config, ds) -> int:
-  """Number of cluster ids of the config's clusters (Clusters.n_units)."""
-  return Clusters.of(config).n_units(ds)
-
-
-def user_clusters(config, ds, train_user: np.ndarray, user_enc: dict, key) -> np.ndarray:
-  """[U] int32 cluster of every user in one repetition under the config's settings."""
-  return Clusters.of(config).rep_data(ds, train_user, user_enc, key)
-
-
 @dataclasses.dataclass(frozen=True)
 class ClusterUnit(pieces.UserUnit):
   """Clusters are the units: the `unit` standard error is CR1 over per-cluster sums, summed on
