@@ -150,8 +150,7 @@ def make_simulation(config, setup) -> Simulation:
   if missing:
     raise GtesimError(f"the {design.name} design needs its per-repetition set-up "
                       f"({', '.join(sorted(missing))}), but the Setup was built without it: "
-                      f"build it with driver.setup.build(config, modes=(..., "
-                      f"'{design.name}')).")
+                      "build it with driver.setup.build(..., configs=[..., this config]).")
   sim = config.sim
   rule = exploration.make(config)
   rankers, arm_ranker = models_lib.rankers(config, setup.static.dims)
