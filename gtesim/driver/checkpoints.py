@@ -15,19 +15,26 @@ _TMP = ".orbax-checkpoint-tmp"  # Orbax's marker of a save that did not finish.
 
 
 _ABANDONED_READ = "_read_array_index_and_device_put"  # Orbax's per-array read coroutine.
+_CLOSED_LOOP = "Event loop is closed"  # What tensorstore's late write callbacks raise.
 
 
-def quiet_abandoned_reads() -> None:
-  """Drops Python's "Exception ignored in: <coroutine _read_array_index_and_device_put>"
-  reports (with tensorstore's "<bound method pybind11...>" specs), which a damaged
-  checkpoint leaves on stderr once per array when orbax abandons its other reads after the
-  first failure; the caller reports that failure in one line. Other reports pass."""
+def quiet_orbax_leftovers() -> None:
+  """Drops the reports Python prints through sys.unraisablehook for orbax's leftovers after a
+  failure that the caller reports in one line: "Exception ignored in: <coroutine
+  _read_array_index_and_device_put>" (with tensorstore's "<bound method pybind11...>" specs),
+  once per array orbax abandons after a damaged checkpoint's first failed read; and the
+  "RuntimeError: Event loop is closed" tracebacks of tensorstore's write callbacks that land
+  after a failed save's loop closed (written piecemeal from their threads, they could cut into
+  the run's one error line on stderr). Other reports pass."""
   previous = sys.unraisablehook
   if getattr(previous, "gtesim_quiet", False):
     return
 
   def hook(unraisable):
     if getattr(unraisable.object, "__qualname__", "").endswith(_ABANDONED_READ):
+      return
+    if (isinstance(unraisable.exc_value, RuntimeError) and
+        str(unraisable.exc_value) == _CLOSED_LOOP):
       return
     previous(unraisable)
 
@@ -70,6 +77,7 @@ class Checkpoints:
     """Saves step `step`; refuses loudly where orbax would skip it (a step at or before the
     latest one is not written, and a later restore would return the old state). A failed
     write (disk full, quota, file-size limit) is a WriteError; the earlier steps are kept."""
+    quiet_orbax_leftovers()
     try:
       saved = self._manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), history=ocp.args.StandardSave(history)))
@@ -100,8 +108,8 @@ class Checkpoints:
 
   def restore(self, step: int, state_template):
     """Returns (state shaped like `state_template`, history dict). A damaged step raises
-    orbax's error once (see `quiet_abandoned_reads` for the noise it leaves)."""
-    quiet_abandoned_reads()
+    orbax's error once (see `quiet_orbax_leftovers` for the noise it leaves)."""
+    quiet_orbax_leftovers()
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(state_template), history=ocp.args.StandardRestore()))
