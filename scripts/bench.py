@@ -4,6 +4,7 @@ that the step's model arithmetic reaches, and where a step's time goes.
   python scripts/bench.py [--config configs/global.py] [--config.KEY=VALUE ...]
       [--modes global,pooling | all] [--bs 1,8,64] [--profile_b 8] [--chunks 3]
       [--model_classes mlp,two_tower,wide_deep] [--id_rows 10000,1000000,10000000]
+      [--choice_runs 1000 --choice_pairs item_cf:user_cf --choice_designs naive]
 
 The peak is measured once per device: the best rate over large square float32 matmuls. For
 each mode and B the chunk of `sim.validate_every` steps is compiled (compile time reported
@@ -24,11 +25,15 @@ phases, so the split is approximate).
 `model`). `--id_rows` times the two-tower ranker in global mode at B = 1 with its ID tables
 hashed into each number of rows (the sparse update's cost must not grow with the table:
 the rows under `id_rows`).
+`--choice_runs B` times B runs of the Brennan–Holtz choice world (configs/replication.py) per
+ranker pair and design (bench_choice_world; `--modes none` skips the step's benchmarks).
 The last line is one JSON object with every mode and B.
 """
 
 import json
+import os
 import resource
+import runpy
 import sys
 import time
 
@@ -47,7 +52,11 @@ from gtesim.config import checks as config_checks
 from gtesim.core import mapping
 from gtesim.core import simulation
 from gtesim.core.step import PHASES
+from gtesim.designs import choice_world as choice_designs
+from gtesim.driver import choice_world
 from gtesim.driver import setup as setup_lib
+from gtesim.environments import choice
+from gtesim.models import counting
 from gtesim.driver import simulate
 
 DEFAULT_CONFIG = "configs/global.py"
@@ -67,6 +76,12 @@ _CLASSES = flags.DEFINE_string("model_classes", "",
                                "the config's).")
 _ID_ROWS = flags.DEFINE_string("id_rows", "", "Comma-separated ID-table sizes to time the "
                                "two-tower ranker at (global mode, B = 1).")
+_CHOICE_RUNS = flags.DEFINE_integer("choice_runs", 0, "B of the choice world's benchmark "
+                                    "(configs/replication.py; 0: none).")
+_CHOICE_PAIRS = flags.DEFINE_string("choice_pairs", "item_cf:user_cf,random:oracle",
+                                    "algo1:algo2 pairs of the choice world's benchmark.")
+_CHOICE_DESIGNS = flags.DEFINE_string("choice_designs", "naive",
+                                      "Designs of the choice world's benchmark.")
 _ID_VECTORIZE = flags.DEFINE_string("id_rows_vectorize", "vmap,map",
                                     "sim.vectorize modes of the --id_rows runs.")
 log = logs.get_logger("bench")
@@ -179,7 +194,8 @@ def main(argv):
   gpu = jax.devices()[0].platform != "cpu"
   bs = ([int(x) for x in _BS.value.split(",")] if _BS.value else
         [1, 8, 64, 256, 1024] if gpu else [1, 8, 64])
-  modes = designs.MODES if _MODES.value == "all" else tuple(_MODES.value.split(","))
+  modes = designs.MODES if _MODES.value == "all" else () if _MODES.value == "none" else tuple(
+      _MODES.value.split(","))
   for mode in modes:
     if mode not in designs.MODES:
       raise cli.InputError(f"--modes: '{mode}' is not a mode; use {', '.join(designs.MODES)}.")
@@ -189,7 +205,7 @@ def main(argv):
            device.device_kind, peak / 1e9)
   classes = [c for c in _CLASSES.value.split(",") if c] or [None]
   rows = []
-  for b in bs:
+  for b in bs if modes else ():
     config = base.copy_and_resolve_references()
     config.repetitions = b
     setup = setup_lib.build(config, modes)
@@ -209,7 +225,52 @@ def main(argv):
   if _ID_ROWS.value:
     out["id_rows"] = bench_id_rows(base, [int(float(n)) for n in _ID_ROWS.value.split(",")],
                                    peak)
+  if _CHOICE_RUNS.value:
+    out["choice_world"] = bench_choice_world(_CHOICE_RUNS.value, _CHOICE_PAIRS.value.split(","),
+                                             _CHOICE_DESIGNS.value.split(","), peak)
   print(json.dumps(out))
+
+
+def bench_choice_world(n_runs: int, pairs, design_names, peak) -> list:
+  """B runs of the choice world (configs/replication.py) per ranker pair and design, in one
+  compiled call each: compiled once, then timed. Reports seconds per run and per run per
+  CPU core (the issue's target: at most 0.15 s per 100-period run per core), recommendation
+  lists per second (users x recommending periods) and the CF rankers' matmul share of peak."""
+  config = runpy.run_path("configs/replication.py")["get_config"]()
+  config.replication.runs = n_runs
+  c = config.choice
+  world = choice_world.make_world(config)
+  cores = len(os.sched_getaffinity(0)) if jax.devices()[0].platform == "cpu" else 1
+  rows = []
+  for pair in pairs:
+    algo1, algo2 = pair.split(":")
+    for name in design_names:
+      config.replication.update(algo1=algo1, algo2=algo2, design=name)
+      design = choice_designs.make(name)
+      clusters = choice_world.clusters_of(config, world)
+      draws = [design.draw(choice_world.assignment_rng(0, b), 0.5, c.n_periods, c.n_items,
+                           clusters[b]) for b in range(n_runs)]
+      seeds = [np.full(4, b, np.uint32) for b in range(n_runs)]
+      first = choice_world.simulate(config, (algo1, algo2), design, draws, seeds, world)
+      timed = choice_world.simulate(config, (algo1, algo2), design, draws, seeds, world)
+      periods = c.n_periods - c.warmup
+      cf = sum(isinstance(counting.RANKERS.get(a), counting.FactoredCF) for a in (algo1, algo2))
+      widths = [w for a, b, w in choice.segments(choice_world.run_spec(
+          config, (algo1, algo2), design), c.n_items) for _ in range(a, b) if a >= c.warmup]
+      flops = cf * 2 * 2 * c.n_users ** 2 * sum(widths) * n_runs  # Two matmuls per ranker.
+      row = {"algo1": algo1, "algo2": algo2, "design": name, "runs": n_runs,
+             "compile_s": first.seconds - timed.seconds, "seconds": timed.seconds,
+             "s_per_run": timed.seconds / n_runs,
+             "s_per_run_per_core": timed.seconds / n_runs * cores, "cores": cores,
+             "lists_per_s": n_runs * c.n_users * periods / timed.seconds,
+             "cf_flop_fraction": flops / timed.seconds / peak,
+             "fallback_users_per_run": float(timed.fallback.mean())}
+      rows.append(row)
+      log.info("choice world %s vs %s, %s, B=%d: %.1f s (compile %.1f s), %.3f s per run, "
+               "%.3f s per run per core (target 0.15), %s lists/s", algo1, algo2, name, n_runs,
+               row["seconds"], row["compile_s"], row["s_per_run"], row["s_per_run_per_core"],
+               f"{row['lists_per_s']:,.0f}")
+  return rows
 
 
 def with_class(config, model_class: str) -> None:

@@ -70,3 +70,32 @@ def test_top_ranking_is_the_full_rankings_prefix_with_ties_and_minus_inf():
     top = np.asarray(jax.jit(counting.top_ranking, static_argnums=2)(
         jnp.asarray(score), jnp.asarray(noise), k))
     np.testing.assert_array_equal(top, full[:, :k])
+
+
+def test_all_user_scores_and_the_shared_product_equal_the_dense_definitions():
+  """item_cf_all / user_cf_all and the rankers' push-down equal the page's dense scores; one
+  shared [U, U] x [U, I] product (pooled and diverted training matrices) equals each user's
+  own arm's ranker."""
+  gen = np.random.default_rng(3)
+  x = _x(gen)
+  x64 = x.astype(np.float64)
+  np.testing.assert_allclose(np.asarray(counting.item_cf_all(jnp.asarray(x))),
+                             ref.item_cf_scores(x64), rtol=2e-6, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(counting.user_cf_all(jnp.asarray(x))),
+                             ref.user_cf_scores(x64), rtol=2e-6)
+  item, user = counting.RANKERS.get("item_cf"), counting.RANKERS.get("user_cf")
+  got = np.asarray(item.scores(jnp.asarray(x)))
+  assert (got[x > 0] == -np.inf).all() and np.isfinite(got[x == 0]).all()
+  utility = gen.random(x.shape).astype(np.float32)
+  oracle = np.asarray(counting.RANKERS.get("oracle").scores(jnp.asarray(x), utility))
+  np.testing.assert_array_equal(oracle, np.where(x > 0, -np.inf, utility))
+  assert (np.asarray(counting.RANKERS.get("random").scores(jnp.asarray(x))) == 0).all()
+  arm = jnp.asarray(gen.integers(0, 2, x.shape[0]))
+  xj = jnp.asarray(x)
+  for diverted in (False, True):
+    xs = [xj * (arm == a)[:, None] if diverted else xj for a in (0, 1)]
+    shared = np.asarray(counting.shared_scores((item, user), xs, xj, arm))
+    own = np.where(np.asarray(arm)[:, None] == 0, np.asarray(item.scores(xs[0])),
+                   np.asarray(user.scores(xs[1])))
+    np.testing.assert_allclose(shared, own, rtol=1e-6)
+    assert ((shared == -np.inf) == (own == -np.inf)).all()

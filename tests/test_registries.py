@@ -17,18 +17,22 @@ from gtesim import models
 from gtesim import prng
 from gtesim.config import checks
 from gtesim.config import defaults
+from gtesim.designs import choice_world as choice_designs
 from gtesim.environments import retrieval
 from gtesim.errors import InputError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The modules that resolve names: the only ones allowed to compare a config value to one.
 REGISTRY_MODULES = {"gtesim/designs/__init__.py", "gtesim/environments/__init__.py",
-                    "gtesim/environments/retrieval.py", "gtesim/models/__init__.py"}
+                    "gtesim/environments/retrieval.py", "gtesim/models/__init__.py",
+                    "gtesim/designs/choice_world.py", "gtesim/models/counting.py"}
 
 
 def _registered_names():
   return (set(designs.DESIGNS.names()) | set(environments.ENVIRONMENTS.names()) |
-          set(retrieval.RETRIEVALS.names()) | set(models.MODEL_CLASSES.names()))
+          set(retrieval.RETRIEVALS.names()) | set(models.MODEL_CLASSES.names()) |
+          set(choice_designs.DESIGNS.names()))  # (Not the counting rankers': "random" is
+  # also a log role and a switchback order.)
 
 
 def _string_dispatch(path: pathlib.Path, names: set) -> list:

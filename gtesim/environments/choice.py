@@ -11,7 +11,16 @@ caps its value); `prefix_is_exact` says, per user, whether a kept prefix of k it
 exactly what the whole list would.
 """
 
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gtesim import prng
+from gtesim.models import counting
 
 
 def positions(valid):
@@ -64,8 +73,260 @@ def prefix_is_exact(k: int, n_recs, n_new, u_max, best, reserve, discount: float
   """[b] bool: no recommended item past the first k (of n_recs visible) could have been
   chosen: every such item sits at position >= min(2k, m + k) (m = min(n_recs, n_new)), so its
   discounted utility is at most u_max (1 + that)^-discount (u_max [b]: an upper bound of the
-  user's utilities), which must not exceed the choice's value nor the reserve."""
+  user's utilities), which must be below the choice's value or at most the reserve."""
   m = jnp.minimum(n_recs, n_new)
   first = jnp.where(k < m, 2 * k, m + k).astype(u_max.dtype)
   bound = u_max * (1.0 + first) ** -discount
-  return (n_recs <= k) | (bound <= jnp.maximum(best, reserve))
+  # Strictly below the choice's value (an equal value at an earlier position would win) or
+  # at most the reserve (consuming needs more than it).
+  return (n_recs <= k) | (bound < best) | (bound <= reserve)
+
+
+# --- runs of the choice world: every user, every period ---------------------------------------
+
+_NOISE_BASE = 0x10000000  # Noise bit patterns start here: positive normal float32s, so the
+# float order is the integer order (no denormal a flush-to-zero CPU would compare as 0).
+INVALID_NOISE = -1.0  # Below every noise: an item that is not in the list.
+
+
+def _hash_grid(seeds, t, rows: int, cols: int):
+  """[rows, cols] uint32: a keyed hash of (t, row, col) under two uint32 seeds."""
+  r = jnp.arange(rows, dtype=jnp.uint32)[:, None]
+  c = jnp.arange(cols, dtype=jnp.uint32)[None, :]
+  h = prng.mix32(prng.mix32(r ^ seeds[0]) + jnp.asarray(t, jnp.uint32))
+  return prng.mix32(prng.mix32(h ^ c) + seeds[1])
+
+
+def tie_noise(seeds, t, n_users: int, n_items: int):
+  """[U, I] float32: the period's tie-break noise of every (user, item), higher first.
+
+  A hash of (seeds, t, u, i) (so every ranker and every world of a run sees the same value,
+  as the page's shared standard normal: only its order matters, which any monotone map of a
+  uniform keeps), 30 bits of it as the bit pattern of a positive float32 (float32 top_k is
+  XLA's fast one; the bit patterns keep the integers' order). Two equal values (about 1 in
+  2^30 per pair) fall back to the lower id."""
+  bits = (_hash_grid(seeds, t, n_users, n_items) >> 2) + jnp.uint32(_NOISE_BASE)
+  return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def new_item_order(seeds, t, n_users: int, n_new: int):
+  """[U, N] int32: each user's own shuffle of the period's N new items."""
+  return jnp.argsort(_hash_grid(seeds, t, n_users, n_new), axis=-1).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """The static shape of a chunk of runs: the rankers of arms 0 (algo1) and 1 (algo2), or one
+  for a world where everyone gets the same; how they train; the period's sizes."""
+  rankers: tuple  # counting.CountingRanker per arm.
+  n_periods: int
+  warmup: int  # Periods without recommendations.
+  n_new: int  # Items released per period, in id order.
+  kept: int  # Length of the kept prefix of each ranked list (prefix_is_exact guards it).
+  fallback_rows: int  # Users per chunk and period whose choice may need their whole list.
+  discount: float
+  training: str = "pooled"  # "pooled": every ranker trains on every user's consumption;
+  # "diverted": arm a's ranker on arm a's users' rows only; "frozen": on the matrix at the
+  # start of the first recommending period (snapshot), never updated.
+  item_arms: bool = False  # Co-diverted: a user sees only its own arm's items.
+  segments: int = 4  # Spans of the recommending periods, each ranking only the items
+  # released by its end (segments()).
+
+  @property
+  def arms(self) -> int:
+    return len(self.rankers)
+
+
+class World(NamedTuple):
+  """The environment's arrays (data/choice_world.py), float32 on the device."""
+  utility: jax.Array  # [U, I]
+  reserve: jax.Array  # [U]
+
+
+class RunInputs(NamedTuple):
+  """What one run draws: its arms and its hash seeds."""
+  arm: jax.Array  # [T, U] int32: each user's arm in each period (0 = algo1, 1 = algo2).
+  item_arm: jax.Array  # [I] int32: each item's arm (co-diverted; unused otherwise).
+  seeds: jax.Array  # [4] uint32: tie-break noise (0, 1) and new-item order (2, 3).
+
+
+class RunState(NamedTuple):
+  x: jax.Array  # [U, I] float32: 1 where the user has ever consumed the item.
+  frozen: jax.Array  # [U, I] the snapshot's matrix ("frozen" training), else [0, 0].
+  user_take: jax.Array  # [U, A] float32: counted take-ups per user and arm.
+  user_n: jax.Array  # [U, A] float32: counted periods per user and arm.
+
+
+class PeriodOut(NamedTuple):
+  """What a period reports, per run."""
+  take: jax.Array  # [A] take-ups per arm.
+  n: jax.Array  # [A] users per arm.
+  consumed: jax.Array  # [A] users who consumed anything.
+  from_list: jax.Array  # [A] users who consumed a recommended item.
+  fallback: jax.Array  # [] users whose kept prefix could have missed their choice (their
+  # whole list decided it).
+  overflow: jax.Array  # [] the chunk's such users beyond its fallback rows (their choices
+  # may be wrong: the chunk's runs are refused).
+
+
+class Lists(NamedTuple):
+  """One run's period up to the choice (per user)."""
+  score: jax.Array  # [U, I] each user's arm's scores, -inf outside its list.
+  noise: jax.Array  # [U, I] tie-break noise, INVALID_NOISE outside its list.
+  n_recs: jax.Array  # [U] items in its list.
+  new: jax.Array  # [U, N] the new items in its order.
+  new_valid: jax.Array  # [U, N]
+  item: jax.Array  # [U] consumed item (-1: nothing).
+  from_list: jax.Array  # [U] bool: it was recommended.
+  exact: jax.Array  # [U] bool: the kept prefix chose as the whole list would.
+
+
+def _scores(spec: RunSpec, world: World, state: RunState, arm, valid):
+  """[U, I] each user's scores by its arm's ranker, -inf outside its list."""
+  src = state.frozen if spec.training == "frozen" else state.x
+  xs = [src * (arm == a)[:, None] if spec.training == "diverted" else src
+        for a in range(spec.arms)]
+  if spec.arms > 1 and all(isinstance(r, counting.FactoredCF) for r in spec.rankers):
+    score = counting.shared_scores(spec.rankers, xs, src, arm)  # One product, not two.
+  else:
+    score = None
+    for a, (ranker, xa) in enumerate(zip(spec.rankers, xs)):
+      sa = ranker.scores(xa, world.utility if ranker.reads_utility else None)
+      score = sa if score is None else jnp.where((arm == a)[:, None], sa, score)
+  return jnp.where(valid, score, -jnp.inf)
+
+
+def lists(spec: RunSpec, world: World, run: RunInputs, state: RunState, t, arm,
+          width: int) -> Lists:
+  """Every user's list and choice from its kept prefix, and whether the prefix sufficed.
+  `width`: the items [0, width) hold every item released by period t (the ranked lists are
+  computed on them; the rest are unreleased, unconsumed and unscored)."""
+  n_users, n_items = world.utility.shape
+  rows = jnp.arange(n_users)
+  recommending = t >= spec.warmup
+  released = jnp.arange(width) < t * spec.n_new
+  visible = (run.item_arm[None, :width] == arm[:, None]) if spec.item_arms else True
+  valid = jnp.broadcast_to(released[None, :] & visible & recommending, (n_users, width))
+  n_recs = jnp.sum(valid, -1)
+  utility = world.utility[:, :width]
+  score = _scores(spec, World(utility, world.reserve),
+                  state._replace(x=state.x[:, :width], frozen=state.frozen[:, :width]), arm,
+                  valid)
+  noise = jnp.where(valid, tie_noise(run.seeds[:2], t, n_users, width), INVALID_NOISE)
+  rec = counting.top_ranking(score, noise, spec.kept)
+  rec_valid = jnp.take_along_axis(valid, rec, -1)
+  new = t * spec.n_new + new_item_order(run.seeds[2:], t, n_users, spec.n_new)
+  new_valid = new < n_items
+  new = jnp.minimum(new, n_items - 1)
+  if spec.item_arms:
+    new_valid &= run.item_arm[new] == arm[:, None]
+  item, from_list, best = choose(rec, rec_valid, new, new_valid, world.utility,
+                                 world.reserve, spec.discount, n_recs)
+  kept = jnp.zeros_like(valid).at[rows[:, None], rec].set(True)
+  u_rest = jnp.max(jnp.where(valid & ~kept, utility, 0.0), -1)
+  exact = prefix_is_exact(spec.kept, n_recs, jnp.sum(new_valid, -1), u_rest, best,
+                          world.reserve, spec.discount)
+  return Lists(score, noise, n_recs, new, new_valid, item, from_list, exact | ~recommending)
+
+
+def segments(spec: RunSpec, n_items: int) -> list:
+  """[(first period, end period, width)]: the warm-up, then `spec.segments` spans of the
+  recommending periods, each computing its lists on the items released by its last period
+  (at least `kept` of them, at most all): a list's cost grows with its width."""
+  out = [(0, spec.warmup, min(n_items, spec.kept))] if spec.warmup else []
+  bounds = np.linspace(spec.warmup, spec.n_periods, spec.segments + 1).round().astype(int)
+  for a, b in zip(bounds[:-1], bounds[1:]):
+    if b > a:
+      out.append((int(a), int(b), int(min(n_items, max(spec.kept, (b - 1) * spec.n_new)))))
+  return out
+
+
+def fallback_tiers(rows: int) -> tuple:
+  """The sizes the whole-list fallback sorts (it takes the smallest that holds the period's
+  users; sorting costs per row): 8, 32, 128, ... up to `rows`."""
+  sizes, size = [], 8
+  while size < rows:
+    sizes.append(size)
+    size *= 4
+  return tuple(sizes) + (rows,)
+
+
+def whole_list_choices(spec: RunSpec, utility, reserve, ls: Lists):
+  """Lists with the choices of the users whose prefix did not suffice taken from their whole
+  lists, up to `spec.fallback_rows` of them (the batch's leading axes flattened). Returns
+  (lists, users beyond the rows)."""
+  flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), ls)
+  u_flat = utility.reshape((-1, utility.shape[-1]))
+  r_flat = reserve.reshape(-1)
+  need = ~flat.exact
+  n_need = jnp.sum(need)
+  n_rows = need.shape[0]
+
+  def redo(size, chosen):
+    (at,) = jnp.nonzero(need, size=size, fill_value=n_rows)  # Past the end: unused slots,
+    rows = jnp.minimum(at, n_rows - 1)  # dropped when written back.
+    score, noise = flat.score[rows], flat.noise[rows]
+    order = counting.ranking(score, noise)
+    item, from_list, _ = choose(order, jnp.take_along_axis(noise != INVALID_NOISE, order, -1),
+                                flat.new[rows], flat.new_valid[rows], u_flat[rows],
+                                r_flat[rows], spec.discount, flat.n_recs[rows])
+    return tuple(a.at[at].set(v, mode="drop") for a, v in zip(chosen, (item, from_list)))
+
+  # Only the choices go through the branches (the scores stay where they are).
+  tiers = fallback_tiers(spec.fallback_rows)
+  branch = jnp.where(n_need == 0, 0, 1 + jnp.searchsorted(jnp.asarray(tiers), n_need))
+  item, from_list = jax.lax.switch(
+      jnp.minimum(branch, len(tiers)),
+      [lambda c: c] + [functools.partial(redo, size) for size in tiers],
+      (flat.item, flat.from_list))
+  shape = ls.item.shape
+  return (ls._replace(item=item.reshape(shape), from_list=from_list.reshape(shape)),
+          jnp.maximum(n_need - spec.fallback_rows, 0))
+
+
+def update(spec: RunSpec, state: RunState, t, arm, ls: Lists):
+  """One run's state after the period's consumption, and its arms' sums."""
+  n_users = arm.shape[0]
+  item = ls.item
+  take = ((item >= 0) & (item < t * spec.n_new)).astype(jnp.float32)
+  x = state.x.at[jnp.arange(n_users), jnp.maximum(item, 0)].max(
+      (item >= 0).astype(jnp.float32))
+  in_arm = (arm[:, None] == jnp.arange(spec.arms)[None, :]).astype(jnp.float32)  # [U, A]
+  counted = (t >= spec.warmup).astype(jnp.float32)
+  state = state._replace(x=x, user_take=state.user_take + counted * in_arm * take[:, None],
+                         user_n=state.user_n + counted * in_arm)
+  return state, (take @ in_arm, jnp.sum(in_arm, 0), (item >= 0).astype(jnp.float32) @ in_arm,
+                 ls.from_list.astype(jnp.float32) @ in_arm)
+
+
+def init_state(spec: RunSpec, n_users: int, n_items: int) -> RunState:
+  frozen = (n_users, n_items) if spec.training == "frozen" else (0, 0)
+  zeros = jnp.zeros((n_users, spec.arms), jnp.float32)
+  return RunState(jnp.zeros((n_users, n_items), jnp.float32),
+                  jnp.zeros(frozen, jnp.float32), zeros, zeros)
+
+
+def simulate_chunk(spec: RunSpec, world: World, runs: RunInputs):
+  """A chunk of runs (RunInputs and World with a leading run axis [R]) over every period, one
+  scan per segment: (final RunStates, PeriodOut [T, R, ...])."""
+  n_runs, n_users, n_items = world.utility.shape
+
+  def one_period(width, states, xs):
+    t, arm = xs  # arm [R, U]
+    if spec.training == "frozen":
+      states = states._replace(frozen=jnp.where(t == spec.warmup, states.x, states.frozen))
+    ls = jax.vmap(lambda w, r, s, a: lists(spec, w, r, s, t, a, width))(world, runs, states,
+                                                                      arm)
+    fallback = jnp.sum(~ls.exact, -1)
+    ls, n_overflow = whole_list_choices(spec, world.utility, world.reserve, ls)
+    states, sums = jax.vmap(lambda s, a, l: update(spec, s, t, a, l))(states, arm, ls)
+    return states, PeriodOut(*sums, fallback, jnp.full(n_runs, n_overflow))
+
+  states = jax.vmap(lambda _: init_state(spec, n_users, n_items))(jnp.arange(n_runs))
+  arms = jnp.moveaxis(runs.arm, 1, 0)
+  outs = []
+  for first, end, width in segments(spec, n_items):
+    states, out = jax.lax.scan(functools.partial(one_period, width), states,
+                               (jnp.arange(first, end), arms[first:end]))
+    outs.append(out)
+  return states, jax.tree.map(lambda *a: jnp.concatenate(a), *outs)

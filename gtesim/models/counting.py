@@ -9,11 +9,17 @@ Neither forms an I x I (or, per user, a U x U) matrix: item-CF is
 score(u, .) = (X^T (X (x_u / n))) / n with n the column norms, user-CF is
 score(u, .) = (X x_u - |x_u|^2 e_u)^T X, so a batch of b users costs O(b U I) time and O(U I)
 memory. `ranking` orders a user's items by score, ties (and -inf) broken by a noise, higher
-first, as the page defines.
+first, as the page defines. The four rankers of the page (`RANKERS`: item_cf, user_cf, random,
+oracle) are the choice world's model classes: their state is the consumption matrix.
 """
+
+import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from gtesim.registry import Registry
 
 
 def _safe_inverse(n):
@@ -44,11 +50,147 @@ def top_ranking(score, noise, k: int):
   """[..., k] the first k items of `ranking(score, noise)` without sorting every item: the k
   highest scores (lax.top_k), and where the k-th score is tied, the tied items by noise. Equal
   to ranking(score, noise)[..., :k] (tested), in O(n log k) instead of O(n log n)."""
-  kth = jax.lax.top_k(score, k)[0][..., -1:]  # [..., 1] the k-th highest score.
-  # Fewer than k items score above it: all are kept (key inf); the rest of the k are the
-  # items tied at it with the highest noise; every other item has key -inf.
-  key = jnp.where(score > kth, jnp.inf, jnp.where(score == kth, noise, -jnp.inf))
+  # [..., 1] the k-th highest score: the min of the k highest (slicing top_k's output instead
+  # made XLA CPU's top_k 15x slower).
+  kth = jnp.min(jax.lax.top_k(score, k)[0], -1, keepdims=True)
+  # Fewer than k items score above it: all are kept (the highest key); the rest of the k are
+  # the items tied at it with the highest noise; every other item has the lowest key. Integer
+  # noise must lie strictly between its dtype's extremes.
+  if jnp.issubdtype(noise.dtype, jnp.integer):
+    info = jnp.iinfo(noise.dtype)
+    high, low = info.max, info.min
+  else:
+    high, low = jnp.inf, -jnp.inf
+  key = jnp.where(score > kth, high, jnp.where(score == kth, noise, low))
   _, picked = jax.lax.top_k(key, k)
-  s = jnp.take_along_axis(score, picked, -1)
-  z = jnp.take_along_axis(noise, picked, -1)
-  return jnp.take_along_axis(picked, jnp.lexsort((-z, -s), axis=-1), -1)
+  return ordered(picked, jnp.take_along_axis(score, picked, -1),
+                 jnp.take_along_axis(noise, picked, -1))
+
+
+def ordered(items, score, noise):
+  """[..., k] `items` in ranking order (score, then noise, higher first; then the lower id),
+  by counting each item's predecessors: O(k^2) compares, cheaper than XLA CPU's sort at
+  small k."""
+  s_i, s_j = score[..., :, None], score[..., None, :]
+  z_i, z_j = noise[..., :, None], noise[..., None, :]
+  before = (s_j > s_i) | ((s_j == s_i) & ((z_j > z_i) | ((z_j == z_i) &
+                                                        (items[..., None, :] < items[..., :, None]))))
+  rank = jnp.sum(before, -1)  # [..., k] a permutation of 0..k-1 (a strict total order).
+  slot = rank[..., :, None] == jnp.arange(items.shape[-1])  # [..., item, slot]
+  return jnp.sum(jnp.where(slot, items[..., :, None], 0), -2)
+
+
+def item_cf_all(x):
+  """[U, I] item-CF scores of every user from X [U, I]: ((X D) X^T) X D with D the inverse
+  column norms, a [U, U] intermediate (never I x I)."""
+  inv = _safe_inverse(jnp.sqrt(jnp.sum(x * x, axis=0)))
+  xd = x * inv
+  return (xd @ x.T) @ xd
+
+
+def user_cf_all(x):
+  """[U, I] user-CF scores of every user: (X X^T with a zero diagonal) X."""
+  w = x @ x.T
+  return (w - jnp.diag(jnp.diag(w))) @ x
+
+
+# --- the counting rankers (the choice world's model classes) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CountingRanker:
+  """A ranker whose whole state is the binary consumption matrix it trains on (no gradients):
+  `scores(x, utility)` ranks every user's items from X [U, I]; learning is X[u, i] = 1 for a
+  consumed (u, i), which the environment writes. Higher scores first, ties by the period's
+  noise (environments/choice.py)."""
+  name: str
+  reads_utility: ClassVar[bool] = False  # Only the oracle reads the environment's utilities:
+  # `scores` gets them (its declared interface), every other ranker gets None.
+  learns: ClassVar[bool] = True  # Its list depends on X (random's does not).
+
+  def scores(self, x, utility=None):
+    """[U, I] float32 scores; -inf below every item of a real score."""
+    raise NotImplementedError
+
+
+def _pushed_down(x, score):
+  """Consumed items (x = 1) at -inf: below every unconsumed item, ordered by the noise."""
+  return jnp.where(x > 0, -jnp.inf, score)
+
+
+@dataclasses.dataclass(frozen=True)
+class FactoredCF(CountingRanker):
+  """A CF ranker whose raw scores are (L @ X) * scale: `factors(x)` gives L [U, U] and the
+  column scale [I], so rankers of two arms can share the [U, U] x [U, I] product (each user's
+  row of L from its arm's ranker: pooled_scores)."""
+
+  def factors(self, x):
+    raise NotImplementedError
+
+  def scores(self, x, utility=None):
+    left, scale = self.factors(x)
+    return _pushed_down(x, (left @ x) * scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemCF(FactoredCF):
+  """score(u, i) = sum_j cos(i, j) x_uj; consumed items -inf. L = (X D) X^T, scale D (the
+  inverse column norms): item_cf_all."""
+
+  def factors(self, x):
+    inv = _safe_inverse(jnp.sqrt(jnp.sum(x * x, axis=0)))
+    return (x * inv) @ x.T, inv
+
+
+@dataclasses.dataclass(frozen=True)
+class UserCF(FactoredCF):
+  """score(u, i) = sum_{v != u} (x_u . x_v) x_vi; consumed items -inf. L = X X^T with a zero
+  diagonal, scale 1: user_cf_all."""
+
+  def factors(self, x):
+    w = x @ x.T
+    return w - jnp.diag(jnp.diag(w)), jnp.ones(x.shape[1], x.dtype)
+
+
+def shared_scores(rankers, xs, x, arm):
+  """[U, I] each user's scores by its arm's FactoredCF ranker with one [U, U] x [U, I]
+  product: row u of L and of the scale are arm[u]'s.
+
+  Args:
+    rankers: a FactoredCF per arm; xs: each arm's training matrix, which is `x` or `x` with
+      only the arm's users' rows (diverted); arm: [U] each user's arm.
+  A user's row of its arm's L is 0 at every user outside the arm's training rows, so
+  L_a[u] @ xs[a] = L_a[u] @ x and the product can take `x` for every row.
+  """
+  left, scale = None, None
+  for a, (ranker, xa) in enumerate(zip(rankers, xs)):
+    la, sa = ranker.factors(xa)
+    in_arm = (arm == a)[:, None]
+    left = la if left is None else jnp.where(in_arm, la, left)
+    scale = jnp.broadcast_to(sa, x.shape) if scale is None else jnp.where(in_arm, sa, scale)
+  return _pushed_down(x, (left @ x) * scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Random(CountingRanker):
+  """Every item scores 0: the order is the noise's alone; consumed items are not pushed
+  down."""
+  learns: ClassVar[bool] = False
+
+  def scores(self, x, utility=None):
+    return jnp.zeros_like(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Oracle(CountingRanker):
+  """("ideal") unconsumed items by their true utility, then consumed items by the noise."""
+  reads_utility: ClassVar[bool] = True
+
+  def scores(self, x, utility=None):
+    return _pushed_down(x, utility.astype(jnp.float32))
+
+
+RANKERS = Registry("counting ranker", "choice.algo1 / choice.algo2")
+for _name, _cls in (("item_cf", ItemCF), ("user_cf", UserCF), ("random", Random),
+                    ("oracle", Oracle)):
+  RANKERS.register(_name, _cls(_name))

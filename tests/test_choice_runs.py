@@ -1,0 +1,175 @@
+"""Runs of the choice world (environments/choice.py, driver/choice_world.py) against the page's
+numpy rendering (tests/choice_reference.py), period by period on a fixed small world: every
+ranker pair and training, the kept prefix with its whole-list fallback, the A/A, the designs'
+draws, and the config's refusals."""
+
+import dataclasses
+import pathlib
+import runpy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import choice_reference as ref
+from gtesim.data import choice_world
+from gtesim.designs import choice_world as designs
+from gtesim.driver import choice_world as driver
+from gtesim.environments import choice
+from gtesim.errors import GtesimError, InputError
+from gtesim.models import counting
+
+U, I, N, T0 = 12, 60, 3, 3
+T = I // N
+R = 3
+
+
+def _world(seed=3):
+  w = choice_world.generate(np.random.default_rng(seed), U, I, 10, 10.0, 1.0, 1e-5, 50.0)
+  # The reference compares in float64 what the device holds in float32.
+  f32 = lambda a: a.astype(np.float32).astype(np.float64)
+  return dataclasses.replace(w, utility=f32(w.utility), reserve=f32(w.reserve))
+
+
+def _run_both(w, algos, training, item_arms, kept, fallback_rows, seed=0):
+  gen = np.random.default_rng(seed)
+  arm = (gen.random((R, U)) < 0.5).astype(np.int32)
+  item_arm = (gen.random((R, I)) < 0.5).astype(np.int32)
+  seeds = jnp.asarray(gen.integers(0, 2 ** 32, (R, 4), dtype=np.uint32))
+  spec = choice.RunSpec(tuple(counting.RANKERS.get(a) for a in algos), T, T0, N, kept,
+                        fallback_rows, 0.8, training=training, item_arms=item_arms)
+  world = choice.World(jnp.broadcast_to(jnp.asarray(w.utility, jnp.float32), (R, U, I)),
+                       jnp.broadcast_to(jnp.asarray(w.reserve, jnp.float32), (R, U)))
+  runs = choice.RunInputs(jnp.asarray(np.repeat(arm[:, None], T, 1)), jnp.asarray(item_arm),
+                          seeds)
+  states, out = jax.jit(choice.simulate_chunk, static_argnums=0)(spec, world, runs)
+  want = []
+  for r in range(R):
+    orders = [np.asarray(choice.new_item_order(seeds[r, 2:], t, U, N)) for t in range(T)]
+    take, consumed = ref.run(
+        w, algos, arm[r], T, T0, N,
+        lambda t: np.asarray(choice.tie_noise(seeds[r, :2], t, U, I), np.float64),
+        lambda t, u: orders[t][u], diverted=training == "diverted",
+        item_arm=item_arm[r] if item_arms else None, frozen=training == "frozen")
+    x = np.zeros((U, I))
+    for t in range(T):
+      ok = consumed[t] >= 0
+      x[np.flatnonzero(ok), consumed[t][ok]] = 1
+    want.append((np.stack([take[:, arm[r] == a].sum(1) for a in (0, 1)], 1), x,
+                 np.stack([(consumed[:, arm[r] == a] >= 0).sum(1) for a in (0, 1)], 1)))
+  return states, out, want
+
+
+@pytest.mark.parametrize("algos", [("item_cf", "user_cf"), ("random", "oracle"),
+                                   ("user_cf", "item_cf")])
+@pytest.mark.parametrize("training,item_arms", [("pooled", False), ("diverted", False),
+                                                ("pooled", True), ("frozen", False)])
+def test_runs_equal_the_pages_rendering_period_by_period(algos, training, item_arms):
+  """Every period's take-ups and consumptions per arm, and the final consumption matrix,
+  equal the numpy rendering's, with the whole list and with a kept prefix of 6 whose
+  fallback decides the users it could have missed."""
+  w = _world()
+  for kept, rows in ((I, 1), (6, R * U)):
+    states, out, want = _run_both(w, algos, training, item_arms, kept, rows)
+    for r, (take, x, consumed) in enumerate(want):
+      np.testing.assert_array_equal(np.asarray(out.take[:, r]), take)
+      np.testing.assert_array_equal(np.asarray(out.consumed[:, r]), consumed)
+      np.testing.assert_array_equal(np.asarray(states.x[r]), x)
+    if kept < I:  # The short prefix missed some choices, which the fallback decided.
+      assert int(out.fallback.sum()) > 0 and int(out.overflow.max()) == 0
+
+
+def test_the_exactness_guard_fires_when_the_kept_list_is_too_short():
+  """With a prefix of 6 and too few fallback rows the guard counts the users beyond them
+  (whose choices then differ from the page's), and the driver refuses such a run."""
+  w = _world()
+  _, out, want = _run_both(w, ("item_cf", "user_cf"), "pooled", False, 6, 2)
+  assert int(out.overflow.max()) > 0
+  assert any(not np.array_equal(np.asarray(out.take[:, r]), take)
+             for r, (take, _, _) in enumerate(want))
+  config = _config(runs=2, chunk=2)
+  config.choice.kept, config.choice.fallback_rows = 2, 1
+  with pytest.raises(GtesimError, match="choice.fallback_rows"):
+    driver.replicate(config, log=lambda *_: None)
+
+
+def _config(**replication):
+  config = runpy.run_path(str(pathlib.Path(__file__).parents[1] / "configs" /
+                              "replication.py"))["get_config"]()
+  config.choice.update(n_users=U, n_items=I, n_new=N, n_periods=T, warmup=T0, kept=8,
+                       fallback_rows=64)
+  config.replication.update({"runs": 4, "chunk": 2, **replication})
+  return config
+
+
+def test_aa_truth_is_exactly_zero_and_run_b_equals_a_single_run():
+  """Algo1 = algo2: the paired all-one-ranker worlds are the same world, so the paired
+  truth is exactly 0 in every run; and run b of B is bit for bit a run of B = 1 with
+  rep_offset b."""
+  config = _config(algo1="item_cf", algo2="item_cf")
+  result = driver.replicate(config, log=lambda *_: None)
+  assert result["truth_paired"] == 0.0 and result["truth_paired_se"] == 0.0
+  assert set(result["per_run"]["truth_paired"]) == {0.0}
+  config = _config(design="codiverted")
+  many = driver.replicate(config, log=lambda *_: None)
+  config.replication.update(runs=2, rep_offset=2)
+  few = driver.replicate(config, log=lambda *_: None)
+  assert many["per_run"]["estimate"][2:] == few["per_run"]["estimate"]
+
+
+def test_cluster_draws_treat_exactly_floor_kp_clusters_and_shuffle_the_share():
+  gen = np.random.default_rng(0)
+  label = np.repeat(np.arange(4), 25)
+  clusters = designs.Clusters(label, 4, {})
+  for p, shuffle in ((0.5, 0.0), (0.3, 0.2), (0.9, 0.4)):
+    d = designs.make("cluster", shuffle).draw(gen, p, 5, 10, clusters)
+    moved = d.cluster != label
+    assert moved.sum() == 4 * round(shuffle * 25)
+    assert all(moved[label == c].sum() == round(shuffle * 25) for c in range(4))
+    on_algo2 = np.unique(d.cluster[d.arm[0] == 1])
+    assert len(on_algo2) == int(np.floor(4 * p))
+    assert (d.arm == d.arm[0]).all()  # Every period the same arms.
+  taste = np.repeat(np.eye(3), 10, 0) + gen.normal(0, 0.01, (30, 3))
+  fitted = designs.taste_clusters(taste, 2, 6, 0)
+  assert fitted.k == 3 and max(fitted.silhouettes, key=fitted.silhouettes.get) == 3
+
+
+def test_codiverted_and_switchback_draws():
+  gen = np.random.default_rng(1)
+  d = designs.make("codiverted").draw(gen, 0.3, 4, 5000, designs.all_users(2000))
+  assert abs(d.arm[0].mean() - 0.3) < 0.04 and abs(d.item_arm.mean() - 0.3) < 0.04
+  d = designs.make("switchback").draw(gen, 0.3, 400, 5, designs.all_users(3))
+  assert (d.arm == d.arm[:, :1]).all() and abs(d.arm[:, 0].mean() - 0.3) < 0.08
+
+
+@pytest.mark.parametrize("key,value,named", [
+    ("replication.design", "pooling", "replication.design"),
+    ("replication.algo1", "itemcf", "choice.algo1"),
+    ("replication.p", 1.0, "replication.p"),
+    ("choice.warmup", 100, "choice.warmup"),
+    ("choice.kept", 5000, "choice.kept"),
+    ("choice.sigma", 0.5, "choice.sigma"),
+])
+def test_bad_config_values_are_refused_naming_the_key(key, value, named):
+  config = _config()
+  section, name = key.split(".")
+  config[section][name] = value
+  with pytest.raises(InputError, match=named.replace(".", r"\.")):
+    driver.replicate(config, log=lambda *_: None)
+
+
+def test_a_cluster_split_with_an_empty_arm_is_refused():
+  config = _config(design="cluster", p=0.1)
+  with pytest.raises(InputError, match=r"replication\.p"):
+    driver.replicate(config, log=lambda *_: None)
+
+
+def test_segments_cover_every_period_with_every_released_item():
+  spec = choice.RunSpec((counting.RANKERS.get("random"),), 100, 10, 10, 32, 8, 0.8,
+                        segments=4)
+  segs = choice.segments(spec, 1000)
+  assert segs[0] == (0, 10, 32) and [s[1] for s in segs[:-1]] == [s[0] for s in segs[1:]]
+  assert segs[-1][1] == 100 and len(segs) == 5
+  for first, end, width in segs[1:]:  # The warm-up recommends nothing: its width is kept's.
+    assert width >= min(1000, max(32, (end - 1) * 10)) and width <= 1000
