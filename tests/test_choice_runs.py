@@ -4,6 +4,7 @@ ranker pair and training, the kept prefix with its whole-list fallback, the A/A,
 draws, and the config's refusals."""
 
 import dataclasses
+import json
 import pathlib
 import runpy
 
@@ -18,7 +19,9 @@ from gtesim.designs import choice_world as designs
 from gtesim.driver import choice_world as driver
 from gtesim.environments import choice
 from gtesim.errors import GtesimError, InputError
+from gtesim import writing
 from gtesim.models import counting
+from gtesim.study import replication as study
 
 U, I, N, T0 = 12, 60, 3, 3
 T = I // N
@@ -173,3 +176,33 @@ def test_segments_cover_every_period_with_every_released_item():
   assert segs[-1][1] == 100 and len(segs) == 5
   for first, end, width in segs[1:]:  # The warm-up recommends nothing: its width is kept's.
     assert width >= min(1000, max(32, (end - 1) * 10)) and width <= 1000
+
+
+def test_the_replication_study_plans_its_rows_and_writes_its_table(tmp_path):
+  """The plan holds the issue's rows; a row run through the study's shared worlds gives the
+  same result as replicate() on its own, and table.csv has exactly the issue's columns."""
+  rows = study.plan(1000, 200)
+  parts = [part for _, part, _ in rows]
+  assert (parts.count("headline"), parts.count("p_sweep"), parts.count("shuffle_sweep"),
+          parts.count("aa")) == (24, 20, 3, 4)
+  assert len({name for name, _, _ in rows}) == len(rows)
+  base = _config()
+  name, part, settings = next(r for r in study.plan(4, 4) if r[1] == "shuffle_sweep" and
+                              r[2]["shuffle"] == 0.2)
+  settings = {**settings, "runs": 2}
+  worlds = study.Worlds(tmp_path / "worlds", base, 4)
+  config = study.row_config(base, settings)
+  shared = driver.replicate(config, log=lambda *_: None,
+                            take_ups=worlds.for_row(settings["gamma_pref"], 2))
+  alone = driver.replicate(config, log=lambda *_: None)
+  assert shared["per_run"] == alone["per_run"]  # Paired truths: the first 2 of 4 runs.
+  assert shared["mean_estimate"] == alone["mean_estimate"]
+  (tmp_path / "rows").mkdir()
+  (tmp_path / "rows" / f"{name}.json").write_text(json.dumps(writing.jsonable(
+      {**shared, "part": part})))
+  study.write_tables(tmp_path, [(name, part, settings)], worlds)
+  lines = (tmp_path / "table.csv").read_text().splitlines()
+  assert lines[0].split(",") == list(study.COLUMNS) and len(lines) == 2
+  row = dict(zip(study.COLUMNS, lines[1].split(",")))
+  assert row["design"] == "cluster" and float(row["shuffle"]) == 0.2 and row["B"] == "2"
+  assert (tmp_path / "worlds.csv").read_text().count("\n") == 5  # Header + 2 rankers x 2.

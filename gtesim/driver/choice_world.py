@@ -217,9 +217,21 @@ def clusters_of(config, worlds) -> list:
   return per_world
 
 
-def replicate(config, log=print) -> dict:
+def global_take_ups(config, algo: str, paired: bool, worlds=None) -> tuple:
+  """([B] take-ups of the all-`algo` world's runs, seconds): paired runs share the A/B runs'
+  seeds, independent ones have their own."""
+  worlds = run_worlds(config, config.replication.rep_offset) if worlds is None else worlds
+  runs = global_runs(config, algo, worlds, paired)
+  return runs.arm_take_up(config.choice.warmup)[:, 0], runs.seconds
+
+
+def replicate(config, log=print, take_ups=None) -> dict:
   """One configuration of the choice world: the design's B runs and both truths of
-  (algo1, algo2), summarised (stats/replication.py). Returns the result (JSON-able)."""
+  (algo1, algo2), summarised (stats/replication.py). Returns the result (JSON-able).
+
+  take_ups: (algo, paired) -> ([B] take-ups, seconds) of the all-one-ranker worlds with this
+  config's runs (a study computes each once); default global_take_ups.
+  """
   from gtesim.stats import replication as stats  # pylint: disable=import-outside-toplevel
   check_config(config)
   r, c = config.replication, config.choice
@@ -229,16 +241,18 @@ def replicate(config, log=print) -> dict:
   realised = np.array([d.arm[c.warmup:].mean() for d in draws])
   log(f"[replication] {r.design} {r.algo1} vs {r.algo2}, p = {r.p}: {r.runs} runs in "
       f"{ab.seconds:.1f} s ({ab.seconds / r.runs:.3f} s per run, compilation included)")
-  g = {(algo, paired): global_runs(config, algo, worlds, paired)
-       for algo in (r.algo1, r.algo2) for paired in (True, False)}
-  take = {k: v.arm_take_up(c.warmup)[:, 0] for k, v in g.items()}
+  take_ups = take_ups or (lambda algo, paired: global_take_ups(config, algo, paired, worlds))
+  g = {(algo, paired): take_ups(algo, paired) for algo in (r.algo1, r.algo2)
+       for paired in (True, False)}
+  take = {k: v[0] for k, v in g.items()}
   truth = stats.truths(take[r.algo1, True], take[r.algo2, True], take[r.algo1, False],
                        take[r.algo2, False])
   arm = ab.arm_take_up(c.warmup)
   estimates = arm[:, 0] - arm[:, 1]
   design = designs.make(r.design, r.shuffle)
   ses = {m: stats.SE_METHODS[m](ab, draws, c.warmup) for m in design.se_methods}
-  out = stats.summary(estimates, ses, truth, take[r.algo1, True] - take[r.algo2, True])
+  paired_by_run = take[r.algo1, True] - take[r.algo2, True]
+  out = stats.summary(estimates, ses, truth, paired_by_run)
   return {
       "gamma_pref": c.gamma_pref, "algo1": r.algo1, "algo2": r.algo2, "design": r.design,
       "p": r.p, "shuffle": r.shuffle, "realised_p": float(realised.mean()),
@@ -250,7 +264,6 @@ def replicate(config, log=print) -> dict:
       "clusters_k": clusters[0].k if design.clusters_users else None,
       "world": world_digest(worlds if not isinstance(worlds, list) else worlds[0]),
       "seconds": {"ab": ab.seconds, **{f"global_{a}_{'paired' if p else 'independent'}":
-                                       v.seconds for (a, p), v in g.items()}},
-      "per_run": {"estimate": estimates.tolist(),
-                  "truth_paired": (take[r.algo1, True] - take[r.algo2, True]).tolist()},
+                                       v[1] for (a, p), v in g.items()}},
+      "per_run": {"estimate": estimates.tolist(), "truth_paired": paired_by_run.tolist()},
   }
