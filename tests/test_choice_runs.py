@@ -206,3 +206,21 @@ def test_the_replication_study_plans_its_rows_and_writes_its_table(tmp_path):
   row = dict(zip(study.COLUMNS, lines[1].split(",")))
   assert row["design"] == "cluster" and float(row["shuffle"]) == 0.2 and row["B"] == "2"
   assert (tmp_path / "worlds.csv").read_text().count("\n") == 5  # Header + 2 rankers x 2.
+
+
+def test_per_run_worlds_run_as_the_shared_world_when_equal():
+  """choice.world_per_run's path (a world per run, chunked with the runs) gives the shared
+  world's results when every run's world is that world; its worlds differ run by run."""
+  config = _config()
+  world = driver.make_world(config)
+  design = designs.make("naive")
+  draws = [design.draw(driver.assignment_rng(0, b), 0.5, T, I, designs.all_users(U))
+           for b in range(3)]
+  seeds = [np.full(4, b, np.uint32) for b in range(3)]
+  shared = driver.simulate(config, ("item_cf", "user_cf"), design, draws, seeds, world)
+  per_run = driver.simulate(config, ("item_cf", "user_cf"), design, draws, seeds, [world] * 3)
+  np.testing.assert_array_equal(shared.take, per_run.take)
+  config.choice.world_per_run = True
+  worlds = driver.run_worlds(config)
+  assert len({driver.world_digest(w) for w in worlds}) == len(worlds) == 4
+  assert driver.world_digest(worlds[1]) == driver.world_digest(driver.make_world(config, 1))

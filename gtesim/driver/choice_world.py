@@ -161,11 +161,11 @@ def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, 
   overflow = int(np.asarray(out.overflow).max())
   if overflow:
     raise GtesimError(
-        f"[replication] error: in some period {overflow} users of a chunk needed their whole "
-        f"ranked list (their kept prefix of choice.kept = {config.choice.kept} items could "
-        f"have missed their choice) beyond the choice.fallback_rows = "
-        f"{config.choice.fallback_rows} the chunk sorts whole; raise either (no result is "
-        "written: those users' choices would be wrong).")
+        f"in some period, {overflow} users of a chunk beyond the choice.fallback_rows = "
+        f"{config.choice.fallback_rows} it can sort whole needed their whole ranked list "
+        f"(the kept prefix of choice.kept = {config.choice.kept} items could have missed "
+        "their choice); raise choice.fallback_rows or choice.kept. No result is written: "
+        "those users' choices would be wrong.")
   flat = lambda a: np.asarray(a).reshape((-1,) + a.shape[2:])[:n]
   return Runs(runs_first(out.take), runs_first(out.n), runs_first(out.consumed),
               runs_first(out.from_list), flat(user_take), flat(user_n),
