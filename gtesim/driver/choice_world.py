@@ -23,7 +23,7 @@ import numpy as np
 from gtesim.data import choice_world as world_lib
 from gtesim.designs import choice_world as designs
 from gtesim.environments import choice
-from gtesim.errors import GtesimError, InputError, require
+from gtesim.errors import GtesimError, require
 from gtesim.models import counting
 
 ALGOS = ("item_cf", "user_cf", "random", "oracle")
