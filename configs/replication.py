@@ -45,6 +45,8 @@ def get_config():
   r.algo2 = "user_cf"
   r.p = 0.5  # The share of users on algo2.
   r.shuffle = 0.0  # Cluster design: the share of each cluster's users moved elsewhere.
+  r.shuffle_reading = "share"  # "share": round(shuffle * size) users of each cluster move;
+  # "each": each user moves with probability shuffle (the page leaves it open).
   r.cluster_k_min = 2  # The cluster design's k: the best silhouette in [k_min, k_max].
   r.cluster_k_max = 10
   r.runs = 1000  # B.

@@ -28,7 +28,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_c
 _OUT = flags.DEFINE_string("out", "experiments/replication-brennan-holtz", "Study folder.")
 _RUNS = flags.DEFINE_integer("runs", 1000, "B of the headline rows and the worlds.")
 _SWEEP_RUNS = flags.DEFINE_integer("sweep_runs", 200, "B of the sweeps and the A/A rows.")
-_PARTS = flags.DEFINE_list("parts", ["headline", "p_sweep", "shuffle_sweep", "aa"],
+_PARTS = flags.DEFINE_list("parts", ["headline", "p_sweep", "shuffle_sweep", "shuffle_each",
+                                     "aa"],
                            "The parts of the plan to run (a subset: a partial study).")
 flags.mark_flags_as_required(["config"])
 

@@ -134,6 +134,11 @@ def test_cluster_draws_treat_exactly_floor_kp_clusters_and_shuffle_the_share():
     moved = d.cluster != label
     assert moved.sum() == 4 * round(shuffle * 25)
     assert all(moved[label == c].sum() == round(shuffle * 25) for c in range(4))
+    # The other reading: each user independently; over 400 draws, the share within 3 SEs.
+    each = designs.make("cluster", shuffle, "each")
+    share = np.mean([(each.draw(gen, p, 5, 10, clusters).cluster != label).mean()
+                     for _ in range(400)])
+    assert abs(share - shuffle) <= 3 * np.sqrt(shuffle * (1 - shuffle) / 40000) + 1e-12
     on_algo2 = np.unique(d.cluster[d.arm[0] == 1])
     assert len(on_algo2) == int(np.floor(4 * p))
     assert (d.arm == d.arm[0]).all()  # Every period the same arms.
@@ -157,6 +162,7 @@ def test_codiverted_and_switchback_draws():
     ("choice.warmup", 100, "choice.warmup"),
     ("choice.kept", 5000, "choice.kept"),
     ("choice.sigma", 0.5, "choice.sigma"),
+    ("replication.shuffle_reading", "some", "replication.shuffle_reading"),
 ])
 def test_bad_config_values_are_refused_naming_the_key(key, value, named):
   config = _config()
@@ -188,7 +194,7 @@ def test_the_replication_study_plans_its_rows_and_writes_its_table(tmp_path):
   rows = study.plan(1000, 200)
   parts = [part for _, part, _ in rows]
   assert (parts.count("headline"), parts.count("p_sweep"), parts.count("shuffle_sweep"),
-          parts.count("aa")) == (24, 20, 3, 4)
+          parts.count("shuffle_each"), parts.count("aa")) == (24, 20, 3, 2, 4)
   assert len({name for name, _, _ in rows}) == len(rows)
   base = _config()
   name, part, settings = next(r for r in study.plan(4, 4) if r[1] == "shuffle_sweep" and

@@ -13,8 +13,9 @@ the share of users on algo2, as the page defines it.
   catalogue, future items included); a user sees only its arm's items, recommended and new;
   the shared matrix trains both.
 - `cluster`: k-means on the users' true tastes, k in [`cluster_k_min`, `cluster_k_max`] by
-  the best silhouette (once per world); a `shuffle` share of each cluster's users (rounded)
-  moves to a uniformly chosen other cluster; exactly floor(k p) clusters, chosen uniformly, are
+  the best silhouette (once per world); a `shuffle` share of each cluster's users (rounded;
+  or, `shuffle_reading` "each", each user with that probability) moves to a uniformly chosen
+  other cluster; exactly floor(k p) clusters, chosen uniformly, are
   on algo2; the shared matrix trains both. The realised share of users on algo2 is reported.
 - `switchback`: each period, every user is on algo2 with probability p (one draw per period);
   the shared matrix trains both.
@@ -85,6 +86,7 @@ class Switchback(ChoiceDesign):
 @dataclasses.dataclass(frozen=True)
 class Cluster(ChoiceDesign):
   shuffle: float = 0.0
+  shuffle_reading: str = "share"  # SHUFFLE_READINGS: the page leaves it open.
   clusters_users: ClassVar[bool] = True
 
   def check(self, clusters, p):
@@ -96,20 +98,33 @@ class Cluster(ChoiceDesign):
                        f"p) <= {clusters.k - 1}.")
 
   def draw(self, gen, p, n_periods, n_items, clusters):
-    label = shuffled(gen, clusters.label, clusters.k, self.shuffle)
+    label = shuffled(gen, clusters.label, clusters.k, self.shuffle, self.shuffle_reading)
     treated = gen.permutation(clusters.k)[:int(np.floor(clusters.k * p))]
     arm = np.isin(label, treated).astype(np.int32)
     return Draw(np.broadcast_to(arm, (n_periods, len(label))).copy(),
                 np.zeros(n_items, np.int32), label)
 
 
-def shuffled(gen, label, k: int, share: float):
-  """Cluster labels with round(share * size) users of each cluster, chosen uniformly, moved to
-  a uniformly chosen other cluster."""
+def _moved_share(gen, members, share):
+  return gen.choice(members, int(round(share * len(members))), replace=False)
+
+
+def _moved_each(gen, members, share):
+  return members[gen.random(len(members)) < share]
+
+
+SHUFFLE_READINGS = {  # `replication.shuffle_reading`: which of a cluster's users move.
+    "share": _moved_share,  # round(share * size) of them, chosen uniformly.
+    "each": _moved_each,  # each with probability `share`, independently.
+}
+
+
+def shuffled(gen, label, k: int, share: float, reading: str = "share"):
+  """Cluster labels with some users of each cluster (SHUFFLE_READINGS[reading]) moved to a
+  uniformly chosen other cluster."""
   out = label.copy()
   for c in range(k):
-    members = np.flatnonzero(label == c)
-    moved = gen.choice(members, int(round(share * len(members))), replace=False)
+    moved = SHUFFLE_READINGS[reading](gen, np.flatnonzero(label == c), share)
     other = gen.integers(k - 1, size=len(moved))
     out[moved] = other + (other >= c)
   return out
@@ -152,7 +167,9 @@ DESIGNS.register("switchback", Switchback("switchback", se_methods=("user", "per
 DESIGNS.register("snapshot", ChoiceDesign("snapshot", training="frozen"))
 
 
-def make(name: str, shuffle: float = 0.0) -> ChoiceDesign:
-  """The design `name` (`shuffle`: the cluster design's shuffle share)."""
+def make(name: str, shuffle: float = 0.0, shuffle_reading: str = "share") -> ChoiceDesign:
+  """The design `name` (`shuffle`, `shuffle_reading`: the cluster design's shuffle)."""
   design = DESIGNS.get(name)
-  return dataclasses.replace(design, shuffle=shuffle) if isinstance(design, Cluster) else design
+  if isinstance(design, Cluster):
+    return dataclasses.replace(design, shuffle=shuffle, shuffle_reading=shuffle_reading)
+  return design

@@ -48,6 +48,8 @@ def check_config(config) -> None:
   designs.DESIGNS.get(r.design)
   require(0 < r.p < 1, "replication.p", f"{r.p}: must be in (0, 1).")
   require(0 <= r.shuffle <= 1, "replication.shuffle", f"{r.shuffle}: must be in [0, 1].")
+  require(r.shuffle_reading in designs.SHUFFLE_READINGS, "replication.shuffle_reading",
+          f"'{r.shuffle_reading}': use one of {', '.join(designs.SHUFFLE_READINGS)}.")
   require(r.runs >= 2, "replication.runs", f"{r.runs}: needs at least 2 runs.")
   require(r.chunk >= 1, "replication.chunk", f"{r.chunk}: must be a positive integer.")
   require(2 <= r.cluster_k_min <= r.cluster_k_max, "replication.cluster_k_min",
@@ -182,7 +184,7 @@ def run_worlds(config, index_offset: int = 0):
 def ab_runs(config, worlds, clusters) -> tuple:
   """(Runs of the configured design, each run's Draw)."""
   r, c = config.replication, config.choice
-  design = designs.make(r.design, r.shuffle)
+  design = designs.make(r.design, r.shuffle, r.shuffle_reading)
   first = r.rep_offset
   draws = [design.draw(assignment_rng(r.seed, first + b), r.p, c.n_periods, c.n_items,
                        clusters[b]) for b in range(r.runs)]
@@ -207,7 +209,7 @@ def clusters_of(config, worlds) -> list:
   """Each run's users' taste clusters (one fit per world; one cluster of every user when the
   design does not cluster), refused when the design's p leaves an arm empty."""
   r = config.replication
-  design = designs.make(r.design, r.shuffle)
+  design = designs.make(r.design, r.shuffle, r.shuffle_reading)
   fit = lambda w: (designs.taste_clusters(w.taste, r.cluster_k_min, r.cluster_k_max,
                                           config.choice.world_seed)
                    if design.clusters_users else designs.all_users(config.choice.n_users))
@@ -249,13 +251,14 @@ def replicate(config, log=print, take_ups=None) -> dict:
                        take[r.algo2, False])
   arm = ab.arm_take_up(c.warmup)
   estimates = arm[:, 0] - arm[:, 1]
-  design = designs.make(r.design, r.shuffle)
+  design = designs.make(r.design, r.shuffle, r.shuffle_reading)
   ses = {m: stats.SE_METHODS[m](ab, draws, c.warmup) for m in design.se_methods}
   paired_by_run = take[r.algo1, True] - take[r.algo2, True]
   out = stats.summary(estimates, ses, truth, paired_by_run)
   return {
       "gamma_pref": c.gamma_pref, "algo1": r.algo1, "algo2": r.algo2, "design": r.design,
-      "p": r.p, "shuffle": r.shuffle, "realised_p": float(realised.mean()),
+      "p": r.p, "shuffle": r.shuffle, "shuffle_reading": r.shuffle_reading,
+      "realised_p": float(realised.mean()),
       "realised_p_sd": float(realised.std()), **truth, **out,
       "take_up_arm1": float(np.nanmean(arm[:, 0])), "take_up_arm2": float(np.nanmean(arm[:, 1])),
       "consumed_share": float(ab.consumed[:, c.warmup:].sum() / ab.n[:, c.warmup:].sum()),

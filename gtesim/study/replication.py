@@ -40,17 +40,22 @@ def plan(runs: int, sweep_runs: int) -> list:
   for s in SHUFFLES:
     rows.append(("shuffle_sweep", dict(gamma_pref=10.0, algo1="item_cf", algo2="user_cf",
                                        design="cluster", p=0.5, shuffle=s, runs=sweep_runs)))
+  for s in SHUFFLES[1:]:  # The page's other reading of the shuffle (not in table.csv).
+    rows.append(("shuffle_each", dict(gamma_pref=10.0, algo1="item_cf", algo2="user_cf",
+                                      design="cluster", p=0.5, shuffle=s, runs=sweep_runs,
+                                      shuffle_reading="each")))
   for d in DESIGNS:
     rows.append(("aa", dict(gamma_pref=10.0, algo1="item_cf", algo2="item_cf", design=d, p=0.5,
                             shuffle=0.0, runs=sweep_runs)))
   return [(f"{part}-g{r['gamma_pref']:g}-{r['algo1']}-{r['algo2']}-{r['design']}-p{r['p']:g}"
-           f"-s{r['shuffle']:g}-B{r['runs']}", part, r) for part, r in rows]
+           f"-s{r['shuffle']:g}-B{r['runs']}", part, {"shuffle_reading": "share", **r})
+          for part, r in rows]
 
 
 def row_config(base, settings):
   config = base.copy_and_resolve_references()
   config.choice.gamma_pref = settings["gamma_pref"]
-  for key in ("algo1", "algo2", "design", "p", "shuffle", "runs"):
+  for key in ("algo1", "algo2", "design", "p", "shuffle", "shuffle_reading", "runs"):
     config.replication[key] = settings[key]
   return config
 
@@ -71,7 +76,8 @@ class Worlds:
     path = self.path(gamma, algo, paired)
     if not path.exists():
       config = row_config(self.base, dict(gamma_pref=gamma, algo1=algo, algo2=algo,
-                                          design="naive", p=0.5, shuffle=0.0, runs=self.runs))
+                                          design="naive", p=0.5, shuffle=0.0,
+                                          shuffle_reading="share", runs=self.runs))
       take, seconds = choice_world.global_take_ups(config, algo, paired)
       buf = io.BytesIO()
       np.savez(buf, take=take, seconds=seconds)
@@ -102,7 +108,7 @@ def write_tables(out: pathlib.Path, rows: list, worlds: Worlds) -> None:
   w = csv.writer(table, lineterminator="\n")
   w.writerow(COLUMNS)
   for name, part, r in done:
-    if part == "aa" or "refused" in r:
+    if part in ("aa", "shuffle_each") or "refused" in r:  # table.csv: the issue's rows.
       continue
     w.writerow([_fmt(r["B"] if c == "B" else r[c]) for c in COLUMNS])
   with writing.atomic_path(out / "table.csv") as tmp:
