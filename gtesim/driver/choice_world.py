@@ -13,6 +13,7 @@ float32 sums could otherwise round differently under another shape, see docs/rep
 """
 
 import dataclasses
+import functools
 import hashlib
 import time
 
@@ -112,26 +113,22 @@ def run_spec(config, rankers: tuple, design: designs.ChoiceDesign) -> choice.Run
                         segments=c.segments)
 
 
-_COMPILED = {}
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _simulate(spec: choice.RunSpec, chunk: int, per_run_world: bool, world, inputs):
+  """Every chunk of `chunk` runs, one after the other (lax.map): the world is shared by every
+  run, or has a leading run axis (per_run_world)."""
+  n_chunks = inputs.arm.shape[0] // chunk
+  split = lambda a: a.reshape((n_chunks, chunk) + a.shape[1:])
 
+  def one_chunk(args):
+    w, r = args
+    if not per_run_world:
+      w = jax.tree.map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), world)
+    states, out = choice.simulate_chunk(spec, w, r)
+    return out, states.user_take, states.user_n
 
-def _compiled(spec: choice.RunSpec, chunk: int, per_run_world: bool):
-  key = (spec, chunk, per_run_world)
-  if key not in _COMPILED:
-    def simulate(world, inputs):
-      def one_chunk(args):
-        w, r = args
-        if not per_run_world:
-          w = jax.tree.map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), world)
-        states, out = choice.simulate_chunk(spec, w, r)
-        return out, states.user_take, states.user_n
-
-      n_chunks = inputs.arm.shape[0] // chunk
-      split = lambda a: a.reshape((n_chunks, chunk) + a.shape[1:])
-      w = jax.tree.map(split, world) if per_run_world else jnp.zeros(n_chunks)
-      return jax.lax.map(one_chunk, (w, jax.tree.map(split, inputs)))
-    _COMPILED[key] = jax.jit(simulate)
-  return _COMPILED[key]
+  w = jax.tree.map(split, world) if per_run_world else jnp.zeros(n_chunks)
+  return jax.lax.map(one_chunk, (w, jax.tree.map(split, inputs)))
 
 
 def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, seeds,
@@ -155,7 +152,7 @@ def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, 
                          jnp.asarray(worlds.reserve, jnp.float32))
   start = time.time()
   out, user_take, user_n = jax.block_until_ready(
-      _compiled(spec, chunk, per_run)(world, inputs))
+      _simulate(spec, chunk, per_run, world, inputs))
   seconds = time.time() - start
   # [n_chunks, T, chunk, ...] -> [B, T, ...]
   runs_first = lambda a: np.moveaxis(np.asarray(a), 2, 1).reshape((-1,) + a.shape[1:2] +

@@ -53,15 +53,10 @@ def top_ranking(score, noise, k: int):
   # [..., 1] the k-th highest score: the min of the k highest (slicing top_k's output instead
   # made XLA CPU's top_k 15x slower).
   kth = jnp.min(jax.lax.top_k(score, k)[0], -1, keepdims=True)
-  # Fewer than k items score above it: all are kept (the highest key); the rest of the k are
-  # the items tied at it with the highest noise; every other item has the lowest key. Integer
-  # noise must lie strictly between its dtype's extremes.
-  if jnp.issubdtype(noise.dtype, jnp.integer):
-    info = jnp.iinfo(noise.dtype)
-    high, low = info.max, info.min
-  else:
-    high, low = jnp.inf, -jnp.inf
-  key = jnp.where(score > kth, high, jnp.where(score == kth, noise, low))
+  # Fewer than k items score above it: all are kept (key inf); the rest of the k are the
+  # items tied at it with the highest noise (float32: XLA CPU's fast top_k); every other item
+  # has key -inf.
+  key = jnp.where(score > kth, jnp.inf, jnp.where(score == kth, noise, -jnp.inf))
   _, picked = jax.lax.top_k(key, k)
   return ordered(picked, jnp.take_along_axis(score, picked, -1),
                  jnp.take_along_axis(noise, picked, -1))
@@ -80,18 +75,30 @@ def ordered(items, score, noise):
   return jnp.sum(jnp.where(slot, items[..., :, None], 0), -2)
 
 
-def item_cf_all(x):
-  """[U, I] item-CF scores of every user from X [U, I]: ((X D) X^T) X D with D the inverse
-  column norms, a [U, U] intermediate (never I x I)."""
+def item_cf_factors(x):
+  """(L [U, U], scale [I]) with item-CF's scores of every user (L @ X) * scale: L = (X D) X^T,
+  scale = D, the inverse column norms (never an I x I matrix)."""
   inv = _safe_inverse(jnp.sqrt(jnp.sum(x * x, axis=0)))
-  xd = x * inv
-  return (xd @ x.T) @ xd
+  return (x * inv) @ x.T, inv
+
+
+def user_cf_factors(x):
+  """(L, scale) with user-CF's scores (L @ X) * scale: L = X X^T with a zero diagonal,
+  scale 1."""
+  w = x @ x.T
+  return w - jnp.diag(jnp.diag(w)), jnp.ones(x.shape[1], x.dtype)
+
+
+def item_cf_all(x):
+  """[U, I] item-CF scores of every user from X [U, I]."""
+  left, scale = item_cf_factors(x)
+  return (left @ x) * scale
 
 
 def user_cf_all(x):
-  """[U, I] user-CF scores of every user: (X X^T with a zero diagonal) X."""
-  w = x @ x.T
-  return (w - jnp.diag(jnp.diag(w))) @ x
+  """[U, I] user-CF scores of every user."""
+  left, scale = user_cf_factors(x)
+  return (left @ x) * scale
 
 
 # --- the counting rankers (the choice world's model classes) ---------------------------------
@@ -134,22 +141,18 @@ class FactoredCF(CountingRanker):
 
 @dataclasses.dataclass(frozen=True)
 class ItemCF(FactoredCF):
-  """score(u, i) = sum_j cos(i, j) x_uj; consumed items -inf. L = (X D) X^T, scale D (the
-  inverse column norms): item_cf_all."""
+  """score(u, i) = sum_j cos(i, j) x_uj; consumed items -inf (item_cf_factors)."""
 
   def factors(self, x):
-    inv = _safe_inverse(jnp.sqrt(jnp.sum(x * x, axis=0)))
-    return (x * inv) @ x.T, inv
+    return item_cf_factors(x)
 
 
 @dataclasses.dataclass(frozen=True)
 class UserCF(FactoredCF):
-  """score(u, i) = sum_{v != u} (x_u . x_v) x_vi; consumed items -inf. L = X X^T with a zero
-  diagonal, scale 1: user_cf_all."""
+  """score(u, i) = sum_{v != u} (x_u . x_v) x_vi; consumed items -inf (user_cf_factors)."""
 
   def factors(self, x):
-    w = x @ x.T
-    return w - jnp.diag(jnp.diag(w)), jnp.ones(x.shape[1], x.dtype)
+    return user_cf_factors(x)
 
 
 def shared_scores(rankers, xs, x, arm):
