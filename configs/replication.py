@@ -31,14 +31,17 @@ def get_config():
   c.discount = 0.8  # Position j's utility is multiplied by (1 + j)^-discount.
   c.world_seed = 0  # The world's seed: one world for every run and design.
   c.world_per_run = False  # True: run b draws its own world from (world_seed, b).
-  c.kept = 32  # Each ranked list's kept prefix (a top-k): the users whose choice it could
-  # have missed (environments.choice.prefix_is_exact) are decided by their whole list.
+  c.kept = 8  # Each ranked list's kept prefix (a top-k). The users whose choice it could
+  # have missed (environments.choice.prefix_is_exact: about 7% at gamma_pref = 10) get a
+  # prefix of kept_wide items, and where that could miss too (about 0.5%), their whole list.
+  c.kept_wide = 32
+  c.wide_rows = 2048  # Users per chunk and period who can get the longer prefix.
+  c.fallback_rows = 1024  # Users per chunk and period whose whole list can be sorted (the
+  # sort takes the smallest of 8, 32, 128, 512, this that holds them); more than either
+  # refuses the run. Co-diverted at gamma_pref = 10 needed 367 in a chunk of 50 runs.
   c.segments = 4  # Spans of the recommending periods, each ranking only the items released
   # by its end (speed). It changes the shapes of item-CF's float32 sums, so in rare cases which
   # of two items of equal real score comes first (docs/replication.md): keep it fixed.
-  c.fallback_rows = 1024  # Users per chunk and period whose whole list can be sorted (the
-  # sort takes the smallest of 8, 32, 128, 512, this that holds them); more refuses the run.
-  # Co-diverted at gamma_pref = 10 needed 367 in a chunk of 50 runs.
   r = config.replication = ml_collections.ConfigDict()
   r.design = "naive"  # naive, data_diverted, codiverted, cluster, switchback, snapshot.
   r.algo1 = "item_cf"  # item_cf, user_cf, random, oracle.
@@ -52,6 +55,8 @@ def get_config():
   r.runs = 1000  # B.
   r.chunk = 50  # Runs per vectorised chunk; B is padded to whole chunks (memory: about
   # 6 x 400 KB per run). Like choice.segments, keep it fixed across runs you compare.
+  r.cpu_devices = 0  # On CPU, chunks run on this many XLA devices at once (0: one per core
+  # the process may use; driver/parallel.split_cpu). Results do not depend on it (tested).
   r.seed = 0
   r.rep_offset = 0  # The first run's index (run b has seeds (seed, rep_offset + b)).
   return config

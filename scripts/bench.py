@@ -31,7 +31,6 @@ The last line is one JSON object with every mode and B.
 """
 
 import json
-import os
 import resource
 import runpy
 import sys
@@ -54,6 +53,7 @@ from gtesim.core import simulation
 from gtesim.core.step import PHASES
 from gtesim.designs import choice_world as choice_designs
 from gtesim.driver import choice_world
+from gtesim.driver import parallel
 from gtesim.driver import setup as setup_lib
 from gtesim.environments import choice
 from gtesim.models import counting
@@ -82,6 +82,10 @@ _CHOICE_PAIRS = flags.DEFINE_string("choice_pairs", "item_cf:user_cf,random:orac
                                     "algo1:algo2 pairs of the choice world's benchmark.")
 _CHOICE_DESIGNS = flags.DEFINE_string("choice_designs", "naive",
                                       "Designs of the choice world's benchmark.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "XLA CPU devices (driver/parallel.split_cpu): 0 leaves one for the "
+    "step's benchmarks and gives the choice world's alone (--modes none) one per core; -1 one "
+    "per core; n: n.")
 _ID_VECTORIZE = flags.DEFINE_string("id_rows_vectorize", "vmap,map",
                                     "sim.vectorize modes of the --id_rows runs.")
 log = logs.get_logger("bench")
@@ -189,6 +193,8 @@ def bench_mode(config, setup, peak, profile: bool) -> dict:
 def main(argv):
   del argv
   logs.setup()
+  if _CPU_DEVICES.value or _MODES.value == "none":
+    parallel.split_cpu(max(_CPU_DEVICES.value, 0))
   base = _CONFIG.value
   config_checks.check(base)
   gpu = jax.devices()[0].platform != "cpu"
@@ -240,7 +246,7 @@ def bench_choice_world(n_runs: int, pairs, design_names, peak) -> list:
   config.replication.runs = n_runs
   c = config.choice
   world = choice_world.make_world(config)
-  cores = len(os.sched_getaffinity(0)) if jax.devices()[0].platform == "cpu" else 1
+  cores = parallel.usable_cores() if jax.devices()[0].platform == "cpu" else 1
   rows = []
   for pair in pairs:
     algo1, algo2 = pair.split(":")
@@ -254,17 +260,19 @@ def bench_choice_world(n_runs: int, pairs, design_names, peak) -> list:
       first = choice_world.simulate(config, (algo1, algo2), design, draws, seeds, world)
       timed = choice_world.simulate(config, (algo1, algo2), design, draws, seeds, world)
       periods = c.n_periods - c.warmup
-      cf = sum(isinstance(counting.RANKERS.get(a), counting.FactoredCF) for a in (algo1, algo2))
-      widths = [w for a, b, w in choice.segments(choice_world.run_spec(
-          config, (algo1, algo2), design), c.n_items) for _ in range(a, b) if a >= c.warmup]
-      flops = cf * 2 * 2 * c.n_users ** 2 * sum(widths) * n_runs  # Two matmuls per ranker.
+      spec = choice_world.run_spec(config, (algo1, algo2), design)
+      widths = [w for a, b, w in choice.segments(spec, c.n_items) for _ in range(a, b)
+                if a >= c.warmup]
+      flops = 2 * c.n_users ** 2 * sum(widths) * n_runs * choice.products_per_period(spec)
       row = {"algo1": algo1, "algo2": algo2, "design": name, "runs": n_runs,
              "compile_s": first.seconds - timed.seconds, "seconds": timed.seconds,
              "s_per_run": timed.seconds / n_runs,
              "s_per_run_per_core": timed.seconds / n_runs * cores, "cores": cores,
              "lists_per_s": n_runs * c.n_users * periods / timed.seconds,
              "cf_flop_fraction": flops / timed.seconds / peak,
-             "fallback_users_per_run": float(timed.fallback.mean())}
+             "fallback_users_per_run": float(timed.fallback.mean()),
+             "whole_list_users_per_run": float(timed.whole.mean()),
+             "devices": jax.device_count()}
       rows.append(row)
       log.info("choice world %s vs %s, %s, B=%d: %.1f s (compile %.1f s), %.3f s per run, "
                "%.3f s per run per core (target 0.15), %s lists/s", algo1, algo2, name, n_runs,

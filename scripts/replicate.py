@@ -10,6 +10,7 @@ from ml_collections import config_flags
 from gtesim import cli
 from gtesim import writing
 from gtesim.driver import choice_world
+from gtesim.driver import parallel
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _OUT = flags.DEFINE_string("out", None, "Write the result (JSON) here.")
@@ -22,6 +23,7 @@ _SHOWN = ("truth_independent", "truth_paired", "truth_paired_se", "mean_estimate
 
 def main(argv):
   del argv
+  parallel.split_cpu(_CONFIG.value.replication.cpu_devices)
   result = choice_world.replicate(_CONFIG.value)
   for key in _SHOWN:
     print(f"{key:>20}: {result[key]:.4g}")

@@ -21,6 +21,7 @@ from gtesim import cli
 from gtesim import provenance
 from gtesim import writing
 from gtesim.driver import choice_world
+from gtesim.driver import parallel
 from gtesim.errors import InputError
 from gtesim.study.replication import GAMMAS, RANKERS, Worlds, plan, row_config, write_tables
 
@@ -37,6 +38,7 @@ def main(argv):
   del argv
   out = pathlib.Path(_OUT.value)
   base = _CONFIG.value
+  parallel.split_cpu(base.replication.cpu_devices)
   choice_world.check_config(base)
   settings = {"runs": _RUNS.value, "sweep_runs": _SWEEP_RUNS.value,
               "config": json.loads(base.to_json())}

@@ -5,8 +5,11 @@ draws, and the config's refusals."""
 
 import dataclasses
 import json
+import os
 import pathlib
 import runpy
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -35,13 +38,15 @@ def _world(seed=3):
   return dataclasses.replace(w, utility=f32(w.utility), reserve=f32(w.reserve))
 
 
-def _run_both(w, algos, training, item_arms, kept, fallback_rows, seed=0):
+def _run_both(w, algos, training, item_arms, kept, fallback_rows, seed=0, kept_wide=0,
+              wide_rows=0):
   gen = np.random.default_rng(seed)
   arm = (gen.random((R, U)) < 0.5).astype(np.int32)
   item_arm = (gen.random((R, I)) < 0.5).astype(np.int32)
   seeds = jnp.asarray(gen.integers(0, 2 ** 32, (R, 4), dtype=np.uint32))
   spec = choice.RunSpec(tuple(counting.RANKERS.get(a) for a in algos), T, T0, N, kept,
-                        fallback_rows, 0.8, training=training, item_arms=item_arms)
+                        fallback_rows, 0.8, training=training, item_arms=item_arms,
+                        kept_wide=kept_wide, wide_rows=wide_rows, segments=2)
   world = choice.World(jnp.broadcast_to(jnp.asarray(w.utility, jnp.float32), (R, U, I)),
                        jnp.broadcast_to(jnp.asarray(w.reserve, jnp.float32), (R, U)))
   runs = choice.RunInputs(jnp.asarray(np.repeat(arm[:, None], T, 1)), jnp.asarray(item_arm),
@@ -70,28 +75,39 @@ def _run_both(w, algos, training, item_arms, kept, fallback_rows, seed=0):
                                                 ("pooled", True), ("frozen", False)])
 def test_runs_equal_the_pages_rendering_period_by_period(algos, training, item_arms):
   """Every period's take-ups and consumptions per arm, and the final consumption matrix,
-  equal the numpy rendering's, with a kept prefix of 6 whose fallback decides the users it
-  could have missed (and, pooled, with the whole list)."""
+  equal the numpy rendering's, with a kept prefix of 2, then 6 for the users it could have
+  misled, then their whole list (the default cascade's shape); pooled also with a prefix of
+  6 straight to the whole list, and with the whole list alone. User-CF reads the X X^T its
+  state keeps (update_gram), which equals the product."""
   w = _world()
-  for kept, rows in ((I, 1), (6, R * U)) if (training, item_arms) == ("pooled", False) else (
-      (6, R * U),):
-    states, out, want = _run_both(w, algos, training, item_arms, kept, rows)
+  variants = [(2, 6)] + ([(6, 0), (I, 0)] if (training, item_arms) == ("pooled", False) else [])
+  for kept, kept_wide in variants:
+    states, out, want = _run_both(w, algos, training, item_arms, kept, R * U,
+                                  kept_wide=kept_wide, wide_rows=R * U)
     for r, (take, x, consumed) in enumerate(want):
       np.testing.assert_array_equal(np.asarray(out.take[:, r]), take)
       np.testing.assert_array_equal(np.asarray(out.consumed[:, r]), consumed)
       np.testing.assert_array_equal(np.asarray(states.x[r]), x)
-    if kept < I:  # The short prefix missed some choices, which the fallback decided.
-      assert int(out.fallback.sum()) > 0 and int(out.overflow.max()) == 0
+      if states.gram.size:
+        np.testing.assert_array_equal(np.asarray(states.gram[r]), x @ x.T)
+    assert int(out.overflow.max()) == 0
+    if kept < I:  # The short prefix missed some choices, which a retry decided.
+      assert int(out.fallback.sum()) > int(out.whole.sum()) > 0 if kept_wide else (
+          int(out.fallback.sum()) == int(out.whole.sum()) > 0)
+  assert ("user_cf" in algos and training != "frozen") == bool(states.gram.size)
 
 
 def test_the_exactness_guard_fires_when_the_kept_list_is_too_short():
-  """With a prefix of 6 and too few fallback rows the guard counts the users beyond them
-  (whose choices then differ from the page's), and the driver refuses such a run."""
+  """With a prefix of 2 and too few rows for the longer prefix or the whole list, the guard
+  counts the users beyond them (whose choices then differ from the page's), and the driver
+  refuses such a run."""
   w = _world()
-  _, out, want = _run_both(w, ("item_cf", "user_cf"), "pooled", False, 6, 2)
-  assert int(out.overflow.max()) > 0
-  assert any(not np.array_equal(np.asarray(out.take[:, r]), take)
-             for r, (take, _, _) in enumerate(want))
+  for kept_wide, wide_rows, rows in ((0, 0, 2), (6, 2, R * U), (6, R * U, 1)):
+    _, out, want = _run_both(w, ("item_cf", "user_cf"), "pooled", False, 2, rows,
+                             kept_wide=kept_wide, wide_rows=wide_rows)
+    assert int(out.overflow.max()) > 0
+    assert any(not np.array_equal(np.asarray(out.take[:, r]), take)
+               for r, (take, _, _) in enumerate(want))
   config = _config(runs=2, chunk=2)
   config.choice.kept, config.choice.fallback_rows = 2, 1
   with pytest.raises(GtesimError, match="choice.fallback_rows"):
@@ -101,8 +117,8 @@ def test_the_exactness_guard_fires_when_the_kept_list_is_too_short():
 def _config(**replication):
   config = runpy.run_path(str(pathlib.Path(__file__).parents[1] / "configs" /
                               "replication.py"))["get_config"]()
-  config.choice.update(n_users=U, n_items=I, n_new=N, n_periods=T, warmup=T0, kept=8,
-                       fallback_rows=64)
+  config.choice.update(n_users=U, n_items=I, n_new=N, n_periods=T, warmup=T0, kept=4,
+                       kept_wide=8, wide_rows=64, fallback_rows=64, segments=1)
   config.replication.update({"runs": 4, "chunk": 2, **replication})
   return config
 
@@ -179,12 +195,13 @@ def test_a_cluster_split_with_an_empty_arm_is_refused():
 
 
 def test_segments_cover_every_period_with_every_released_item():
-  spec = choice.RunSpec((counting.RANKERS.get("random"),), 100, 10, 10, 32, 8, 0.8,
-                        segments=4)
+  spec = choice.RunSpec((counting.RANKERS.get("random"),), 100, 10, 10, 8, 8, 0.8,
+                        segments=4, kept_wide=32, wide_rows=8)
   segs = choice.segments(spec, 1000)
-  assert segs[0] == (0, 10, 32) and [s[1] for s in segs[:-1]] == [s[0] for s in segs[1:]]
+  assert segs[0] == (0, 10, 0) and [s[1] for s in segs[:-1]] == [s[0] for s in segs[1:]]
   assert segs[-1][1] == 100 and len(segs) == 5
-  for first, end, width in segs[1:]:  # The warm-up recommends nothing: its width is kept's.
+  for first, end, width in segs[1:]:  # The warm-up ranks nothing (width 0); the others at
+    # least the longer prefix's 32 items.
     assert width >= min(1000, max(32, (end - 1) * 10)) and width <= 1000
 
 
@@ -234,3 +251,37 @@ def test_per_run_worlds_run_as_the_shared_world_when_equal():
   worlds = driver.run_worlds(config)
   assert len({driver.world_digest(w) for w in worlds}) == len(worlds) == 4
   assert driver.world_digest(worlds[1]) == driver.world_digest(driver.make_world(config, 1))
+
+
+_DEVICES_SCRIPT = """
+import json, runpy, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import test_choice_runs as t
+from gtesim.driver import choice_world as driver
+import jax
+config = t._config(runs=5, chunk=2, design={design!r})
+world = driver.make_world(config)
+runs, _ = driver.ab_runs(config, world, driver.clusters_of(config, world))
+np.savez({out!r}, take=runs.take, user_take=runs.user_take, devices=jax.device_count())
+"""
+
+
+@pytest.mark.parametrize("design", ["codiverted"])
+def test_runs_do_not_depend_on_the_cpu_device_count(tmp_path, design):
+  """5 runs in chunks of 2 on 3 CPU devices (4 chunks, one of padding) equal them on one,
+  bit for bit: every device runs the same per-chunk program."""
+  out = {}
+  for n in (1, 3):
+    path = tmp_path / f"{n}.npz"
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+               JAX_PLATFORMS="cpu")
+    script = _DEVICES_SCRIPT.format(tests=str(pathlib.Path(__file__).parent), design=design,
+                                    out=str(path))
+    subprocess.run([sys.executable, "-c", script], check=True, env=env,
+                   cwd=pathlib.Path(__file__).parents[1])
+    out[n] = np.load(path)
+    assert int(out[n]["devices"]) == n
+  for key in ("take", "user_take"):
+    np.testing.assert_array_equal(out[1][key], out[3][key])
+  assert out[1]["take"].shape[0] == 5

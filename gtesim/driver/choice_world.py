@@ -20,9 +20,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 from gtesim.data import choice_world as world_lib
 from gtesim.designs import choice_world as designs
+from gtesim.driver import parallel
 from gtesim.environments import choice
 from gtesim.errors import GtesimError, require
 from gtesim.models import counting
@@ -39,6 +41,10 @@ def check_config(config) -> None:
   require(0 <= c.warmup < c.n_periods, "choice.warmup",
           f"{c.warmup}: must be in [0, choice.n_periods = {c.n_periods}).")
   require(c.kept <= c.n_items, "choice.kept", f"{c.kept}: must be at most choice.n_items.")
+  require(c.kept_wide == 0 or c.kept < c.kept_wide <= c.n_items, "choice.kept_wide",
+          f"{c.kept_wide}: must be 0 (none) or in (choice.kept = {c.kept}, choice.n_items].")
+  require(c.kept_wide == 0 or c.wide_rows >= 1, "choice.wide_rows",
+          f"{c.wide_rows}: must be a positive integer.")
   require(c.gamma_pref > 0, "choice.gamma_pref", f"{c.gamma_pref}: must be positive.")
   require(c.gamma_item > 0, "choice.gamma_item", f"{c.gamma_item}: must be positive.")
   require(0 <= c.reserve_percentile <= 100, "choice.reserve_percentile",
@@ -53,6 +59,8 @@ def check_config(config) -> None:
           f"'{r.shuffle_reading}': use one of {', '.join(designs.SHUFFLE_READINGS)}.")
   require(r.runs >= 2, "replication.runs", f"{r.runs}: needs at least 2 runs.")
   require(r.chunk >= 1, "replication.chunk", f"{r.chunk}: must be a positive integer.")
+  require(r.cpu_devices >= 0, "replication.cpu_devices",
+          f"{r.cpu_devices}: must be 0 (one per core) or a positive integer.")
   require(2 <= r.cluster_k_min <= r.cluster_k_max, "replication.cluster_k_min",
           f"[{r.cluster_k_min}, {r.cluster_k_max}]: needs 2 <= k_min <= k_max.")
 
@@ -93,7 +101,8 @@ class Runs:
   from_list: np.ndarray  # [B, T, A]
   user_take: np.ndarray  # [B, U, A] counted take-ups per user.
   user_n: np.ndarray  # [B, U, A] counted periods per user.
-  fallback: np.ndarray  # [B] users whose whole list decided their choice (summed).
+  fallback: np.ndarray  # [B] user-periods whose kept prefix did not suffice (summed).
+  whole: np.ndarray  # [B] user-periods whose whole list decided their choice (summed).
   seconds: float  # Wall time of the compiled call (compilation included).
 
   def arm_take_up(self, warmup: int) -> np.ndarray:
@@ -110,25 +119,43 @@ def run_spec(config, rankers: tuple, design: designs.ChoiceDesign) -> choice.Run
   return choice.RunSpec(tuple(counting.RANKERS.get(a) for a in rankers), c.n_periods,
                         c.warmup, c.n_new, c.kept, c.fallback_rows, c.discount,
                         training=design.training, item_arms=design.item_arms,
-                        segments=c.segments)
+                        segments=c.segments, kept_wide=c.kept_wide, wide_rows=c.wide_rows)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _simulate(spec: choice.RunSpec, chunk: int, per_run_world: bool, world, inputs):
-  """Every chunk of `chunk` runs, one after the other (lax.map): the world is shared by every
-  run, or has a leading run axis (per_run_world)."""
-  n_chunks = inputs.arm.shape[0] // chunk
-  split = lambda a: a.reshape((n_chunks, chunk) + a.shape[1:])
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _simulate(spec: choice.RunSpec, chunk: int, per_run_world: bool, mesh, world, inputs):
+  """Every chunk of `chunk` runs: each device of the mesh takes a contiguous share of the
+  chunks and computes them one after the other (lax.map), with the same per-chunk program on
+  every device. The world is shared by every run, or has a leading run axis (per_run_world)."""
+  sharded = PartitionSpec(parallel.AXIS)
 
-  def one_chunk(args):
-    w, r = args
-    if not per_run_world:
-      w = jax.tree.map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), world)
-    states, out = choice.simulate_chunk(spec, w, r)
-    return out, states.user_take, states.user_n
+  def local(world, inputs):
+    n_chunks = inputs.arm.shape[0] // chunk
+    split = lambda a: a.reshape((n_chunks, chunk) + a.shape[1:])
 
-  w = jax.tree.map(split, world) if per_run_world else jnp.zeros(n_chunks)
-  return jax.lax.map(one_chunk, (w, jax.tree.map(split, inputs)))
+    def one_chunk(args):
+      w, r = args
+      if not per_run_world:
+        w = jax.tree.map(lambda a: jnp.broadcast_to(a, (chunk,) + a.shape), world)
+      states, out = choice.simulate_chunk(spec, w, r)
+      return out, states.user_take, states.user_n
+
+    w = jax.tree.map(split, world) if per_run_world else jnp.zeros(n_chunks)
+    return jax.lax.map(one_chunk, (w, jax.tree.map(split, inputs)))
+
+  return jax.shard_map(local, mesh=mesh,
+                       in_specs=(sharded if per_run_world else PartitionSpec(), sharded),
+                       out_specs=sharded, check_vma=False)(world, inputs)  # The state a
+  # chunk starts from is a constant, the same on every device.
+
+
+def _chunk_mesh(n_chunks: int) -> tuple:
+  """(A mesh over the devices, the chunks to compute): more than one chunk is padded to a
+  whole number per device (the padding runs beside the real chunks: no longer wall time)."""
+  n_dev = jax.device_count() if n_chunks > 1 else 1
+  mesh = jax.make_mesh((n_dev,), (parallel.AXIS,), devices=jax.devices()[:n_dev],
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  return mesh, -(-n_chunks // n_dev) * n_dev
 
 
 def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, seeds,
@@ -138,7 +165,8 @@ def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, 
   spec = run_spec(config, rankers, design)
   n = len(draws)
   chunk = config.replication.chunk  # Always whole chunks: one compiled shape whatever B.
-  pad = -n % chunk
+  mesh, n_chunks = _chunk_mesh(-(-n // chunk))
+  pad = n_chunks * chunk - n
   take = lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]) if pad else a
   inputs = choice.RunInputs(jnp.asarray(take(np.stack([d.arm for d in draws]))),
                             jnp.asarray(take(np.stack([d.item_arm for d in draws]))),
@@ -152,23 +180,25 @@ def simulate(config, rankers: tuple, design: designs.ChoiceDesign, draws: list, 
                          jnp.asarray(worlds.reserve, jnp.float32))
   start = time.time()
   out, user_take, user_n = jax.block_until_ready(
-      _simulate(spec, chunk, per_run, world, inputs))
+      _simulate(spec, chunk, per_run, mesh, world, inputs))
   seconds = time.time() - start
   # [n_chunks, T, chunk, ...] -> [B, T, ...]
   runs_first = lambda a: np.moveaxis(np.asarray(a), 2, 1).reshape((-1,) + a.shape[1:2] +
                                                                    a.shape[3:])[:n]
   overflow = int(np.asarray(out.overflow).max())
   if overflow:
+    c = config.choice
     raise GtesimError(
-        f"in some period, {overflow} users of a chunk beyond the choice.fallback_rows = "
-        f"{config.choice.fallback_rows} it can sort whole needed their whole ranked list "
-        f"(the kept prefix of choice.kept = {config.choice.kept} items could have missed "
-        "their choice); raise choice.fallback_rows or choice.kept. No result is written: "
-        "those users' choices would be wrong.")
+        f"in some period, {overflow} users of a chunk beyond the rows it can retry needed "
+        f"more than the kept prefix of choice.kept = {c.kept} items (a longer prefix of "
+        f"choice.kept_wide = {c.kept_wide} for up to choice.wide_rows = {c.wide_rows} users, "
+        f"their whole list for up to choice.fallback_rows = {c.fallback_rows}); raise "
+        "choice.wide_rows, choice.fallback_rows or choice.kept. No result is written: those "
+        "users' choices would be wrong.")
   flat = lambda a: np.asarray(a).reshape((-1,) + a.shape[2:])[:n]
   return Runs(runs_first(out.take), runs_first(out.n), runs_first(out.consumed),
               runs_first(out.from_list), flat(user_take), flat(user_n),
-              runs_first(out.fallback).sum(1), seconds)
+              runs_first(out.fallback).sum(1), runs_first(out.whole).sum(1), seconds)
 
 
 def run_worlds(config, index_offset: int = 0):
@@ -261,6 +291,7 @@ def replicate(config, log=print, take_ups=None) -> dict:
       "consumed_share": float(ab.consumed[:, c.warmup:].sum() / ab.n[:, c.warmup:].sum()),
       "from_list_share": float(ab.from_list[:, c.warmup:].sum() / ab.n[:, c.warmup:].sum()),
       "fallback_users_per_run": float(ab.fallback.mean()),
+      "whole_list_users_per_run": float(ab.whole.mean()),
       "clusters_k": clusters[0].k if design.clusters_users else None,
       "world": world_digest(worlds if not isinstance(worlds, list) else worlds[0]),
       "seconds": {"ab": ab.seconds, **{f"global_{a}_{'paired' if p else 'independent'}":

@@ -62,6 +62,26 @@ def initialize(join_timeout_s: float = 60) -> None:
     watchdog.cancel()
 
 
+def usable_cores() -> int:
+  """The CPU cores this process may run on (its affinity: a SLURM allocation's, not the
+  node's)."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def split_cpu(n: int = 0) -> int:
+  """Makes XLA's CPU platform `n` devices (0: one per usable core), so a mesh over them runs
+  that many shards at once; XLA CPU otherwise leaves most of a program on one core. Call it
+  before the first JAX computation (XLA reads the flag when its CPU client starts; afterwards
+  it changes nothing). An XLA_FLAGS that already sets the count wins. Accelerator devices are
+  unaffected. Returns the count asked for."""
+  n = n or usable_cores()
+  flag = "--xla_force_host_platform_device_count"
+  current = os.environ.get("XLA_FLAGS", "")
+  if flag not in current:
+    os.environ["XLA_FLAGS"] = f"{current} {flag}={n}".strip()
+  return n
+
+
 def is_primary() -> bool:
   return jax.process_index() == 0
 

@@ -82,11 +82,23 @@ def item_cf_factors(x):
   return (x * inv) @ x.T, inv
 
 
-def user_cf_factors(x):
-  """(L, scale) with user-CF's scores (L @ X) * scale: L = X X^T with a zero diagonal,
-  scale 1."""
-  w = x @ x.T
+def user_cf_factors(x, gram=None):
+  """(L, scale) with user-CF's scores (L @ X) * scale: L = X X^T (`gram` where given) with a
+  zero diagonal, scale 1."""
+  w = x @ x.T if gram is None else gram
   return w - jnp.diag(jnp.diag(w)), jnp.ones(x.shape[1], x.dtype)
+
+
+def update_gram(gram, x, item):
+  """X' X'^T from X X^T [U, U] (`gram`, exact small integers in float32) and the X [U, I]
+  before user u consumed item[u] (-1: nothing): with E the new ones (one per row at most),
+  X' X'^T = X X^T + E X^T + X E^T + E E^T, in O(U^2) instead of a [U, I] x [I, U] product."""
+  rows = jnp.arange(x.shape[0])
+  at = jnp.maximum(item, 0)
+  new = ((item >= 0) & (x[rows, at] == 0)).astype(x.dtype)  # [U] a 0 that becomes 1.
+  c = x[:, at] * new[None, :]  # [U, U]: c[v, u] = x_vi(u) for a new (u, i(u)).
+  same = (at[:, None] == at[None, :]).astype(x.dtype) * new[:, None] * new[None, :]
+  return gram + c + c.T + same
 
 
 def item_cf_all(x):
@@ -114,9 +126,12 @@ class CountingRanker:
   reads_utility: ClassVar[bool] = False  # Only the oracle reads the environment's utilities:
   # `scores` gets them (its declared interface), every other ranker gets None.
   learns: ClassVar[bool] = True  # Its list depends on X (random's does not).
+  uses_gram: ClassVar[bool] = False  # Its scores read X X^T, which the environment then keeps
+  # up to date as consumption adds to X (update_gram) and passes to `factors`.
 
-  def scores(self, x, utility=None):
-    """[U, I] float32 scores; -inf below every item of a real score."""
+  def scores(self, x, utility=None, gram=None):
+    """[U, I] float32 scores; -inf below every item of a real score. `gram`: X X^T where
+    the ranker uses_gram and the environment keeps it (None: computed)."""
     raise NotImplementedError
 
 
@@ -131,11 +146,12 @@ class FactoredCF(CountingRanker):
   column scale [I], so rankers of two arms can share the [U, U] x [U, I] product (each user's
   row of L from its arm's ranker: pooled_scores)."""
 
-  def factors(self, x):
+  def factors(self, x, gram=None):
+    """(L [U, U], scale [I]); `gram`: X X^T where the ranker uses_gram (None: computed)."""
     raise NotImplementedError
 
-  def scores(self, x, utility=None):
-    left, scale = self.factors(x)
+  def scores(self, x, utility=None, gram=None):
+    left, scale = self.factors(x, gram)
     return _pushed_down(x, (left @ x) * scale)
 
 
@@ -143,7 +159,7 @@ class FactoredCF(CountingRanker):
 class ItemCF(FactoredCF):
   """score(u, i) = sum_j cos(i, j) x_uj; consumed items -inf (item_cf_factors)."""
 
-  def factors(self, x):
+  def factors(self, x, gram=None):
     return item_cf_factors(x)
 
 
@@ -151,23 +167,27 @@ class ItemCF(FactoredCF):
 class UserCF(FactoredCF):
   """score(u, i) = sum_{v != u} (x_u . x_v) x_vi; consumed items -inf (user_cf_factors)."""
 
-  def factors(self, x):
-    return user_cf_factors(x)
+  uses_gram: ClassVar[bool] = True
+
+  def factors(self, x, gram=None):
+    return user_cf_factors(x, gram)
 
 
-def shared_scores(rankers, xs, x, arm):
+def shared_scores(rankers, xs, x, arm, grams=None):
   """[U, I] each user's scores by its arm's FactoredCF ranker with one [U, U] x [U, I]
   product: row u of L and of the scale are arm[u]'s.
 
   Args:
     rankers: a FactoredCF per arm; xs: each arm's training matrix, which is `x` or `x` with
-      only the arm's users' rows (diverted); arm: [U] each user's arm.
+      only the arm's users' rows (diverted); arm: [U] each user's arm; grams: each arm's
+      xs[a] xs[a]^T (or None), for rankers that use it.
   A user's row of its arm's L is 0 at every user outside the arm's training rows, so
   L_a[u] @ xs[a] = L_a[u] @ x and the product can take `x` for every row.
   """
   left, scale = None, None
-  for a, (ranker, xa) in enumerate(zip(rankers, xs)):
-    la, sa = ranker.factors(xa)
+  grams = grams or [None] * len(rankers)
+  for a, (ranker, xa, ga) in enumerate(zip(rankers, xs, grams)):
+    la, sa = ranker.factors(xa, ga)
     in_arm = (arm == a)[:, None]
     left = la if left is None else jnp.where(in_arm, la, left)
     scale = jnp.broadcast_to(sa, x.shape) if scale is None else jnp.where(in_arm, sa, scale)
@@ -180,7 +200,7 @@ class Random(CountingRanker):
   down."""
   learns: ClassVar[bool] = False
 
-  def scores(self, x, utility=None):
+  def scores(self, x, utility=None, gram=None):
     return jnp.zeros_like(x)
 
 
@@ -189,7 +209,7 @@ class Oracle(CountingRanker):
   """("ideal") unconsumed items by their true utility, then consumed items by the noise."""
   reads_utility: ClassVar[bool] = True
 
-  def scores(self, x, utility=None):
+  def scores(self, x, utility=None, gram=None):
     return _pushed_down(x, utility.astype(jnp.float32))
 
 
