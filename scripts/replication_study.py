@@ -23,6 +23,7 @@ from gtesim import writing
 from gtesim.driver import choice_world
 from gtesim.driver import parallel
 from gtesim.errors import InputError
+from gtesim.study import replication_report
 from gtesim.study.replication import GAMMAS, RANKERS, Worlds, plan, row_config, write_tables
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -82,6 +83,8 @@ def main(argv):
              f" bias {result['bias_pct']:.1f}%"), flush=True)
     write_tables(out, rows, worlds)
   write_tables(out, rows, worlds)
+  replication_report.write_report(out, rows, json.loads(study.read_text())["commit"],
+                                  provenance.package_commit())
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from gtesim.errors import GtesimError, InputError
 from gtesim import writing
 from gtesim.models import counting
 from gtesim.study import replication as study
+from gtesim.study import replication_report as report
 
 U, I, N, T0 = 12, 60, 3, 3
 T = I // N
@@ -233,6 +234,13 @@ def test_the_replication_study_plans_its_rows_and_writes_its_table(tmp_path):
   row = dict(zip(study.COLUMNS, lines[1].split(",")))
   assert row["design"] == "cluster" and float(row["shuffle"]) == 0.2 and row["B"] == "2"
   assert (tmp_path / "worlds.csv").read_text().count("\n") == 5  # Header + 2 rankers x 2.
+  commit = {"package": "0123456789abcdef", "dirty": False}
+  report.write_report(tmp_path, study.plan(4, 4), commit, commit)
+  text = (tmp_path / "report.md").read_text()
+  pct = report.ratio_ci(shared["per_run"]["estimate"], shared["per_run"]["truth_paired"])
+  line = next(x for x in text.splitlines() if x.startswith("| shuffle_sweep | cluster | 0.5 | 0.2"))
+  assert f"{pct[0]:+.1f}% [{pct[1]:+.1f}, {pct[2]:+.1f}]" in line
+  assert "Partial: 52 of 53 rows" in text and "`0123456789`" in text
 
 
 def test_per_run_worlds_run_as_the_shared_world_when_equal():
