@@ -83,11 +83,14 @@ def _row_figures(r: dict) -> dict:
   if r["truth_paired"] != 0:
     f["paired_pct"] = ratio_ci(r["per_run"]["estimate"], r["per_run"]["truth_paired"])
   for m in ("user", "cluster", "period"):
-    if f"coverage_{m}" in r:
+    if r.get(f"coverage_{m}") is not None:  # None: no run had a finite SE (a cluster SE
+      # with one cluster in an arm).
       f[f"cov_{m}"] = rate(r[f"coverage_{m}"], b)
       f[f"rej_{m}"] = rate(r[f"reject_zero_{m}"], b)
-  if not np.isnan(r["wrong_sign_rate"]):
-    f["wrong"] = rate(r["wrong_sign_rate"], b)
+    elif f"coverage_{m}" in r:
+      f[f"undefined_{m}"] = True
+  if r.get("wrong_sign_rate") is not None and not np.isnan(r["wrong_sign_rate"]):
+    f["wrong"] = rate(r["wrong_sign_rate"], b)  # None (JSON's NaN): a truth of exactly 0.
   return f
 
 
@@ -175,6 +178,11 @@ def _coverage(done) -> list:
     f = _row_figures(r)
     shuffle = f"{r['shuffle']:g}" + (" (each)" if r.get("shuffle_reading") == "each" else "")
     for m in ("user", "cluster", "period"):
+      if f.get(f"undefined_{m}"):
+        lines.append(
+            f"| {part} | {r['gamma_pref']:g} | {_PAIR_NAMES[(r['algo1'], r['algo2'])]} | "
+            f"{r['design']} | {r['p']:g} | {shuffle} | {f['b']} | {m} | undefined: an arm "
+            "has one cluster, so no between-cluster variance | | |")
       if f"cov_{m}" in f:
         lines.append(
             f"| {part} | {r['gamma_pref']:g} | {_PAIR_NAMES[(r['algo1'], r['algo2'])]} | "
