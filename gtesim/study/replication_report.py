@@ -151,14 +151,24 @@ def _sentences(done) -> list:
         f"- {design}: in {len(off)} of {len(cells)} comparisons the 95% interval of the bias "
         f"against the paired truth excludes 0 (largest |bias|: "
         f"{_pct(*max(cells, key=lambda c: abs(c[1]['paired_pct'][0]))[1]['paired_pct'])}).")
-  gaps = []
-  for r, _ in head:
-    d = r["truth_independent"] - r["truth_paired"]
-    se = np.hypot(r["truth_independent_se"], r["truth_paired_se"])
-    gaps.append(abs(d) > Z95 * se)
-  out.append(f"- The two truths differ by more than 1.96 of their combined SE in "
-             f"{sum(gaps)} of {len(gaps)} headline rows (the paired truth is the same "
-             "quantity, estimated from runs that share the A/B runs' seeds).")
+  cells = {(r["gamma_pref"], r["algo1"], r["algo2"]): r for r, _ in head}
+  gaps = [abs(r["truth_independent"] - r["truth_paired"]) >
+          Z95 * np.hypot(r["truth_independent_se"], r["truth_paired_se"])
+          for r in cells.values()]
+  out.append(f"- The two truths (independent runs; runs sharing the A/B runs' seeds) differ "
+             f"by more than 1.96 of their combined SE in {sum(gaps)} of the {len(gaps)} "
+             f"(γ_pref, comparison) cells; chance alone gives {0.05 * len(gaps):.1f} on "
+             "average.")
+  for _, part, r in done:
+    if part != "aa" or "refused" in r:
+      continue
+    f = _row_figures(r)
+    for m in ("user", "cluster"):
+      if f"rej_{m}" in f:
+        k, lo, hi = f[f"rej_{m}"]
+        out.append(f"- A/A, {r['design']}, {m} SE: type-I error {_share(k, lo, hi, f['b'])} "
+                   f"at a nominal 0.05 ({'inside' if lo <= 0.05 <= hi else 'outside'} the "
+                   "interval).")
   return out + [""]
 
 
