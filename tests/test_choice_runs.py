@@ -77,11 +77,12 @@ def _run_both(w, algos, training, item_arms, kept, fallback_rows, seed=0, kept_w
 def test_runs_equal_the_pages_rendering_period_by_period(algos, training, item_arms):
   """Every period's take-ups and consumptions per arm, and the final consumption matrix,
   equal the numpy rendering's, with a kept prefix of 2, then 6 for the users it could have
-  misled, then their whole list (the default cascade's shape); pooled also with a prefix of
-  6 straight to the whole list, and with the whole list alone. User-CF reads the X X^T its
+  misled, then their whole list (the default cascade's shape); pooled item-CF vs user-CF
+  also with a prefix of 6 straight to the whole list, and with the whole list alone. User-CF reads the X X^T its
   state keeps (update_gram), which equals the product."""
   w = _world()
-  variants = [(2, 6)] + ([(6, 0), (I, 0)] if (training, item_arms) == ("pooled", False) else [])
+  variants = [(2, 6)] + ([(6, 0), (I, 0)] if (training, item_arms, algos) == (
+      "pooled", False, ("item_cf", "user_cf")) else [])
   for kept, kept_wide in variants:
     states, out, want = _run_both(w, algos, training, item_arms, kept, R * U,
                                   kept_wide=kept_wide, wide_rows=R * U)

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from gtesim import writing
+from gtesim.study.replication import DESIGNS
 
 Z95 = 1.959963984540054
 _PAIR_NAMES = {("item_cf", "user_cf"): "item-CF − user-CF", ("item_cf", "random"):
@@ -131,7 +132,8 @@ def _sentences(done) -> list:
   if not head:
     return []
   out = ["## What the table shows", ""]
-  naive = [(r, f) for r, f in head if r["design"] == "naive"]
+  pooled = DESIGNS[0]  # The plan's first design pools (naive).
+  naive = [(r, f) for r, f in head if r["design"] == pooled]
   if naive:
     lo = min(naive, key=lambda x: x[0]["bias_pct"])
     hi = max(naive, key=lambda x: x[0]["bias_pct"])
@@ -142,7 +144,7 @@ def _sentences(done) -> list:
         f"{lo[0]['gamma_pref']:g}) to "
         f"{_pct(hi[0]['bias_pct'], hi[0]['bias_pct_ci_low'], hi[0]['bias_pct_ci_high'])} "
         f"({_PAIR_NAMES[(hi[0]['algo1'], hi[0]['algo2'])]}, γ_pref = {hi[0]['gamma_pref']:g}).")
-  for design in ("naive", "data_diverted", "codiverted", "cluster"):
+  for design in DESIGNS:
     cells = [(r, f) for r, f in head if r["design"] == design]
     if not cells:
       continue
