@@ -97,6 +97,9 @@ def _check_model_section(section, key: str) -> None:
   _require(section.model in names, f"{key}.model",
            f"'{section.model}' is not a model class"
            f"{f' (did you mean {close[0]!r}?)' if close else ''}; use one of {', '.join(names)}.")
+  _require(not models.counts(section.model) or section.get("type", "binary") == "binary",
+           f"{key}.model", f"'{section.model}' learns by counting consumption, a yes or no: "
+           f"it needs a binary label, not a {section.get('type')} one.")
   _require(section.learning_rate > 0, f"{key}.learning_rate", "must be > 0.")
   _require(section.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0.")
   _require(0 <= section.dropout < 1, f"{key}.dropout", "must be in [0, 1).")

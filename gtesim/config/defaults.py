@@ -23,6 +23,11 @@ def label(column, kind, loss, alpha_t, alpha_c, threshold=None, unit=""):
   return label
 
 
+def model_section() -> ml_collections.ConfigDict:
+  """A model section with every default (what a label's section holds of its model)."""
+  return _model()
+
+
 def model_keys() -> tuple:
   """The dotted keys of a model section (what `arms.<arm>.labels.<name>` may override)."""
   return tuple(flat_keys(_model()))

@@ -20,7 +20,6 @@ from gtesim import prng
 from gtesim.core import features
 from gtesim.core.evaluation import evaluate_models
 from gtesim.core.state import Env, EvalRows, RepData
-from gtesim.core.training import train_update
 
 
 @struct.dataclass
@@ -98,14 +97,24 @@ def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
     p, o = carry
     pairs, y = features.logged_rows(spec.static, env, rep, rows.user[batch], rows.page[batch],
                                     rows.col[batch])
-    new_p, new_o, losses = (), (), []
+    new_p, new_o, losses = [], [], []
     for r, ranker in enumerate(spec.rankers):
-      at = slice(r * n_labels, (r + 1) * n_labels)
-      pr, orr, loss = train_update(ranker, p[at], o[at], pairs, y, jnp.ones(batch_size),
-                                   batch_size, jax.random.fold_in(key, 1 + i), n_updates=1)
-      new_p, new_o = new_p + pr, new_o + orr
-      losses.append(loss)
-    return (new_p, new_o), jnp.concatenate(losses)
+      for l, m in enumerate(ranker):
+        at = r * n_labels + l
+
+        def update(po, m=m, l=l):  # train_update's update of label l, with its key.
+          return m.update(po[0], po[1], pairs, y[:, l], jnp.ones(batch_size), batch_size,
+                          jax.random.fold_in(jax.random.fold_in(key, 1 + i), l))
+
+        def keep(po, at=at):  # A stopped model does no work (its result would be discarded).
+          return po[0], po[1], jnp.where(prod.stopped[at], jnp.nan, jnp.nan).astype(
+              jnp.float32)
+
+        pl, ol, loss = lax.cond(prod.stopped[at], keep, update, (p[at], o[at]))
+        new_p.append(pl)
+        new_o.append(ol)
+        losses.append(loss)
+    return (tuple(new_p), tuple(new_o)), jnp.stack(losses)
 
   def train(carry):
     return lax.scan(body, carry, (jnp.arange(n_batches), batches))

@@ -25,6 +25,7 @@ from gtesim.core.training import train_update
 from gtesim.designs import pieces
 from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.reporting import Reporting
+from gtesim.config.defaults import at as at_key
 from gtesim.errors import require
 
 METRICS = ("loss", "auc", "accuracy",  # G's metrics on each step's items, before its update,
@@ -123,6 +124,14 @@ class Weighting(ABDesign):
     require(exp.weighting.clip >= 0, "experiment.weighting.clip", "must be >= 0 (0: no clipping).")
     require(exp.weighting.features in ("all", "video"), "experiment.weighting.features",
             f"'{exp.weighting.features}': use 'all' or 'video'.")
+    require(not models.counts(exp.weighting.g.model), "experiment.weighting.g.model",
+            f"'{exp.weighting.g.model}' learns by counting; the weight model G is a "
+            "probability: use a gradient class (mlp, two_tower, wide_deep).")
+    counting = models.counting_keys(config) if active else []
+    require(not counting, counting[0] if counting else "mode",
+            f"'{at_key(config, counting[0]) if counting else ''}' learns by counting, which "
+            "cannot weight a row; weighting trains on weighted rows: run another design or "
+            "a gradient class.")
 
   @classmethod
   def study_extra_jobs(cls, config):

@@ -6,14 +6,16 @@ optimizers. A model class owns its state and how it learns: `init(key, dims)` an
 pairs), `score_pairs` (users x candidates), `update` (one learning step on weighted rows:
 gradient classes call models/gradient.py), `dense_of` / `gather` / `score_gathered` (per-arm
 scoring without copying a table), `with_head` (the output bias), `describe` (its tables) and
-`flops`. docs/extending.md says how to add one.
+`flops`, and `counts` (True: it learns by counting and outputs ranking scores, models/cf.py).
+docs/extending.md says how to add one.
 """
 
 import optax
 
 from gtesim import label_kinds
-from gtesim.config.defaults import ARMS, at, model_keys
+from gtesim.config.defaults import ARMS, at, model_keys, model_section
 from gtesim.data import encoding
+from gtesim.models import cf
 from gtesim.models import mlp
 from gtesim.models import two_tower
 from gtesim.models import wide_deep
@@ -25,9 +27,31 @@ MODEL_CLASSES = Registry("model class", "labels.<name>.model")
 MODEL_CLASSES.register("mlp", mlp.from_config)
 MODEL_CLASSES.register("two_tower", two_tower.from_config)
 MODEL_CLASSES.register("wide_deep", wide_deep.from_config)
+MODEL_CLASSES.register("item_cf", cf.from_config("item_cf"))
+MODEL_CLASSES.register("user_cf", cf.from_config("user_cf"))
 MODEL_KEYS = model_keys()
 DEFAULT_CLASS = "mlp"  # labels.<name>.model's default; the one class that can see the video
 # features alone (the weight model with experiment.weighting.features = "video").
+
+
+def counts(model_class: str) -> bool:
+  """Whether a registered model class learns by counting (models/cf.py): no gradients, no
+  row weights, ranking scores instead of predictions on the label's scale."""
+  net = MODEL_CLASSES.get(model_class)(model_section(), dims=Dims(1, 1))  # Any sizes.
+  return getattr(net, "counts", False)
+
+
+def counting_keys(config) -> list:
+  """The config keys (`labels.<name>.model`, `arms.<arm>.labels.<name>.model`) that name a
+  class that learns by counting."""
+  out = []
+  for arm in ARMS:
+    for name, section in arm_label_sections(config, arm).items():
+      if section.model in MODEL_CLASSES.names() and counts(section.model):
+        given = config.get("arms", {}).get(arm, {}).get("labels", {}).get(name)
+        out.append(f"arms.{arm}.labels.{name}.model" if given is not None
+                   and given.get("model") is not None else f"labels.{name}.model")
+  return sorted(set(out))
 
 
 def dims_of(ds) -> Dims:
@@ -97,6 +121,13 @@ def n_rankers(config) -> int:
   """1 when both arms' model sections agree, else 2 (without building a model)."""
   a, b = (_model_values(arm_label_sections(config, arm)) for arm in ARMS)
   return 1 if a == b else 2
+
+
+def arm_differences(config) -> list:
+  """The model keys (`arms.<arm>.labels.<name>.<key>`) where the arms' sections differ."""
+  a, b = (dict(_model_values(arm_label_sections(config, arm))) for arm in ARMS)
+  return [f"arms.*.labels.{name}.{key}" for name in a
+          for (key, va), (_, vb) in zip(a[name], b[name]) if va != vb]
 
 
 def ranker_prefixes(n_rankers: int) -> tuple:

@@ -49,6 +49,8 @@ class ModelClass(Protocol):
   def with_head(self, params, bias, zero_kernel: bool = False): ...
   def flops(self, user_width: int, video_width: int, n_candidate: int) -> dict: ...
   def describe(self) -> dict: ...
+  counts: bool  # Optional (default False): it learns by counting and its outputs are
+  # ranking scores, which the label's prediction passes through (models/cf.py).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +112,9 @@ class LabelModel:
     return self.net.describe()
 
   def predict(self, out):
-    """Prediction on the label's scale (label_kinds)."""
-    return self.kind.predict(out)
+    """Prediction on the label's scale (label_kinds); a counting class's score as it is (its
+    outputs are not on the label's scale, and a sigmoid would tie large scores)."""
+    return out if getattr(self.net, "counts", False) else self.kind.predict(out)
 
   def loss(self, out, y):
     """Per-row loss."""

@@ -9,6 +9,7 @@ and (optionally) frozen models, as K = study.truth_replicates jobs of independen
 import dataclasses
 
 from gtesim import designs
+from gtesim import models
 from gtesim.core import exploration
 from gtesim.errors import InputError
 
@@ -91,6 +92,11 @@ def plan(config) -> list:
                        f"{', '.join(designs.AB_DESIGNS)}.")
   if not study.p_values or not study.alpha_gaps:
     raise InputError("config keys study.p_values and study.alpha_gaps must not be empty.")
+  if 0.0 in study.alpha_gaps and models.n_rankers(config) == 2:
+    raise InputError(
+        "config key study.alpha_gaps holds 0, the A/A (truth exactly 0), but the arms rank "
+        f"with different models ({', '.join(models.arm_differences(config))}), so gap 0 is "
+        "no A/A: drop 0 from study.alpha_gaps.")
   if study.epsilons:
     if "epsilon" not in exploration.make(config).traced:
       raise InputError("config key study.epsilons needs sim.exploration = 'epsilon' (the "

@@ -1,0 +1,62 @@
+"""The bridge (issue 36): the Brennan-Holtz rankers in gtesim's own `latent` world. Does the
+naive design's large bias in the choice world (experiments/replication-brennan-holtz/) come
+from the counting rankers or from that world?
+
+Run (resumable), one study per pair of rankers (treatment, control):
+  python scripts/study.py --config configs/study_bridge.py:item_cf-user_cf \\
+      --out experiments/bridge-latent/item_cf-user_cf
+  python scripts/study.py --config configs/study_bridge.py:item_cf-two_tower \\
+      --out experiments/bridge-latent/item_cf-two_tower
+  python scripts/study.py --config configs/study_bridge.py:two_tower-mlp \\
+      --out experiments/bridge-latent/two_tower-mlp
+
+The rankers study's world (configs/study_rankers.py: synthetic `mini`, 400 users x 800 videos,
+360 train users, 24 a step, 150 steps = 10 visits per train user) without release or
+exploration. Both arms rank by their click model alone (alpha 1 on click, 0 on play time), so
+a counting ranker (models/cf.py: its state is the click matrix, filled from the logged clicks
+in pretraining and from every click of the rows a design trains on) orders candidates exactly
+by its CF score, as in the choice world; the play-time models still train and are measured.
+The effect is treatment's ranker - control's, on clicks (the take-up's analogue) and play time.
+Designs: naive (pooling), data-diverted (splitting), co-diverted, snapshot; weighting is
+refused for a counting ranker (a count has no weight); cluster and switchback are left out
+for cost (their biases are the rankers study's subject). No A/A (gap 0): the arms' rankers
+differ, so it would not be one. B = 200; each repetition's truth the mean of K = 10 global
+replicates (the rankers study's choice at this size; the report states the ratio of the
+truth's SE to the design's).
+"""
+
+from gtesim.config import defaults as default_config
+
+PAIRS = ("item_cf-user_cf", "item_cf-two_tower", "two_tower-mlp")
+
+
+def get_config(pair="item_cf-user_cf"):
+  if pair not in PAIRS:
+    raise ValueError(f"configs/study_bridge.py: pair '{pair}' is not one of {', '.join(PAIRS)}.")
+  treatment, control = pair.split("-")
+  config = default_config.get_config()
+  config.data.synthetic.size = "mini"
+  config.sim.environment = "latent"
+  config.repetitions = 200
+  config.sim.batch_size = 24  # 15 steps per epoch of the 360 train users.
+  config.sim.n_steps = 150  # 10 epochs.
+  config.sim.validate_every = 30
+  config.checkpoint_every = 150
+  config.sim.candidate_draws = 96  # Co-diverted rejects the other arm's half of the draws.
+  config.sim.eval_rows = 1024
+  config.pretrain.n_interactions = 12_000
+  config.pretrain.batch_size = 256
+  config.estimator.batch_blocks = 5  # Blocks of 30 steps.
+  config.labels.click.alpha_T = config.labels.click.alpha_C = 1.0
+  config.labels.play_time.alpha_T = config.labels.play_time.alpha_C = 0.0
+  config.arms.treatment.labels.click.model = treatment  # Sizes: the defaults.
+  config.arms.control.labels.click.model = control
+  config.study = study = default_config.study_section()
+  study.name = f"bridge-{pair}"
+  study.designs = ("pooling", "splitting", "codiverted", "snapshot")
+  study.p_values = (0.5,)
+  study.alpha_gaps = (1.0,)
+  study.weighting_video = False
+  study.frozen_truth = False
+  study.truth_replicates = 10
+  return config
