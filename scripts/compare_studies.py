@@ -191,10 +191,11 @@ def tables(folders) -> str:
                f"; {100 * mean / t['mean']:+.1f}% ± {100 * se / abs(t['mean']):.1f} of the truth")
         cells.append(f"{_f(mean)} ± {_se(se)} (z = {mean / se:+.1f}){pct}")
       lines.append(f"| {d} | {l} | " + " | ".join(cells) + " |")
-  lines += ["", "## A/A (gap 0): type-I error at 5% (user SE; unit SE for cluster and "
-            "switchback) and the mean estimate", "",
-            "| design | label | " + " | ".join(f"{n}: type-I | {n}: mean" for n, _ in studies)
-            + " |", "|---|---|" + "---|---|" * len(studies)]
+  if any(s["aa"] for _, s in studies):  # None where every study's arms rank differently.
+    lines += ["", "## A/A (gap 0): type-I error at 5% (user SE; unit SE for cluster and "
+              "switchback) and the mean estimate", "",
+              "| design | label | " + " | ".join(f"{n}: type-I | {n}: mean" for n, _ in studies)
+              + " |", "|---|---|" + "---|---|" * len(studies)]
   for d in studies[0][1]["aa"]:
     for l in labels:
       cells = []
