@@ -78,10 +78,12 @@ def _select(flags, new, old):
 
 
 def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
-          rep: RepData, rows: EvalRows, prod: Production, index):
+          rep: RepData, rows: EvalRows, prod: Production, index, skip_stopped: bool = True):
   """One pass over the pretraining rows, then the early-stopping bookkeeping.
 
-  Models that have stopped do not change. Returns (Production, metrics): metrics hold
+  Models that have stopped do not change; with `skip_stopped` (repetitions under lax.map) they
+  do no work either (under vmap a per-repetition branch computes both sides anyway, and
+  shard_map's variance check refuses it). Returns (Production, metrics): metrics hold
   `train_loss` [L] (mean over the epoch's minibatches) and the validation metrics of
   `evaluate_models` (`<label>/loss`, `<label>/auc` or `<label>/rel_error`).
   """
@@ -98,19 +100,23 @@ def epoch(spec, batch_size: int, patience: int, min_delta: float, env: Env,
     pairs, y = features.logged_rows(spec.static, env, rep, rows.user[batch], rows.page[batch],
                                     rows.col[batch])
     new_p, new_o, losses = [], [], []
+    ones = jnp.ones(batch_size)
     for r, ranker in enumerate(spec.rankers):
       for l, m in enumerate(ranker):
         at = r * n_labels + l
+        # Everything a branch reads is its operand (closed-over values lose their per-
+        # repetition variation under shard_map with vmap); the key is train_update's.
+        args = (p[at], o[at], pairs, y[:, l], ones,
+                jax.random.fold_in(jax.random.fold_in(key, 1 + i), l))
 
-        def update(po, m=m, l=l):  # train_update's update of label l, with its key.
-          return m.update(po[0], po[1], pairs, y[:, l], jnp.ones(batch_size), batch_size,
-                          jax.random.fold_in(jax.random.fold_in(key, 1 + i), l))
+        def update(a, m=m):
+          return m.update(*a[:5], batch_size, a[5])
 
-        def keep(po, at=at):  # A stopped model does no work (its result would be discarded).
-          return po[0], po[1], jnp.where(prod.stopped[at], jnp.nan, jnp.nan).astype(
-              jnp.float32)
+        def keep(a, at=at):  # A stopped model does no work (its result would be discarded).
+          return a[0], a[1], jnp.where(prod.stopped[at], jnp.nan, jnp.nan).astype(jnp.float32)
 
-        pl, ol, loss = lax.cond(prod.stopped[at], keep, update, (p[at], o[at]))
+        pl, ol, loss = (lax.cond(prod.stopped[at], keep, update, args) if skip_stopped
+                        else update(args))
         new_p.append(pl)
         new_o.append(ol)
         losses.append(loss)

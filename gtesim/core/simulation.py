@@ -89,7 +89,7 @@ class Simulation:
 
   def pretrain_epoch(self, env, rep, rows, prod, index):
     return pretrain.epoch(self.spec, self.pretrain_batch, self.patience, self.min_delta, env,
-                          rep, rows, prod, index)
+                          rep, rows, prod, index, skip_stopped=self.vectorize == "map")
 
   def start(self, env, rep, prod: pretrain.Production, points):
     """Worlds [W] whose every arm starts from the production models and their optimizer
