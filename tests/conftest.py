@@ -275,17 +275,3 @@ def without_cost(summary):
   out["pretrain"] = {k: v for k, v in out["pretrain"].items() if k != "wall_s"}
   return out
 
-
-# The longest tests first, so that the two workers of `make test` (pytest-xdist, which hands
-# out tests in collection order) finish together instead of one running the slow tail alone.
-# Measured with --durations: the SLURM group (one worker, ~180 s), the default-scale exactness
-# run (~100 s), the study tests (~180 s), the two-ranker and failure tests (~30 s each).
-SLOW_FIRST = ("test_slurm.py", "test_exactness_default_scale.py", "test_study.py",
-              "test_arm_rankers.py", "test_bad_input.py", "test_study_merge.py",
-              "test_failures.py", "test_exploration.py", "test_hostile_cases.py")
-
-
-def pytest_collection_modifyitems(config, items):
-  del config
-  rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable within a file.
