@@ -26,6 +26,9 @@ pooling's user SE of ~0.021, so K = 5 keeps the truth's noise under a third of i
 states the measured ratio). Costs per pair: docs/studies.md.
 """
 
+import pathlib
+import runpy
+
 from gtesim.config import defaults as default_config
 
 PAIRS = ("item_cf-user_cf", "item_cf-two_tower", "two_tower-mlp")
@@ -35,21 +38,13 @@ def get_config(pair="item_cf-user_cf"):
   if pair not in PAIRS:
     raise ValueError(f"configs/study_bridge.py: pair '{pair}' is not one of {', '.join(PAIRS)}.")
   treatment, control = pair.split("-")
-  config = default_config.get_config()
-  config.data.synthetic.size = "mini"
-  config.sim.environment = "latent"
+  rankers = runpy.run_path(str(pathlib.Path(__file__).with_name("study_rankers.py")))
+  config = rankers["get_config"]()  # Its data, sizes and horizon; then no release, greedy.
+  config.sim.release = "all"
+  config.sim.exploration = "greedy"
   # The gradient pair is the yardstick, not the question: B = 100 keeps the three studies
   # within ~75 min on 2 cores.
   config.repetitions = 100 if pair == "two_tower-mlp" else 200
-  config.sim.batch_size = 24  # 15 steps per epoch of the 360 train users.
-  config.sim.n_steps = 150  # 10 epochs.
-  config.sim.validate_every = 30
-  config.checkpoint_every = 150
-  config.sim.candidate_draws = 96  # Co-diverted rejects the other arm's half of the draws.
-  config.sim.eval_rows = 1024
-  config.pretrain.n_interactions = 12_000
-  config.pretrain.batch_size = 256
-  config.estimator.batch_blocks = 5  # Blocks of 30 steps.
   config.labels.click.alpha_T = config.labels.click.alpha_C = 1.0
   config.labels.play_time.alpha_T = config.labels.play_time.alpha_C = 0.0
   config.arms.treatment.labels.click.model = treatment  # Sizes: the defaults.
