@@ -3,6 +3,8 @@ environments: the choice world's scores (the page's dense definitions), learning
 the positive rows a design trains on, pretraining that fills the matrix from the logs, per-arm
 scoring, and the refusals (a numerical label, weighting, the weight model)."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,3 +169,19 @@ def test_a_study_refuses_the_aa_gap_when_the_arms_rank_with_different_models(tin
     plan.plan(config)
   config.study.alpha_gaps = (1.0,)
   assert all(job.config.sweep.points for job in plan.plan(config))
+
+
+@pytest.mark.parametrize("pair", ["item_cf-user_cf", "item_cf-two_tower", "two_tower-mlp"])
+def test_the_bridge_config_plans_each_pair(pair):
+  """configs/study_bridge.py: each pair's arms rank with its two classes, by clicks alone."""
+  import runpy  # pylint: disable=g-import-not-at-top
+  from gtesim.study import plan  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(__file__).resolve().parent.parent / "configs" / "study_bridge.py"
+  config = runpy.run_path(str(path))["get_config"](pair)
+  checks.check(config)
+  treatment, control = pair.split("-")
+  sections = [models.arm_label_sections(config, arm)["click"].model
+              for arm in ("treatment", "control")]
+  assert sections == [treatment, control] and models.n_rankers(config) == 2
+  names = [job.name for job in plan.plan(config)]
+  assert names == [f"truth-r{k}" for k in range(1, 6)] + list(config.study.designs)
