@@ -34,6 +34,8 @@ def main(argv):
   for size, (n_users, n_videos) in SIZES.items():
     dims = base._replace(n_users=n_users, n_videos=n_videos)
     for model_class in models.MODEL_CLASSES.names():
+      if models.counts(model_class):  # Binary labels only, so not every label's class; its
+        continue  # matrix is users x videos bytes (docs/models.md).
       buckets = min(config.labels[n].ids.buckets for n in config.labels)
       # Hashing is worth showing where it saves rows.
       kinds = ("exact", "hashed") if max(n_users, n_videos) > buckets else ("exact",)
