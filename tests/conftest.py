@@ -274,4 +274,3 @@ def without_cost(summary):
   out = {k: v for k, v in summary.items() if k not in ("cost", "command")}
   out["pretrain"] = {k: v for k, v in out["pretrain"].items() if k != "wall_s"}
   return out
-

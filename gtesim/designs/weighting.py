@@ -21,11 +21,11 @@ from gtesim import label_kinds
 from gtesim import models
 from gtesim import prng
 from gtesim import metrics
+from gtesim.config.defaults import at as at_key
 from gtesim.core.training import train_update
 from gtesim.designs import pieces
 from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.designs.reporting import Reporting
-from gtesim.config.defaults import at as at_key
 from gtesim.errors import require
 
 METRICS = ("loss", "auc", "accuracy",  # G's metrics on each step's items, before its update,

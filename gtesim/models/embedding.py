@@ -8,7 +8,7 @@ and training never read a whole table.
 """
 
 import dataclasses
-from typing import ClassVar, Optional
+from typing import Optional
 
 import jax
 
@@ -21,7 +21,6 @@ from gtesim.models.label_model import Dims
 @dataclasses.dataclass(frozen=True)
 class EmbeddingNet:
   """The shared part of an ID-embedding model class."""
-  counts: ClassVar[bool] = False  # Learns by gradients (models/cf.py's classes count).
   dims: Optional[Dims]  # The dataset's sizes (None: built without them, cannot run).
   id_learning_rate: float
   id_initial_accumulator: float

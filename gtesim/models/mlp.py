@@ -5,7 +5,6 @@ features. Its first layer's user half is computed once per user when scoring can
 """
 
 import dataclasses
-from typing import ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -41,7 +40,6 @@ def mlp_flops(width, hidden, outputs: int = 1) -> int:
 class MLPNet:
   """The "mlp" model class (see the module docstring); `video_only`: it sees the video
   features alone (the weight model G with experiment.weighting.features = "video")."""
-  counts: ClassVar[bool] = False  # Learns by gradients (models/cf.py's classes count).
   hidden: tuple
   dropout: float = 0.0
   video_only: bool = False
