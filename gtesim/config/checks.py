@@ -237,7 +237,8 @@ def check(config) -> None:
              f"{point!r}: each point is (p_treatment in (0, 1), alpha_gap >= 0).")
   exploration.check_config(config)
   designs.check_config(config)
-  if config.mode in designs.MODES:
+  estimators.check_names(config)
+  if config.mode in designs.AB_DESIGNS:  # A study (mode global): study/plan.py per job.
     estimators.check_config(config, designs.make(config), designs.sweep_points(config))
   _require(config.estimator.batch_blocks >= 2, "estimator.batch_blocks", "must be at least 2.")
   pre = config.pretrain

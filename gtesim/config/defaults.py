@@ -317,6 +317,10 @@ def get_config() -> ml_collections.ConfigDict:
   est.p_extrapolation = ml_collections.ConfigDict()
   est.p_extrapolation.form = "linear"  # Each arm's mean in p: "linear" (>= 2 swept p) or
   # "quadratic" (>= 3), extrapolated to p = 1 (treated) and p = 0 (control).
+  est.dq = ml_collections.ConfigDict()
+  est.dq.horizons = (1, 5, 20)  # Differences-in-Q (needs experiment.assignment = "step"):
+  # steps k after a recommendation credited to it; each k is scored as dq-k=<k> (k = 0: the
+  # difference in means).
 
   config.sim = sim = ml_collections.ConfigDict()
   sim.release = "all"  # "all": every video is a candidate from the start; "staggered"

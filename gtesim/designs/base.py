@@ -21,6 +21,7 @@ from gtesim.designs import layouts
 from gtesim.designs import pieces
 from gtesim.designs.reporting import Reporting
 from gtesim.errors import require
+from gtesim.stats import estimators
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,8 @@ class ABDesign(Design):
 
 
 def ab_pieces(config) -> dict:
-  """The pooling design's configured pieces: `experiment.assignment`, `sim.train_models`."""
+  """The pooling design's configured pieces: `experiment.assignment`, `sim.train_models`, and
+  the users' pre-experiment covariate where an estimator of estimator.names needs it."""
   return {"assignment": pieces.Users(config.experiment.assignment),
-          "learning": pieces.Learning(trains=config.sim.train_models)}
+          "learning": pieces.Learning(trains=config.sim.train_models),
+          "unit": pieces.UserUnit(covariate=estimators.needed(config, "covariate"))}

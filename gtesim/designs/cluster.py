@@ -25,6 +25,7 @@ from gtesim.designs import pieces
 from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.errors import require
 from gtesim.errors import GtesimError, InputError
+from gtesim.stats import estimators
 from gtesim.stats import variance
 
 
@@ -119,7 +120,7 @@ class ClusterUnit(pieces.UserUnit):
   the device from the per-user ones (the clusters of the design's assignment)."""
   n_units: int | None = None  # Cluster ids (static: the size of the per-cluster sums); None
   # when the design was made without the dataset (reporting only).
-  fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")  # + the
+  unit_fields: ClassVar[tuple] = ("user_var", "unit_var", "unit_df", "unit_count")  # + the
   # cluster-level variance so far, its degrees of freedom and the number of clusters.
 
   def unit_sums(self, spec, state, rep):
@@ -155,7 +156,8 @@ class Cluster(ABDesign):
   def from_config(cls, name, config, ds=None):
     clusters = Clusters.of(config)
     return cls(name, **{**ab_pieces(config), "assignment": clusters,
-                        "unit": ClusterUnit(None if ds is None else clusters.n_units(ds))})
+                        "unit": ClusterUnit(covariate=estimators.needed(config, "covariate"),
+                                            n_units=None if ds is None else clusters.n_units(ds))})
 
   @classmethod
   def check_config(cls, config, active):

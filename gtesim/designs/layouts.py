@@ -102,7 +102,7 @@ class ABLayout:
   def point_result(self, labels, history, worlds, point: int, config) -> dict:
     """result.json's block of one point: the difference in means (`gte`) and every estimator
     of estimator.names (`estimators`)."""
-    extra = {n: e for n, e in estimators.make(config).items() if n != estimators.DEFAULT}
+    extra, _ = estimators.applicable(config, worlds.design, worlds.points)
     return points_lib.estimate_block(labels, history, worlds, point,
                                      config.estimator.batch_blocks, extra)
 

@@ -24,10 +24,12 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from gtesim import prng
 from gtesim.stats import variance
+from gtesim.stats.estimators.base import COVARIATE_DATA, COVARIATE_FIELDS
 
 
 def unit_uniform(rep_key, unit):
@@ -188,8 +190,37 @@ class UserSums:
 @dataclasses.dataclass(frozen=True)
 class UserUnit(Unit):
   """Users are the units: per-user sums and the user-clustered variance so far (the `user`
-  standard error); no `unit` standard error beyond it."""
-  fields: ClassVar[tuple] = ("user_var",)
+  standard error); no `unit` standard error beyond it. With `covariate` (estimator.names holds
+  cuped), also the covariate fields of each user's pre-experiment outcome (COVARIATE_FIELDS,
+  stats/variance.covariate_moments)."""
+  covariate: bool = dataclasses.field(default=False, kw_only=True)  # Keyword-only: the
+  # subclasses' own fields stay positional.
+  unit_fields: ClassVar[tuple] = ("user_var",)
+
+  @property
+  def fields(self):
+    return self.unit_fields + (COVARIATE_FIELDS if self.covariate else ())
+
+  @property
+  def data(self):
+    return COVARIATE_DATA if self.covariate else ""
+
+  def rep_data(self, ds, train_user, user_enc, key):
+    """[U, L] float32: each user's mean label over the logged rows pretraining draws from (the
+    pretraining-only rows where the data has them, else all rows); a user without such rows
+    gets the train users' mean of those rows. Fixed before assignment: a valid covariate."""
+    del user_enc, key
+    pool = ~ds.is_env if (~ds.is_env).any() else np.ones(len(ds.user), bool)
+    n_users, n_labels = len(ds.user_ids), ds.labels.shape[1]
+    total = np.zeros((n_users, n_labels), np.float64)
+    np.add.at(total, ds.user[pool], ds.labels[pool].astype(np.float64))
+    count = np.bincount(ds.user[pool], minlength=n_users).astype(np.float64)
+    train = train_user & (count > 0)
+    fill = (total[train].sum(0) / count[train].sum() if train.any()
+            else np.zeros(n_labels))
+    with np.errstate(invalid="ignore", divide="ignore"):
+      mean = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], fill)
+    return mean.astype(np.float32)
 
   def init_state(self, spec, rep, point):
     return UserSums(jnp.zeros((spec.n_train, spec.design.arms, len(spec.models)), jnp.float32),
@@ -200,4 +231,9 @@ class UserUnit(Unit):
                          user_n=state.user_n.at[position].add(in_arm.T.astype(jnp.float32)))
 
   def evaluate(self, spec, state, rep):
-    return {"user_var": variance.clustered_variance(state.user_sum, state.user_n, xp=jnp)}
+    out = {"user_var": variance.clustered_variance(state.user_sum, state.user_n, xp=jnp)}
+    if self.covariate:
+      x = rep.designs[COVARIATE_DATA][rep.train_users]  # [n_train, L]
+      out.update(zip(COVARIATE_FIELDS, variance.covariate_moments(
+          state.user_sum, state.user_n, x, xp=jnp)))
+    return out

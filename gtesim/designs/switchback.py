@@ -20,6 +20,7 @@ from gtesim.designs import pieces
 from gtesim.designs.base import ABDesign, ab_pieces
 from gtesim.errors import InputError
 from gtesim.errors import require
+from gtesim.stats import estimators
 from gtesim.stats import variance
 
 
@@ -101,7 +102,8 @@ class Switchback(ABDesign):
                         "assignment": Periods(sb.every, sb.order,
                                               -(-config.sim.n_steps // sb.every)),
                         "counting": BurnIn(sb.every, sb.burn_in),
-                        "unit": PeriodUnit(sb.every)})
+                        "unit": PeriodUnit(covariate=estimators.needed(config, "covariate"),
+                                           every=sb.every)})
 
   @classmethod
   def study_extra_jobs(cls, config):

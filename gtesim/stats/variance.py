@@ -56,6 +56,30 @@ def clustered_variance(unit_sum, unit_n, xp=np):
   return xp.where(xp.all(big_n > 0) & (g > 1), var, xp.nan)
 
 
+def covariate_moments(unit_sum, unit_n, x, xp=np):
+  """(dx, c_xy, c_xx), each [L]: what the covariate-adjusted (CUPED) estimate needs of units
+  with a pre-experiment covariate x [G, L] (estimators/cuped.py).
+
+  With m_a, N_a and psi_i as in clustered_variance, the arm's covariate mean is
+  xbar_a = sum_i n_ia x_i / N_a (recommendation-weighted, as the outcome's mean), dx =
+  xbar_T - xbar_C, and the linearisation of dx is phi_i = n_iT (x_i - xbar_T) / N_T -
+  n_iC (x_i - xbar_C) / N_C; c_xy = G / (G - 1) sum_i psi_i phi_i and c_xx = G / (G - 1)
+  sum_i phi_i^2 (CR1, as clustered_variance's). NaN until both arms have a recommendation.
+  """
+  big_n = xp.maximum(xp.sum(unit_n, axis=0), 1)  # [2]
+  mean = xp.sum(unit_sum, axis=0) / big_n[:, None]  # [2, L]
+  resid = (unit_sum - unit_n[..., None] * mean[None]) / big_n[None, :, None]
+  psi = resid[:, 0] - resid[:, 1]  # [G, L]
+  xbar = xp.einsum("ga,gl->al", unit_n, x) / big_n[:, None]  # [2, L]
+  xres = unit_n[..., None] * (x[:, None, :] - xbar[None]) / big_n[None, :, None]  # [G, 2, L]
+  phi = xres[:, 0] - xres[:, 1]
+  g = xp.sum(xp.sum(unit_n, axis=1) > 0)
+  factor = g / xp.maximum(g - 1, 1)
+  ok = xp.all(xp.sum(unit_n, axis=0) > 0) & (g > 1)
+  return tuple(xp.where(ok, v, xp.nan) for v in (
+      xbar[0] - xbar[1], xp.sum(psi * phi, axis=0) * factor, xp.sum(phi * phi, axis=0) * factor))
+
+
 def arm_clustered_variance(unit_sum, unit_n, xp=np):
   """(variance [L], degrees of freedom [L]) of the naive estimate when every unit lies in one
   arm (clusters, switchback periods): the two-sample (Welch) form on units.

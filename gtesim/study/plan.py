@@ -12,6 +12,7 @@ from gtesim import designs
 from gtesim import models
 from gtesim.core import exploration
 from gtesim.errors import InputError
+from gtesim.stats import estimators
 
 TRUTH_MODE = "global"  # The design whose worlds give the true GTE.
 
@@ -165,7 +166,25 @@ def plan(config) -> list:
   for name, mode, points, extra, state in specs:
     c = _job_config(config, mode, points, **extra)
     jobs.append(Job(name, c, designs.worlds_of(c), state))
+  _check_estimators(config, jobs)
   return jobs
+
+
+def _check_estimators(config, jobs) -> None:
+  """Refuses an estimator of estimator.names that no design job can give (each job is scored
+  by those that apply to it: estimators.applicable)."""
+  ab = [j for j in jobs if j.worlds.design.arms == 2 and not j.state]
+  for name in config.estimator.names:
+    reasons = {}
+    for job in ab:
+      _, why = estimators.applicable(job.config, job.worlds.design, job.worlds.points)
+      if name not in why:
+        break
+      reasons[job.name] = why[name]
+    else:
+      first = next(iter(reasons.items()), ("", "no A/B design job"))
+      raise InputError(f"config key estimator.names: '{name}' applies to none of the study's "
+                       f"design jobs; e.g. {first[0]}: {first[1]}")
 
 
 STATE_SEP = "@"

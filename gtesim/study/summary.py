@@ -221,14 +221,17 @@ def summarize(config, jobs, histories, pretrain_reports) -> dict:
   models = results.model_metrics(truth_hist, truth_worlds)
   out["models"] = {"GT": models["GT" + truth_worlds.point_name(0)], "GC": models["GC"]}
   main = point_key(config.experiment.p_treatment, 1.0)
-  ests = estimators_lib.make(config)
+  default = {estimators_lib.DEFAULT: estimators_lib.ESTIMATORS.get(estimators_lib.DEFAULT)()}
   for job in jobs:
     design = job.worlds.design
     if design.arms == 1 or job.state:  # The truth's worlds; the state sweep's jobs.
       continue
     h = histories[job.name]
     name = job.name.removesuffix(plan_lib.SWEEP_SUFFIX)  # A sweep job's points: its design's.
-    for est_name, by in ests.items():  # Every (design, estimator) is a cell.
+    ests, why = estimators_lib.applicable(job.config, design, job.worlds.points)
+    if why:  # Estimators the job's design or points cannot give: no cell, and why.
+      out.setdefault("estimators_not_applied", {})[job.name] = why
+    for est_name, by in {**default, **ests}.items():  # Every (design, estimator) is a cell.
       cell = estimators_lib.cell(name, est_name)
       entry = out["designs"].setdefault(cell, {})
       starved = out["starvation"].setdefault(cell, {})

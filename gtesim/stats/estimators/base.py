@@ -16,7 +16,13 @@ NEEDS = {
     "user_var": "the user-clustered variance the A/B designs keep on the device",
     "unit_var": "the variance with the design's randomisation units (cluster, switchback)",
     "points": "every sweep point of the run (estimators that combine points)",
+    "covariate": "each user's pre-experiment outcome against the per-user sums the A/B designs "
+                 "keep on the device (the covariate fields below)",
 }
+# The unit piece's evaluation fields with `covariate` (designs/pieces.UserUnit; variance.
+# covariate_moments): the covariate means' difference and the user-clustered covariances.
+COVARIATE_FIELDS = ("cov_dx", "cov_xy", "cov_xx")
+COVARIATE_DATA = "pre_outcome"  # RepData.designs key: each user's pre-experiment outcome.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +56,15 @@ class Estimator:
     return cls()
 
   @classmethod
-  def check_config(cls, config, points: tuple) -> None:
+  def instances(cls, config, name: str) -> dict:
+    """{result name: Estimator}: one, under its registry name, unless it scores a list of
+    settings (one result name per setting)."""
+    return {name: cls.from_config(config)}
+
+  @classmethod
+  def check_config(cls, config, design, points: tuple) -> None:
     """Refuses bad values of its own config keys, or a run it cannot estimate (it is among
-    estimator.names; `points`: the run's SweepPoints)."""
+    estimator.names; `design`: the run's Design; `points`: its SweepPoints)."""
 
   def estimate(self, data: RunData, n_blocks: int, level: float) -> dict:
     raise NotImplementedError

@@ -65,7 +65,8 @@ class PExtrapolation(Estimator):
     return cls(config.estimator.p_extrapolation.form)
 
   @classmethod
-  def check_config(cls, config, points):
+  def check_config(cls, config, design, points):
+    del design
     form = config.estimator.p_extrapolation.form
     require(form in FORMS, "estimator.p_extrapolation.form",
             f"'{form}': use {' or '.join(repr(f) for f in FORMS)}.")
