@@ -144,6 +144,23 @@ def study_section() -> ml_collections.ConfigDict:
   return study
 
 
+def advise_section() -> ml_collections.ConfigDict:
+  """The `advise` section of an advisor config (scripts/advise.py, gtesim/study/advise.py)."""
+  advise = ml_collections.ConfigDict()
+  advise.designs = ("pooling", "splitting", "snapshot", "weighting", "codiverted", "cluster",
+                    "switchback")  # The designs compared (each with every estimator of
+  # estimator.names that applies to it) at experiment.p_treatment, gap 1.
+  advise.batch = 40  # Repetitions added per batch (one study of its own, rep_offset shifted).
+  advise.max_batches = 8  # At most this many batches (the paired test's looks).
+  advise.budget_s = 1800.0  # No batch starts that the last one's cost says would end later.
+  advise.alpha = 0.05  # Level of the paired test lowest-RMSE vs runner-up, split evenly over
+  # the max_batches looks (Bonferroni), so looking after every batch does not inflate it.
+  advise.label = ""  # The label the decision is about ("": the first of config.labels).
+  advise.truth_replicates = 4  # K global replicates per repetition (>= 2: the truth's SE).
+  advise.bootstrap = 1000  # Bootstrap resamples of the intervals (inflation, bias %, RMSE).
+  return advise
+
+
 def _user_features(*extra_categorical) -> ml_collections.ConfigDict:
   """The user-table declaration (KuaiRand's and KuaiRec's user tables share their columns)."""
   return ml_collections.ConfigDict(dict(

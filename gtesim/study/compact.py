@@ -281,6 +281,36 @@ def _main_epsilon(study_dir):
   return None
 
 
+def cells_at(table, labels, p: float, gap: float, seed: int, n_boot: int) -> tuple:
+  """(truth, {cell: {label: summary.point_stats}}) of every (design job, estimator) at one
+  point (p, gap) of a per-repetition table (a study's, or several studies' concatenated with
+  distinct repetitions): the truth is the mean of the `truth-rK` replicates (K >= 2: its SE is
+  their sd / sqrt(K))."""
+  groups, index = _groups(table), _point_index(table)
+  jobs = set(index)
+  truth = _Truth({})
+  truth.per_rep[gap], truth.se[gap] = {}, {}
+  for label in labels:
+    reps = _replicates(groups, jobs, plan_lib.TRUTH, gap, label, index)
+    if len(reps) < 2:
+      raise InputError(f"the table holds {len(reps)} replicate(s) of the truth at gap {gap:g}; "
+                       "the paired statistics need at least 2 (study.truth_replicates).")
+    k = np.stack(reps)
+    truth.per_rep[gap][label] = k.mean(0)
+    truth.se[gap][label] = k.std(0, ddof=1) / np.sqrt(len(reps))
+  out = {}
+  for job in sorted(jobs):
+    for point, (jp, jg, _) in index[job].items():
+      if jp != p or jg != gap:
+        continue
+      names = sorted({k[2] for k in groups if k[0] == job and k[1] == point and k[2]})
+      for est_name in names:
+        est = _estimate(groups, job, point, est_name, labels)
+        out[estimators_lib.cell(job, est_name)] = summary_lib.point_stats(
+            est, truth, gap, labels, seed, n_boot)
+  return truth, out
+
+
 def _estimate(groups, job, point, est_name, labels) -> dict:
   """summary's estimate dict ([B, L] arrays) of a job's point from the table."""
   def stack(quantity, method=""):

@@ -1,0 +1,256 @@
+"""The advisor: the smallest study that tells a team which experiment to run on its own setting.
+
+A team's config (its data, its two rankers, its traffic split `experiment.p_treatment` and
+horizon `sim.n_steps`; `advise.*` for the advisor) is run as a study in batches of
+`advise.batch` repetitions: batch i is an ordinary study (scripts/study.py's) of its own under
+`<out>/batches/<i>/` with `rep_offset` shifted by i batches, so its repetitions are new ones
+and the batches together equal one study of all of them. Each batch runs the replicated truth
+(`advise.truth_replicates` global replicates per repetition) and every design of
+`advise.designs` at the team's split and gap 1 (no A/A, no sweeps: what the decision needs),
+each scored by the difference in means and every estimator of `estimator.names` that applies
+to it (a cell is a (design, estimator) pair).
+
+After every batch, every cell's paired statistics are computed over all repetitions so far
+(study/compact.cells_at: the package's own bias, RMSE, coverage, inflation factors and
+decisions) for the decision label, and the lowest-RMSE cell is compared with the runner-up by
+a paired test of their RMSE difference (Student t on the repetitions' squared-error
+differences, B - 1 degrees of freedom: the MSEs differ iff the RMSEs do; the RMSE difference is
+reported with its paired bootstrap interval) at level `advise.alpha / advise.max_batches` (Bonferroni over the looks, so looking
+after every batch does not inflate the level). It is decided when that p is below the level;
+otherwise another batch runs, unless `advise.max_batches` were run or the last batch's cost
+says the next one would end past `advise.budget_s` (the reason is said).
+
+Resumable: a finished batch is reused; an interrupted one is resumed by its study (finished
+jobs reused, the rest from their checkpoints); `<out>/advise.json` (atomic) holds each
+batch's cost, every look's cells and the verdict. A folder made with another config (but for
+the decision keys budget_s, max_batches and alpha) is refused.
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from scipy import stats
+
+from gtesim import designs
+from gtesim import logs
+from gtesim import writing
+from gtesim.errors import InputError, require
+from gtesim.stats import paired
+from gtesim.study import compact
+from gtesim.study import execute as study_lib
+
+log = logs.get_logger("advise")
+STATE = "advise.json"
+KEYS = ("design", "estimator", "se_method", "inflation", "inflation_ci", "bias_pct",
+        "bias_pct_ci", "rmse", "power", "wrong_sign", "decided", "B", "cost_s", "study_dir")
+DECISION_KEYS = ("budget_s", "max_batches", "alpha")  # May change when a folder is resumed.
+
+
+def check(config) -> None:
+  """Refuses bad advise.* values (one line naming the key)."""
+  a = config.advise
+  require(len(a.designs) >= 1, "advise.designs", "name at least one design.")
+  for d in a.designs:
+    require(d in designs.AB_DESIGNS, "advise.designs",
+            f"'{d}' is not an A/B design; use {', '.join(designs.AB_DESIGNS)}.")
+  require(len(set(a.designs)) == len(a.designs), "advise.designs", "holds a design twice.")
+  require(a.batch >= 2, "advise.batch", "must be at least 2 repetitions.")
+  require(a.max_batches >= 1, "advise.max_batches", "must be at least 1.")
+  require(a.budget_s > 0, "advise.budget_s", "must be positive (seconds).")
+  require(0 < a.alpha < 1, "advise.alpha", "must be in (0, 1).")
+  require(a.truth_replicates >= 2, "advise.truth_replicates",
+          "must be at least 2 (the truth's SE is the replicates' sd).")
+  require(a.bootstrap >= 100, "advise.bootstrap",
+          "must be at least 100 (the inflation factors' and the paired test's intervals).")
+  require(not a.label or a.label in config.labels, "advise.label",
+          f"'{a.label}' is not a label; use one of {', '.join(config.labels)}.")
+
+
+def label_of(config) -> str:
+  return config.advise.label or list(config.labels)[0]
+
+
+def batch_config(config, index: int):
+  """Batch `index`'s study config: the team's, with the advisor's study section."""
+  from gtesim.config import defaults  # pylint: disable=g-import-not-at-top
+  c = config.copy_and_resolve_references()
+  a = c.advise
+  with c.unlocked():
+    c.repetitions = a.batch
+    c.rep_offset = config.rep_offset + index * a.batch
+    c.study = s = defaults.study_section()
+    s.name = f"advise-batch-{index}"
+    s.designs = tuple(a.designs)
+    s.p_values = (config.experiment.p_treatment,)
+    s.alpha_gaps = (1.0,)
+    s.truth_replicates = a.truth_replicates
+    s.frozen_truth = False
+    s.weighting_video = False
+    s.bootstrap = a.bootstrap
+    del c["advise"]
+  return c
+
+
+def _identity(config) -> dict:
+  """The config but for the decision keys (what a resumed folder must match)."""
+  d = json.loads(config.to_json_best_effort())
+  for k in DECISION_KEYS:
+    d["advise"].pop(k, None)
+  return d
+
+
+def _table(out: pathlib.Path, n_batches: int, batch: int) -> pa.Table:
+  """The batches' per-repetition tables, each batch's repetitions shifted after the last's."""
+  parts = []
+  for i in range(n_batches):
+    t = pq.read_table(out / "batches" / str(i) / compact.TABLE)
+    rep = pc.add(t.column("rep"), pa.scalar(i * batch, pa.int32()))
+    parts.append(t.set_column(t.schema.get_field_index("rep"), "rep", rep))
+  return pa.concat_tables(parts)
+
+
+def _finite(x) -> float | None:
+  x = float(x)
+  return x if math.isfinite(x) else None
+
+
+def look(config, out: pathlib.Path, n_batches: int) -> dict:
+  """Every cell's statistics over the first n_batches batches, ranked by RMSE, and the paired
+  test of the best against the runner-up."""
+  a, label = config.advise, label_of(config)
+  labels = list(config.labels)
+  truth, cells = compact.cells_at(_table(out, n_batches, a.batch), labels,
+                                  config.experiment.p_treatment, 1.0, config.seed, a.bootstrap)
+  t = truth.per_rep[1.0][label]
+  ranked = sorted(cells, key=lambda c: (not math.isfinite(cells[c][label]["rmse"]),
+                                        cells[c][label]["rmse"]))
+  table = {c: {k: cells[c][label][k] for k in ("B", "bias", "bias_pct", "bias_pct_ci", "rmse",
+                                                "rmse_ci", "sd", "wrong_sign")}
+           for c in ranked}
+  out_look = {"B": int(len(t)), "label": label, "ranked": table}
+  if len(ranked) >= 2:
+    err = {c: np.asarray(cells[c][label]["per_rep"], np.float64) - t for c in ranked[:2]}
+    diff = paired.difference(err[ranked[0]], err[ranked[1]], config.seed, a.bootstrap)
+    sq = err[ranked[0]] ** 2 - err[ranked[1]] ** 2  # Paired: MSE difference = 0 iff RMSE's.
+    sq = sq[np.isfinite(sq)]
+    p = float(stats.ttest_1samp(sq, 0.0).pvalue) if len(sq) >= 2 else math.nan
+    out_look["test"] = {"best": ranked[0], "runner_up": ranked[1], **diff, "p": p,
+                        "level": a.alpha / a.max_batches}
+    out_look["decided"] = bool(math.isfinite(p) and p < a.alpha / a.max_batches)
+  else:
+    out_look["decided"] = True  # One cell: nothing to choose between.
+  out_look["best"] = _best(cells[ranked[0]][label], ranked[0])
+  return out_look
+
+
+def _best(stats: dict, cell: str) -> dict:
+  """The verdict's fields of a cell: its design and estimator, and the SE method whose
+  inflation factor is nearest 1 (the best calibrated; its factor widens the others)."""
+  from gtesim.stats import estimators  # pylint: disable=g-import-not-at-top
+  design, _, est = cell.partition(estimators.SEP)
+  factors = {m: v for m, v in stats["inflation"].items()
+             if v and math.isfinite(v["factor"]) and v["factor"] > 0}
+  method = (min(factors, key=lambda m: abs(math.log(factors[m]["factor"]))) if factors
+            else next(iter(stats["coverage"]), None))
+  inflation = factors.get(method, {"factor": math.nan, "ci": [math.nan, math.nan]})
+  decision = stats["decision"].get(method, {})
+  return {"design": design, "estimator": est or estimators.DEFAULT, "se_method": method,
+          "inflation": _finite(inflation["factor"]),
+          "inflation_ci": [_finite(x) for x in inflation["ci"]],
+          "bias_pct": _finite(stats["bias_pct"]),
+          "bias_pct_ci": [_finite(x) for x in stats["bias_pct_ci"]],
+          "rmse": _finite(stats["rmse"]),
+          "power": _finite(decision["power"]["value"]) if decision else None,
+          "wrong_sign": _finite(stats["wrong_sign"])}
+
+
+def _words(v: dict, last: dict, why: str) -> str:
+  """The verdict in words."""
+  def pct(x):
+    return "undefined" if x is None else f"{x:+.1f}%"
+  b = last["best"]
+  ci = b["bias_pct_ci"]
+  head = (f"Run {b['design']} with the {b['estimator']} estimator" if v["decided"] else
+          f"Not decided ({why}); so far the lowest RMSE is {b['design']} with the "
+          f"{b['estimator']} estimator")
+  parts = [f"{head}: on {last['label']} its bias is {pct(b['bias_pct'])} of the true GTE "
+           f"[{pct(ci[0])}, {pct(ci[1])}], RMSE {b['rmse']:.4g}"]
+  if b["se_method"] is not None and b["inflation"] is not None:
+    parts.append(f"use its {b['se_method']} standard error widened by "
+                 f"{b['inflation']:.2f} [{b['inflation_ci'][0]:.2f}, "
+                 f"{b['inflation_ci'][1]:.2f}] (power {b['power']:.2f}, wrong sign "
+                 f"{b['wrong_sign']:.2f})")
+  if "test" in last:
+    t = last["test"]
+    parts.append(f"against the runner-up {t['runner_up']} the RMSE differs by "
+                 f"{t['rmse']:.4g} [{t['rmse_ci'][0]:.4g}, {t['rmse_ci'][1]:.4g}], paired "
+                 f"p = {t['p']:.2g} at level {t['level']:.2g}")
+  parts.append(f"B = {v['B']} repetitions, {v['cost_s']:.0f} s")
+  return "; ".join(parts) + "."
+
+
+def run(config, out_dir, command: str = "", stop=None) -> dict:
+  """Runs (or resumes) the advisor into `out_dir`; returns the verdict (KEYS)."""
+  check(config)
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  state_path = out / STATE
+  ident = _identity(config)
+  state = {"config": ident, "batches": [], "looks": []}
+  if state_path.exists():
+    state = json.loads(state_path.read_text())
+    if state["config"] != ident:
+      raise InputError(f"{out} holds an advice for another config (only advise."
+                       f"{', advise.'.join(DECISION_KEYS)} may change when it is resumed); "
+                       "use another --out.")
+  a = config.advise
+  why, decided = "", False
+  for i in range(a.max_batches):
+    if i < len(state["batches"]):  # Finished in an earlier invocation.
+      last = state["looks"][i]
+      decided = last["decided"]
+      if decided:
+        break
+      continue
+    spent = sum(b["cost_s"] for b in state["batches"])
+    if state["batches"] and spent + state["batches"][-1]["cost_s"] > a.budget_s:
+      why = (f"advise.budget_s = {a.budget_s:g} s would run out: {spent:.0f} s spent, the "
+             f"last batch took {state['batches'][-1]['cost_s']:.0f} s")
+      break
+    log.info("batch %d of at most %d: repetitions %d to %d", i + 1, a.max_batches,
+             config.rep_offset + i * a.batch, config.rep_offset + (i + 1) * a.batch - 1)
+    start = time.time()
+    study_lib.run(batch_config(config, i), out / "batches" / str(i), command, stop=stop)
+    state["batches"].append({"index": i, "cost_s": time.time() - start})
+    last = look(config, out, i + 1)
+    state["looks"].append(last)
+    writing.write_json(state_path, writing.jsonable(state))
+    decided = last["decided"]
+    t = last.get("test")
+    log.info("after %d repetitions: lowest RMSE %s (%.4g)%s", last["B"], last["best"]["design"]
+             + ("" if last["best"]["estimator"] == "difference_in_means" else
+                "+" + last["best"]["estimator"]), last["best"]["rmse"] or math.nan,
+             f", runner-up {t['runner_up']}, paired p = {t['p']:.2g} (level {t['level']:.2g})"
+             if t else "")
+    if decided:
+      break
+  else:  # No break: every batch ran undecided.
+    why = f"advise.max_batches = {a.max_batches} batches were run"
+  if not state["looks"]:
+    raise InputError("advise.budget_s allowed no batch.")
+  last = state["looks"][-1]
+  verdict = {**last["best"], "decided": bool(decided), "B": last["B"],
+             "cost_s": float(sum(b["cost_s"] for b in state["batches"])),
+             "study_dir": str(out)}
+  verdict = {k: verdict[k] for k in KEYS}
+  state["verdict"] = verdict
+  state["why_not_decided"] = why if not decided else ""
+  state["words"] = _words(verdict, last, why)
+  writing.write_json(state_path, writing.jsonable(state))
+  return state

@@ -1,0 +1,102 @@
+"""The advisor end to end on tiny data: its last line is the verdict's JSON, it resumes after a
+kill to the verdict of an uninterrupted run, and it refuses what it cannot do."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import small_sim_config
+from gtesim.config import defaults
+from gtesim.errors import InputError
+from gtesim.study import advise
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = '''
+import sys
+sys.path.insert(0, {tests!r})
+from test_advise import tiny_advise_config
+
+
+def get_config():
+  return tiny_advise_config({root!r})
+'''
+
+
+def tiny_advise_config(root):
+  """Pooling scored by the difference in means and CUPED, 2 batches of 2 repetitions."""
+  config = small_sim_config(root)
+  config.advise = defaults.advise_section()
+  config.advise.designs = ("pooling",)
+  config.advise.batch = 2
+  config.advise.max_batches = 2
+  config.advise.truth_replicates = 2
+  config.advise.bootstrap = 200
+  config.advise.alpha = 1e-6  # Never decided at B = 4: both batches run, the second is killed.
+  config.estimator.names = ("cuped",)
+  return config
+
+
+def _without_cost(verdict):
+  return {k: v for k, v in verdict.items() if k not in ("cost_s", "study_dir")}
+
+
+def test_the_advisor_resumes_after_a_kill_to_the_uninterrupted_verdict(tiny_root, tmp_path):
+  whole = advise.run(tiny_advise_config(tiny_root), tmp_path / "whole")
+  verdict = whole["verdict"]
+  assert list(verdict) == list(advise.KEYS)
+  assert verdict["B"] == 4 and verdict["design"] == "pooling"
+  assert verdict["estimator"] in ("difference_in_means", "cuped")
+  assert not verdict["decided"] and "max_batches" in whole["why_not_decided"]
+  assert [b["index"] for b in whole["batches"]] == [0, 1]
+  # The cells are the package's paired statistics over all 4 repetitions.
+  ranked = whole["looks"][-1]["ranked"]
+  assert set(ranked) == {"pooling", "pooling+cuped"}
+  assert ranked[whole["looks"][-1]["best"]["design"] + (
+      "" if verdict["estimator"] == "difference_in_means" else "+cuped")]["rmse"] == (
+          pytest.approx(verdict["rmse"]))
+
+  cfg = tmp_path / "advise_config.py"
+  cfg.write_text(CONFIG.format(tests=str(REPO / "tests"), root=str(tiny_root)))
+  out = tmp_path / "killed"
+  cmd = [sys.executable, "scripts/advise.py", f"--config={cfg}", f"--out={out}"]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True)
+  deadline = time.time() + 600
+  while not list((out / "batches" / "1" / "runs").glob("*/result.json")):  # Mid-batch 2.
+    assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:]
+    time.sleep(0.2)
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.wait()
+  state = json.loads((out / advise.STATE).read_text())
+  assert len(state["batches"]) == 1  # Batch 1 was cut short.
+  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = done.stdout.strip().splitlines()
+  assert lines[-2].startswith("Not decided (advise.max_batches = 2 batches were run)")
+  resumed = json.loads(lines[-1])
+  assert _without_cost(resumed) == _without_cost(verdict)
+  assert resumed["study_dir"] == str(out)
+
+
+def test_the_advisor_refuses_bad_keys_and_another_config_in_its_folder(tiny_root, tmp_path):
+  for key, value, match in (("designs", ("nope",), r"advise\.designs: 'nope'"),
+                            ("batch", 1, r"advise\.batch"),
+                            ("truth_replicates", 1, r"advise\.truth_replicates"),
+                            ("label", "watch", r"advise\.label: 'watch'"),
+                            ("alpha", 1.5, r"advise\.alpha")):
+    config = tiny_advise_config(tiny_root)
+    config.advise[key] = value
+    with pytest.raises(InputError, match=match):
+      advise.run(config, tmp_path / "bad")
+  (tmp_path / "other").mkdir()
+  other = tiny_advise_config(tiny_root)
+  (tmp_path / "other" / advise.STATE).write_text(json.dumps(
+      {"config": {"different": True}, "batches": [], "looks": []}))
+  with pytest.raises(InputError, match="another config"):
+    advise.run(other, tmp_path / "other")
