@@ -100,3 +100,54 @@ def test_the_advisor_refuses_bad_keys_and_another_config_in_its_folder(tiny_root
       {"config": {"different": True}, "batches": [], "looks": []}))
   with pytest.raises(InputError, match="another config"):
     advise.run(other, tmp_path / "other")
+
+
+def _write_batch(out, errors: dict, truth, gen):
+  """A batch's per_rep.parquet: 2 truth replicates around `truth` [B] and, per design job,
+  estimates truth + errors[job] with a welch SE of 1 and its 95% CI."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  from gtesim.study import compact  # pylint: disable=g-import-not-at-top
+  rows = {c: [] for c in ("job", "point", "p_treatment", "alpha_gap", "epsilon", "estimator",
+                          "label", "quantity", "method", "rep", "value")}
+
+  def add(job, est, quantity, method, values):
+    for b, v in enumerate(values):
+      for c, x in zip(rows, (job, 0, 0.5, 1.0, None, est, "click", quantity, method, b,
+                             float(v))):
+        rows[c].append(x)
+  for k, shift in ((1, -0.01), (2, 0.01)):
+    add(f"truth-r{k}", "", "gte", "", truth + shift + 0.001 * gen.normal(size=len(truth)))
+  for job, err in errors.items():
+    est = truth + err
+    add(job, "difference_in_means", "estimate", "", est)
+    add(job, "difference_in_means", "se", "welch", np.ones_like(est))
+    add(job, "difference_in_means", "ci_low", "welch", est - 1.96)
+    add(job, "difference_in_means", "ci_high", "welch", est + 1.96)
+  out.mkdir(parents=True)
+  pq.write_table(pa.table(rows), out / compact.TABLE)
+
+
+def test_the_decision_separates_shows_equivalence_or_waits(tiny_root, tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  config = tiny_advise_config(tiny_root)
+  with config.unlocked():
+    config.labels = {"click": config.labels.click}
+  config.advise.alpha, config.advise.max_batches, config.advise.batch = 0.05, 1, 200
+  gen = np.random.default_rng(0)
+  truth = 1.0 + gen.normal(size=200)
+  base = gen.normal(size=200)
+  cases = {"separated": {"pooling": 0.5 * base, "splitting": base},
+           "equivalent": {"pooling": base + 0.05 * gen.normal(size=200),
+                          "splitting": base + 0.05 * gen.normal(size=200)},
+           "": {"pooling": base, "splitting": gen.normal(size=200)}}
+  got_separated = None
+  for how, errors in cases.items():
+    out = tmp_path / (how or "waits")
+    _write_batch(out / "batches" / "0", errors, truth, gen)
+    got = advise.look(config, out, 1)
+    got_separated = got if how == "separated" else got_separated
+    assert got["how"] == how and got["decided"] == bool(how), (how, got["test"])
+    assert got["B"] == 200
+  assert got_separated["best"]["design"] == "pooling"

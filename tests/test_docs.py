@@ -33,6 +33,7 @@ def test_every_config_key_is_in_the_configuration_page():
   config = defaults.get_config()
   with config.unlocked():
     config.study = defaults.study_section()
+    config.advise = defaults.advise_section()
   page = (REPO / "docs" / "configuration.md").read_text()
   missing = [k for k in _keys(config) if f"`{k}`" not in page]
   assert not missing, missing

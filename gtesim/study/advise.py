@@ -16,13 +16,16 @@ decisions) for the decision label, and the lowest-RMSE cell is compared with the
 a paired test of their RMSE difference (Student t on the repetitions' squared-error
 differences, B - 1 degrees of freedom: the MSEs differ iff the RMSEs do; the RMSE difference is
 reported with its paired bootstrap interval) at level `advise.alpha / advise.max_batches` (Bonferroni over the looks, so looking
-after every batch does not inflate the level). It is decided when that p is below the level;
-otherwise another batch runs, unless `advise.max_batches` were run or the last batch's cost
+after every batch does not inflate the level). It is decided when that p is below the level
+("separated"), or when two one-sided tests at the same level show the runner-up's RMSE within
+a factor 1 + `advise.margin` of the best's ("equivalent": either will do; no number of
+repetitions separates two cells that are the same); otherwise another batch runs, unless `advise.max_batches` were run or the last batch's cost
 says the next one would end past `advise.budget_s` (the reason is said).
 
 Resumable: a finished batch is reused; an interrupted one is resumed by its study (finished
 jobs reused, the rest from their checkpoints); `<out>/advise.json` (atomic) holds each
-batch's cost, every look's cells and the verdict. A folder made with another config (but for
+batch's cost (an interrupted invocation's time counted up to its last write in the batch's
+folder), every look's cells and the verdict. A folder made with another config (but for
 the decision keys budget_s, max_batches and alpha) is refused.
 """
 
@@ -41,6 +44,7 @@ from gtesim import designs
 from gtesim import logs
 from gtesim import writing
 from gtesim.errors import InputError, require
+from gtesim.stats import intervals
 from gtesim.stats import paired
 from gtesim.study import compact
 from gtesim.study import execute as study_lib
@@ -49,7 +53,8 @@ log = logs.get_logger("advise")
 STATE = "advise.json"
 KEYS = ("design", "estimator", "se_method", "inflation", "inflation_ci", "bias_pct",
         "bias_pct_ci", "rmse", "power", "wrong_sign", "decided", "B", "cost_s", "study_dir")
-DECISION_KEYS = ("budget_s", "max_batches", "alpha")  # May change when a folder is resumed.
+# The decision keys: they may change when a folder is resumed (its looks are recomputed).
+DECISION_KEYS = ("budget_s", "max_batches", "alpha", "margin")
 
 
 def check(config) -> None:
@@ -64,6 +69,7 @@ def check(config) -> None:
   require(a.max_batches >= 1, "advise.max_batches", "must be at least 1.")
   require(a.budget_s > 0, "advise.budget_s", "must be positive (seconds).")
   require(0 < a.alpha < 1, "advise.alpha", "must be in (0, 1).")
+  require(0 <= a.margin < 1, "advise.margin", "must be in [0, 1) (0: no equivalence stop).")
   require(a.truth_replicates >= 2, "advise.truth_replicates",
           "must be at least 2 (the truth's SE is the replicates' sd).")
   require(a.bootstrap >= 100, "advise.bootstrap",
@@ -139,12 +145,23 @@ def look(config, out: pathlib.Path, n_batches: int) -> dict:
     diff = paired.difference(err[ranked[0]], err[ranked[1]], config.seed, a.bootstrap)
     sq = err[ranked[0]] ** 2 - err[ranked[1]] ** 2  # Paired: MSE difference = 0 iff RMSE's.
     sq = sq[np.isfinite(sq)]
+    level = a.alpha / a.max_batches
     p = float(stats.ttest_1samp(sq, 0.0).pvalue) if len(sq) >= 2 else math.nan
+    # Equivalence (two one-sided tests at `level`): the runner-up's RMSE within a factor
+    # 1 + margin of the best's, i.e. the MSE difference within +-delta.
+    mse = float(np.mean(err[ranked[0]][np.isfinite(err[ranked[0]])] ** 2))
+    delta = ((1 + a.margin) ** 2 - 1) * mse
+    ci = intervals.mean_ci(sq, 1 - 2 * level)["ci"]
+    equivalent = bool(a.margin > 0 and np.isfinite(ci).all() and -delta < ci[0] and
+                      ci[1] < delta)
     out_look["test"] = {"best": ranked[0], "runner_up": ranked[1], **diff, "p": p,
-                        "level": a.alpha / a.max_batches}
-    out_look["decided"] = bool(math.isfinite(p) and p < a.alpha / a.max_batches)
+                        "level": level, "mse_difference_ci": ci, "equivalence_delta": delta,
+                        "equivalent": equivalent}
+    separated = bool(math.isfinite(p) and p < level)
+    out_look["decided"] = separated or equivalent
+    out_look["how"] = ("separated" if separated else "equivalent" if equivalent else "")
   else:
-    out_look["decided"] = True  # One cell: nothing to choose between.
+    out_look["decided"], out_look["how"] = True, "one cell"  # Nothing to choose between.
   out_look["best"] = _best(cells[ranked[0]][label], ranked[0])
   return out_look
 
@@ -176,9 +193,15 @@ def _words(v: dict, last: dict, why: str) -> str:
     return "undefined" if x is None else f"{x:+.1f}%"
   b = last["best"]
   ci = b["bias_pct_ci"]
-  head = (f"Run {b['design']} with the {b['estimator']} estimator" if v["decided"] else
-          f"Not decided ({why}); so far the lowest RMSE is {b['design']} with the "
-          f"{b['estimator']} estimator")
+  if not v["decided"]:
+    head = (f"Not decided ({why}); so far the lowest RMSE is {b['design']} with the "
+            f"{b['estimator']} estimator")
+  elif last["how"] == "equivalent":
+    t = last["test"]
+    head = (f"Run {b['design']} with the {b['estimator']} estimator, or the runner-up "
+            f"{t['runner_up']}: their RMSEs are equivalent within advise.margin")
+  else:
+    head = f"Run {b['design']} with the {b['estimator']} estimator"
   parts = [f"{head}: on {last['label']} its bias is {pct(b['bias_pct'])} of the true GTE "
            f"[{pct(ci[0])}, {pct(ci[1])}], RMSE {b['rmse']:.4g}"]
   if b["se_method"] is not None and b["inflation"] is not None:
@@ -193,6 +216,17 @@ def _words(v: dict, last: dict, why: str) -> str:
                  f"p = {t['p']:.2g} at level {t['level']:.2g}")
   parts.append(f"B = {v['B']} repetitions, {v['cost_s']:.0f} s")
   return "; ".join(parts) + "."
+
+
+def _interrupted_s(state: dict, index: int, bdir: pathlib.Path) -> float:
+  """Seconds earlier invocations spent on batch `index` before they were stopped or killed:
+  each counts up to its last write in the batch's folder."""
+  running = state.get("running")
+  if not running or running["index"] != index or not bdir.exists():
+    return 0.0
+  newest = max((p.stat().st_mtime for p in bdir.rglob("*") if p.is_file()),
+               default=running["started_at"])
+  return running["earlier_s"] + max(0.0, newest - running["started_at"])
 
 
 def run(config, out_dir, command: str = "", stop=None) -> dict:
@@ -212,8 +246,9 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
   a = config.advise
   why, decided = "", False
   for i in range(a.max_batches):
-    if i < len(state["batches"]):  # Finished in an earlier invocation.
-      last = state["looks"][i]
+    if i < len(state["batches"]):  # Finished in an earlier invocation: looked at again
+      last = look(config, out, i + 1)  # (the decision keys may have changed).
+      state["looks"][i] = last
       decided = last["decided"]
       if decided:
         break
@@ -225,9 +260,14 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
       break
     log.info("batch %d of at most %d: repetitions %d to %d", i + 1, a.max_batches,
              config.rep_offset + i * a.batch, config.rep_offset + (i + 1) * a.batch - 1)
+    bdir = out / "batches" / str(i)
+    earlier = _interrupted_s(state, i, bdir)
+    state["running"] = {"index": i, "started_at": time.time(), "earlier_s": earlier}
+    writing.write_json(state_path, writing.jsonable(state))
     start = time.time()
-    study_lib.run(batch_config(config, i), out / "batches" / str(i), command, stop=stop)
-    state["batches"].append({"index": i, "cost_s": time.time() - start})
+    study_lib.run(batch_config(config, i), bdir, command, stop=stop)
+    state.pop("running")
+    state["batches"].append({"index": i, "cost_s": earlier + time.time() - start})
     last = look(config, out, i + 1)
     state["looks"].append(last)
     writing.write_json(state_path, writing.jsonable(state))
