@@ -11,19 +11,19 @@ recommended to 4 times), both arms MLP rankers at p = 0.5; every A/B design, eac
 difference in means and by CUPED, decided on click.
 """
 
+import pathlib
+import runpy
+
 from gtesim.config import defaults as default_config
 
 
 def get_config():
-  config = default_config.get_config()
-  config.data.synthetic.size = "small"
-  config.sim.batch_size = 64
-  config.sim.n_steps = 112
+  default = runpy.run_path(str(pathlib.Path(__file__).with_name("study.py")))
+  config = default["get_config"]()  # Its data, sizes and horizon; the advisor's own study.
+  with config.unlocked():
+    del config["study"]
+  config.repetitions = 8  # The default's; each batch sets its own (advise.batch).
   config.sim.validate_every = 28
-  config.checkpoint_every = 112
-  config.sim.eval_rows = 2048
-  config.pretrain.n_interactions = 30_000
-  config.estimator.batch_blocks = 8
   config.estimator.names = ("cuped",)
   config.advise = default_config.advise_section()
   return config

@@ -13,29 +13,19 @@ and 20 steps. B = 100, truth of 6 replicates. p_extrapolation needs a p sweep (i
 configs/study_sweeps.py's world; docs/estimators.md).
 """
 
-from gtesim.config import defaults as default_config
+import pathlib
+import runpy
 
 
 def get_config():
-  config = default_config.get_config()
-  config.data.synthetic.size = "small"
+  default = runpy.run_path(str(pathlib.Path(__file__).with_name("study.py")))
+  config = default["get_config"]()  # Its data, sizes, horizon and study section; then:
   config.repetitions = 100
-  config.sim.batch_size = 64
-  config.sim.n_steps = 112
   config.sim.validate_every = 28
-  config.checkpoint_every = 112
-  config.sim.eval_rows = 2048
-  config.pretrain.n_interactions = 30_000
-  config.estimator.batch_blocks = 8
   config.experiment.assignment = "step"
   config.estimator.names = ("cuped", "dq")
   config.estimator.dq.horizons = (1, 5, 20)
-  config.study = study = default_config.study_section()
-  study.name = "synthetic-small-estimators"
-  study.designs = ("pooling", "splitting", "snapshot")
-  study.p_values = (0.5,)
-  study.alpha_gaps = (0.0, 1.0)
-  study.truth_replicates = 6
-  study.frozen_truth = False
-  study.weighting_video = False
+  config.study.name = "synthetic-small-estimators"
+  config.study.designs = ("pooling", "splitting", "snapshot")
+  config.study.truth_replicates = 6
   return config
