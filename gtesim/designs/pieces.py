@@ -212,9 +212,10 @@ class UserUnit(Unit):
     del user_enc, key
     pool = ~ds.is_env if (~ds.is_env).any() else np.ones(len(ds.user), bool)
     n_users, n_labels = len(ds.user_ids), ds.labels.shape[1]
-    total = np.zeros((n_users, n_labels), np.float64)
-    np.add.at(total, ds.user[pool], ds.labels[pool].astype(np.float64))
-    count = np.bincount(ds.user[pool], minlength=n_users).astype(np.float64)
+    users = ds.user[pool]
+    total = np.stack([np.bincount(users, ds.labels[pool, l].astype(np.float64), n_users)
+                      for l in range(n_labels)], -1)
+    count = np.bincount(users, minlength=n_users).astype(np.float64)
     train = train_user & (count > 0)
     fill = (total[train].sum(0) / count[train].sum() if train.any()
             else np.zeros(n_labels))

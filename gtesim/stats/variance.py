@@ -34,6 +34,14 @@ def _mean(total, n):
     return np.where(n > 0, total / np.where(n > 0, n, 1), np.nan)
 
 
+def _residuals(unit_sum, unit_n, xp):
+  """(resid [G, 2, L], N [2]): each unit's (S_ia - n_ia m_a) / N_a, and the arms' N_a (the
+  linearisation of m_T - m_C every clustered variance below shares)."""
+  big_n = xp.sum(unit_n, axis=0)  # [2]
+  mean = xp.sum(unit_sum, axis=0) / xp.maximum(big_n, 1)[:, None]  # [2, L]
+  return (unit_sum - unit_n[..., None] * mean[None]) / xp.maximum(big_n, 1)[None, :, None], big_n
+
+
 def clustered_variance(unit_sum, unit_n, xp=np):
   """Variance [L] of the naive estimate with independent units (users, clusters, periods):
   CR1.
@@ -47,9 +55,7 @@ def clustered_variance(unit_sum, unit_n, xp=np):
   Args:
     unit_sum: [G, 2, L]; unit_n: [G, 2]; xp: numpy, or jax.numpy on the device.
   """
-  big_n = xp.sum(unit_n, axis=0)  # [2]
-  mean = xp.sum(unit_sum, axis=0) / xp.maximum(big_n, 1)[:, None]  # [2, L]
-  resid = (unit_sum - unit_n[..., None] * mean[None]) / xp.maximum(big_n, 1)[None, :, None]
+  resid, big_n = _residuals(unit_sum, unit_n, xp)
   psi = resid[:, 0] - resid[:, 1]  # [G, L]
   g = xp.sum(xp.sum(unit_n, axis=1) > 0)
   var = xp.sum(psi * psi, axis=0) * g / xp.maximum(g - 1, 1)
@@ -66,16 +72,15 @@ def covariate_moments(unit_sum, unit_n, x, xp=np):
   n_iC (x_i - xbar_C) / N_C; c_xy = G / (G - 1) sum_i psi_i phi_i and c_xx = G / (G - 1)
   sum_i phi_i^2 (CR1, as clustered_variance's). NaN until both arms have a recommendation.
   """
-  big_n = xp.maximum(xp.sum(unit_n, axis=0), 1)  # [2]
-  mean = xp.sum(unit_sum, axis=0) / big_n[:, None]  # [2, L]
-  resid = (unit_sum - unit_n[..., None] * mean[None]) / big_n[None, :, None]
+  resid, big_n = _residuals(unit_sum, unit_n, xp)
   psi = resid[:, 0] - resid[:, 1]  # [G, L]
-  xbar = xp.einsum("ga,gl->al", unit_n, x) / big_n[:, None]  # [2, L]
-  xres = unit_n[..., None] * (x[:, None, :] - xbar[None]) / big_n[None, :, None]  # [G, 2, L]
+  n = xp.maximum(big_n, 1)
+  xbar = xp.einsum("ga,gl->al", unit_n, x) / n[:, None]  # [2, L]
+  xres = unit_n[..., None] * (x[:, None, :] - xbar[None]) / n[None, :, None]  # [G, 2, L]
   phi = xres[:, 0] - xres[:, 1]
   g = xp.sum(xp.sum(unit_n, axis=1) > 0)
   factor = g / xp.maximum(g - 1, 1)
-  ok = xp.all(xp.sum(unit_n, axis=0) > 0) & (g > 1)
+  ok = xp.all(big_n > 0) & (g > 1)
   return tuple(xp.where(ok, v, xp.nan) for v in (
       xbar[0] - xbar[1], xp.sum(psi * phi, axis=0) * factor, xp.sum(phi * phi, axis=0) * factor))
 
@@ -91,9 +96,7 @@ def arm_clustered_variance(unit_sum, unit_n, xp=np):
   min(G_T, G_C) - 1 and G_T + G_C - 2. Both NaN where an arm has fewer than 2 units with a
   recommendation (its part is not estimable).
   """
-  big_n = xp.sum(unit_n, axis=0)  # [2]
-  mean = xp.sum(unit_sum, axis=0) / xp.maximum(big_n, 1)[:, None]
-  resid = (unit_sum - unit_n[..., None] * mean[None]) / xp.maximum(big_n, 1)[None, :, None]
+  resid, _ = _residuals(unit_sum, unit_n, xp)
   g_arm = xp.sum(unit_n > 0, axis=0).astype(resid.dtype)  # [2]
   part = (xp.sum(resid * resid, axis=0) * (g_arm / xp.maximum(g_arm - 1, 1))[:, None])
   var = xp.sum(part, axis=0)

@@ -43,7 +43,9 @@ from scipy import stats
 from gtesim import designs
 from gtesim import logs
 from gtesim import writing
+from gtesim.config import defaults
 from gtesim.errors import InputError, require
+from gtesim.stats import estimators
 from gtesim.stats import intervals
 from gtesim.stats import paired
 from gtesim.study import compact
@@ -84,7 +86,6 @@ def label_of(config) -> str:
 
 def batch_config(config, index: int):
   """Batch `index`'s study config: the team's, with the advisor's study section."""
-  from gtesim.config import defaults  # pylint: disable=g-import-not-at-top
   c = config.copy_and_resolve_references()
   a = c.advise
   with c.unlocked():
@@ -169,7 +170,6 @@ def look(config, out: pathlib.Path, n_batches: int) -> dict:
 def _best(stats: dict, cell: str) -> dict:
   """The verdict's fields of a cell: its design and estimator, and the SE method whose
   inflation factor is nearest 1 (the best calibrated; its factor widens the others)."""
-  from gtesim.stats import estimators  # pylint: disable=g-import-not-at-top
   design, _, est = cell.partition(estimators.SEP)
   factors = {m: v for m, v in stats["inflation"].items()
              if v and math.isfinite(v["factor"]) and v["factor"] > 0}
