@@ -3,8 +3,9 @@
   python scripts/advise.py --config configs/advise.py [--config.KEY=VALUE ...] --out DIR
 
 Runs the smallest study that decides (gtesim/study/advise.py): batches of repetitions until
-the lowest-RMSE (design, estimator) is separated from the runner-up by a paired test, or
-advise.budget_s or advise.max_batches runs out. Prints the verdict in words and, as its last
+the lowest-RMSE (design, estimator) is shown the lowest of all, or no other cell is shown
+lower by more than advise.margin of the true GTE (a simultaneous bound), or advise.budget_s or
+advise.max_batches runs out. Prints the verdict in words and, as its last
 line, one JSON object (design, estimator, se_method, inflation, inflation_ci, bias_pct,
 bias_pct_ci, rmse, power, wrong_sign, decided, B, cost_s, study_dir). Run it again with the
 same arguments to resume.

@@ -129,19 +129,20 @@ def _write_batch(out, errors: dict, truth, gen):
   pq.write_table(pa.table(rows), out / compact.TABLE)
 
 
-def test_the_decision_separates_shows_equivalence_or_waits(tiny_root, tmp_path):
+def test_the_decision_separates_is_within_margin_or_waits(tiny_root, tmp_path):
   import numpy as np  # pylint: disable=g-import-not-at-top
   config = tiny_advise_config(tiny_root)
   with config.unlocked():
     config.labels = {"click": config.labels.click}
   config.advise.alpha, config.advise.max_batches, config.advise.batch = 0.05, 1, 200
+  config.advise.margin = 0.05  # Of |GTE| = 1: above the waiting case's bound (0.12).
   gen = np.random.default_rng(0)
   truth = 1.0 + gen.normal(size=200)
   base = gen.normal(size=200)
   cases = {"separated": {"pooling": 0.5 * base, "splitting": base},
-           "equivalent": {"pooling": base + 0.05 * gen.normal(size=200),
+           "within margin": {"pooling": base + 0.05 * gen.normal(size=200),
                           "splitting": base + 0.05 * gen.normal(size=200)},
-           "": {"pooling": base, "splitting": gen.normal(size=200)}}
+           "": {"pooling": base, "splitting": gen.permutation(base)}}  # Same RMSE.
   got_separated = None
   for how, errors in cases.items():
     out = tmp_path / (how or "waits")
@@ -151,3 +152,56 @@ def test_the_decision_separates_shows_equivalence_or_waits(tiny_root, tmp_path):
     assert got["how"] == how and got["decided"] == bool(how), (how, got["test"])
     assert got["B"] == 200
   assert got_separated["best"]["design"] == "pooling"
+
+
+def test_the_bound_on_the_best_cell_holds_at_its_level():
+  """best_bound's simultaneous upper bound on RMSE_best - min(other RMSE) covers its target
+  at its level on repetitions of normal errors (the worst case: two cells close enough that
+  the worse one is often ranked first), and it separates a cell that is clearly the best."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  gen = np.random.default_rng(3)
+
+  def miss_and_separated(mus, sds, rho, n_rep, level, n_sim):
+    true = np.hypot(mus, sds)
+    miss = separated = 0
+    for _ in range(n_sim):
+      z = gen.normal(size=n_rep)
+      err = {f"c{i}": mus[i] + sds[i] * (np.sqrt(rho) * z + np.sqrt(1 - rho)
+                                         * gen.normal(size=n_rep)) for i in range(len(mus))}
+      ranked = sorted(err, key=lambda c: np.mean(err[c] ** 2))
+      upper = advise.best_bound(err, ranked, level)["upper"]
+      b = int(ranked[0][1:])
+      miss += true[b] - np.delete(true, b).min() > max(upper, 0.0)
+      separated += upper < 0 and b == 0
+    return miss / n_sim, separated / n_sim
+
+  level, n_sim = 0.05, 3000
+  miss, _ = miss_and_separated(np.array([0.3, 0.4]), np.ones(2), 0.5, 80, level, n_sim)
+  assert miss < level + 4 * np.sqrt(level * (1 - level) / n_sim), miss
+  miss, separated = miss_and_separated(np.array([0.0, 1.2, 1.2, 1.5]), np.ones(4), 0.8, 80,
+                                       level, 500)
+  assert miss < level + 4 * np.sqrt(level * (1 - level) / 500) and separated > 0.9, (
+      miss, separated)
+
+
+def test_a_resumed_advice_that_decides_earlier_stops_its_looks_and_cost_there(tiny_root,
+                                                                             tmp_path):
+  """Batches an earlier invocation ran past the look that now decides (a wider margin) are
+  kept on disk but leave the advice: its B, cost and looks stop at the deciding look."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  config = tiny_advise_config(tiny_root)
+  with config.unlocked():
+    config.labels = {"click": config.labels.click}
+  config.advise.max_batches, config.advise.batch = 3, 100
+  gen = np.random.default_rng(5)
+  base = gen.normal(size=100)
+  for i in range(2):  # Pooling and splitting within 0.02 of each other's RMSE.
+    _write_batch(tmp_path / "batches" / str(i), {"pooling": base, "splitting":
+                 base + 0.02 * gen.normal(size=100)}, 1.0 + gen.normal(size=100), gen)
+  state = {"config": advise._identity(config), "looks": [{}, {}],  # pylint: disable=protected-access
+           "batches": [{"index": 0, "cost_s": 10.0}, {"index": 1, "cost_s": 20.0}]}
+  (tmp_path / advise.STATE).write_text(json.dumps(state))
+  got = advise.run(config, tmp_path)
+  assert got["verdict"]["decided"] and got["verdict"]["B"] == 100
+  assert got["verdict"]["cost_s"] == 10.0 and got["unused_batches"] == [1]
+  assert len(got["looks"]) == 1 and got["looks"][0]["how"] == "within margin"

@@ -153,10 +153,11 @@ def advise_section() -> ml_collections.ConfigDict:
   advise.batch = 40  # Repetitions added per batch (one study of its own, rep_offset shifted).
   advise.max_batches = 8  # At most this many batches (the paired test's looks).
   advise.budget_s = 1800.0  # No batch starts that the last one's cost says would end later.
-  advise.alpha = 0.05  # Level of the paired test lowest-RMSE vs runner-up, split evenly over
-  # the max_batches looks (Bonferroni), so looking after every batch does not inflate it.
-  advise.margin = 0.1  # Also decided when the runner-up's RMSE is shown within a factor
-  # 1 + margin of the best's (two one-sided tests at the same level): either will do.
+  advise.alpha = 0.05  # Level of the simultaneous bound on the lowest-RMSE cell's RMSE minus
+  # every other cell's, split evenly over the max_batches looks (Bonferroni), so looking after
+  # every batch does not inflate it.
+  advise.margin = 0.1  # Decided when no cell's RMSE is shown lower than the best's by more than
+  # this share of |GTE| (the true effect; 0: only when the best is shown the lowest).
   advise.label = ""  # The label the decision is about ("": the first of config.labels).
   advise.truth_replicates = 4  # K global replicates per repetition (>= 2: the truth's SE).
   advise.bootstrap = 1000  # Bootstrap resamples of the intervals (inflation, bias %, RMSE).

@@ -12,21 +12,22 @@ to it (a cell is a (design, estimator) pair).
 
 After every batch, every cell's paired statistics are computed over all repetitions so far
 (study/compact.cells_at: the package's own bias, RMSE, coverage, inflation factors and
-decisions) for the decision label, and the lowest-RMSE cell is compared with the runner-up by
-a paired test of their RMSE difference (Student t on the repetitions' squared-error
-differences, B - 1 degrees of freedom: the MSEs differ iff the RMSEs do; the RMSE difference is
-reported with its paired bootstrap interval) at level `advise.alpha / advise.max_batches` (Bonferroni over the looks, so looking
-after every batch does not inflate the level). It is decided when that p is below the level
-("separated"), or when two one-sided tests at the same level show the runner-up's RMSE within
-a factor 1 + `advise.margin` of the best's ("equivalent": either will do; no number of
-repetitions separates two cells that are the same); otherwise another batch runs, unless `advise.max_batches` were run or the last batch's cost
-says the next one would end past `advise.budget_s` (the reason is said).
+decisions) for the decision label, and the lowest-RMSE cell b is compared with every other
+cell by multiple comparisons with the best (Hsu; best_bound): a simultaneous upper bound U on
+RMSE_b minus the lowest other RMSE, from the paired RMSE differences' delta-method SEs, at
+level `advise.alpha / advise.max_batches` (Bonferroni over the looks, so looking after every
+batch does not inflate it) and Bonferroni over the comparisons. It is decided when U < 0 (b
+is the lowest: "separated") or U <= `advise.margin` x |GTE| (no cell beats b by more than
+that share of the true effect: "within margin"; two cells that behave the same are never
+separated, however many repetitions run). Otherwise another batch runs, unless
+`advise.max_batches` were run or the last batch's cost says the next one would end past
+`advise.budget_s` (the reason is said).
 
 Resumable: a finished batch is reused; an interrupted one is resumed by its study (finished
 jobs reused, the rest from their checkpoints); `<out>/advise.json` (atomic) holds each
 batch's cost (an interrupted invocation's time counted up to its last write in the batch's
 folder), every look's cells and the verdict. A folder made with another config (but for
-the decision keys budget_s, max_batches and alpha) is refused.
+the decision keys budget_s, max_batches, alpha and margin) is refused.
 """
 
 import json
@@ -46,7 +47,6 @@ from gtesim import writing
 from gtesim.config import defaults
 from gtesim.errors import InputError, require
 from gtesim.stats import estimators
-from gtesim.stats import intervals
 from gtesim.stats import paired
 from gtesim.study import compact
 from gtesim.study import execute as study_lib
@@ -127,9 +127,45 @@ def _finite(x) -> float | None:
   return x if math.isfinite(x) else None
 
 
+def rmse_difference(eb: np.ndarray, ej: np.ndarray) -> tuple[float, float, int]:
+  """RMSE(eb) - RMSE(ej) over the repetitions where both errors are finite, its delta-method
+  SE (the paired squared errors' means and covariance) and that number of repetitions."""
+  ok = np.isfinite(eb) & np.isfinite(ej)
+  x, y = eb[ok] ** 2, ej[ok] ** 2
+  n = int(ok.sum())
+  if n < 2:
+    return math.nan, math.nan, n
+  mx, my = float(x.mean()), float(y.mean())
+  d = math.sqrt(mx) - math.sqrt(my)
+  if mx == 0 or my == 0:
+    return d, (0.0 if mx == my else math.nan), n
+  cov = np.cov(x, y, ddof=1)
+  var = (cov[0, 0] / (4 * mx) + cov[1, 1] / (4 * my)
+         - 2 * cov[0, 1] / (4 * math.sqrt(mx * my))) / n
+  return d, math.sqrt(max(var, 0.0)), n
+
+
+def best_bound(err: dict, ranked: list, level: float) -> dict:
+  """Multiple comparisons with the best (Hsu) on RMSE: for the lowest-RMSE cell b, the
+  simultaneous upper bound U = max over the other cells j of (RMSE_b - RMSE_j) + c * se_bj,
+  c the Student t quantile at level / (cells - 1) (Bonferroni over the comparisons, at least
+  Dunnett's one-sided constant). With probability >= 1 - level, RMSE_b - min_(j != b) RMSE_j
+  <= max(U, 0) whichever cell the data ranked first: U < 0 says b is the best of all cells,
+  U <= m that no cell beats it by more than m."""
+  b, others = ranked[0], ranked[1:]
+  rows = {}
+  for j in others:
+    d, se, n = rmse_difference(err[b], err[j])
+    c = float(stats.t.ppf(1 - level / len(others), n - 1)) if n >= 2 else math.nan
+    rows[j] = {"rmse_difference": d, "se": se, "n": n, "upper": d if se == 0 else d + c * se}
+  uppers = [r["upper"] for r in rows.values()]
+  return {"upper": max(uppers) if all(map(math.isfinite, uppers)) else math.nan,
+          "comparisons": rows}
+
+
 def look(config, out: pathlib.Path, n_batches: int) -> dict:
-  """Every cell's statistics over the first n_batches batches, ranked by RMSE, and the paired
-  test of the best against the runner-up."""
+  """Every cell's statistics over the first n_batches batches, ranked by RMSE, and the
+  lowest-RMSE cell's simultaneous bound against every other cell (best_bound)."""
   a, label = config.advise, label_of(config)
   labels = list(config.labels)
   truth, cells = compact.cells_at(_table(out, n_batches, a.batch), labels,
@@ -142,25 +178,21 @@ def look(config, out: pathlib.Path, n_batches: int) -> dict:
            for c in ranked}
   out_look = {"B": int(len(t)), "label": label, "ranked": table}
   if len(ranked) >= 2:
-    err = {c: np.asarray(cells[c][label]["per_rep"], np.float64) - t for c in ranked[:2]}
+    err = {c: np.asarray(cells[c][label]["per_rep"], np.float64) - t for c in ranked}
+    level = a.alpha / a.max_batches  # Bonferroni over the looks.
+    bound = best_bound(err, ranked, level)
+    gte = float(np.nanmean(t))
+    margin_abs = a.margin * abs(gte)  # The margin in the label's units: a share of |GTE|.
+    upper = bound["upper"]
+    separated = bool(math.isfinite(upper) and upper < 0)
+    within = bool(a.margin > 0 and math.isfinite(upper) and upper <= margin_abs)
+    # The runner-up's paired RMSE difference with its bootstrap interval, for the report.
     diff = paired.difference(err[ranked[0]], err[ranked[1]], config.seed, a.bootstrap)
-    sq = err[ranked[0]] ** 2 - err[ranked[1]] ** 2  # Paired: MSE difference = 0 iff RMSE's.
-    sq = sq[np.isfinite(sq)]
-    level = a.alpha / a.max_batches
-    p = float(stats.ttest_1samp(sq, 0.0).pvalue) if len(sq) >= 2 else math.nan
-    # Equivalence (two one-sided tests at `level`): the runner-up's RMSE within a factor
-    # 1 + margin of the best's, i.e. the MSE difference within +-delta.
-    mse = float(np.mean(err[ranked[0]][np.isfinite(err[ranked[0]])] ** 2))
-    delta = ((1 + a.margin) ** 2 - 1) * mse
-    ci = intervals.mean_ci(sq, 1 - 2 * level)["ci"]
-    equivalent = bool(a.margin > 0 and np.isfinite(ci).all() and -delta < ci[0] and
-                      ci[1] < delta)
-    out_look["test"] = {"best": ranked[0], "runner_up": ranked[1], **diff, "p": p,
-                        "level": level, "mse_difference_ci": ci, "equivalence_delta": delta,
-                        "equivalent": equivalent}
-    separated = bool(math.isfinite(p) and p < level)
-    out_look["decided"] = separated or equivalent
-    out_look["how"] = ("separated" if separated else "equivalent" if equivalent else "")
+    out_look["test"] = {"best": ranked[0], "runner_up": ranked[1], **diff, "level": level,
+                        "gte": gte, "margin_abs": margin_abs, "upper": upper,
+                        "comparisons": bound["comparisons"]}
+    out_look["decided"] = separated or within
+    out_look["how"] = "separated" if separated else "within margin" if within else ""
   else:
     out_look["decided"], out_look["how"] = True, "one cell"  # Nothing to choose between.
   out_look["best"] = _best(cells[ranked[0]][label], ranked[0])
@@ -196,10 +228,14 @@ def _words(v: dict, last: dict, why: str) -> str:
   if not v["decided"]:
     head = (f"Not decided ({why}); so far the lowest RMSE is {b['design']} with the "
             f"{b['estimator']} estimator")
-  elif last["how"] == "equivalent":
+  elif last["how"] == "within margin":
     t = last["test"]
-    head = (f"Run {b['design']} with the {b['estimator']} estimator, or the runner-up "
-            f"{t['runner_up']}: their RMSEs are equivalent within advise.margin")
+    head = (f"Run {b['design']} with the {b['estimator']} estimator: no other cell's RMSE is "
+            f"lower by more than advise.margin of the true GTE ({t['margin_abs']:.4g}; "
+            f"simultaneous upper bound {t['upper']:.4g}), though it is not shown the lowest")
+  elif last["how"] == "separated":
+    head = (f"Run {b['design']} with the {b['estimator']} estimator: its RMSE is the lowest of "
+            f"all cells (simultaneous upper bound {last['test']['upper']:.4g} < 0)")
   else:
     head = f"Run {b['design']} with the {b['estimator']} estimator"
   parts = [f"{head}: on {last['label']} its bias is {pct(b['bias_pct'])} of the true GTE "
@@ -212,8 +248,9 @@ def _words(v: dict, last: dict, why: str) -> str:
   if "test" in last:
     t = last["test"]
     parts.append(f"against the runner-up {t['runner_up']} the RMSE differs by "
-                 f"{t['rmse']:.4g} [{t['rmse_ci'][0]:.4g}, {t['rmse_ci'][1]:.4g}], paired "
-                 f"p = {t['p']:.2g} at level {t['level']:.2g}")
+                 f"{t['rmse']:.4g} [{t['rmse_ci'][0]:.4g}, {t['rmse_ci'][1]:.4g}]; against "
+                 f"all {len(t['comparisons'])} other cells at most {t['upper']:.4g} "
+                 f"(simultaneous level {t['level']:.2g}; margin {t['margin_abs']:.4g})")
   parts.append(f"B = {v['B']} repetitions, {v['cost_s']:.0f} s")
   return "; ".join(parts) + "."
 
@@ -245,7 +282,9 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
                        "use another --out.")
   a = config.advise
   why, decided = "", False
+  n_looked = 0  # The looks this invocation's procedure made (the batches it used).
   for i in range(a.max_batches):
+    n_looked = i + 1
     if i < len(state["batches"]):  # Finished in an earlier invocation: looked at again
       last = look(config, out, i + 1)  # (the decision keys may have changed).
       state["looks"][i] = last
@@ -255,6 +294,7 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
       continue
     spent = sum(b["cost_s"] for b in state["batches"])
     if state["batches"] and spent + state["batches"][-1]["cost_s"] > a.budget_s:
+      n_looked = i
       why = (f"advise.budget_s = {a.budget_s:g} s would run out: {spent:.0f} s spent, the "
              f"last batch took {state['batches'][-1]['cost_s']:.0f} s")
       break
@@ -276,17 +316,21 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
     log.info("after %d repetitions: lowest RMSE %s (%.4g)%s", last["B"], last["best"]["design"]
              + ("" if last["best"]["estimator"] == "difference_in_means" else
                 "+" + last["best"]["estimator"]), last["best"]["rmse"] or math.nan,
-             f", runner-up {t['runner_up']}, paired p = {t['p']:.2g} (level {t['level']:.2g})"
-             if t else "")
+             f", runner-up {t['runner_up']}; RMSE minus every other cell's at most "
+             f"{t['upper']:.4g} (margin {t['margin_abs']:.4g})" if t else "")
     if decided:
       break
   else:  # No break: every batch ran undecided.
     why = f"advise.max_batches = {a.max_batches} batches were run"
-  if not state["looks"]:
+  if not n_looked:
     raise InputError("advise.budget_s allowed no batch.")
+  # Batches past the look that decided (run by an earlier invocation under other decision
+  # keys) are kept on disk but are not part of this advice: its looks, B and cost stop there.
+  state["unused_batches"] = [b["index"] for b in state["batches"][n_looked:]]
+  state["looks"] = state["looks"][:n_looked]
   last = state["looks"][-1]
   verdict = {**last["best"], "decided": bool(decided), "B": last["B"],
-             "cost_s": float(sum(b["cost_s"] for b in state["batches"])),
+             "cost_s": float(sum(b["cost_s"] for b in state["batches"][:n_looked])),
              "study_dir": str(out)}
   verdict = {k: verdict[k] for k in KEYS}
   state["verdict"] = verdict
