@@ -2,7 +2,10 @@
 
   python scripts/prepare_data.py --config configs/global.py [--config.KEY=VALUE ...]
 
-The last line printed is one JSON object with the dataset's counts and rates.
+The last line printed is one JSON object with the dataset's counts and rates, the load's time
+and its peak memory: `peak_rss_mib` (the process's maximum resident set),
+`baseline_rss_mib` (that maximum before the load, the interpreter and its imports) and
+`bytes_per_log_row` (the difference per log row read, environment and pretraining rows).
 """
 
 import json
@@ -29,6 +32,7 @@ def main(argv):
   logs.setup()
   config = _CONFIG.value
   config_check.check(config)
+  baseline_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   start = time.perf_counter()
   ds = dataset.load(config)
   load_s = time.perf_counter() - start
@@ -67,10 +71,14 @@ def main(argv):
            memory["bytes_per_interaction"], memory["packed_bytes"] / 2**20,
            memory["feature_table_bytes"] / 2**20, memory["used_mask_bytes_per_world"] / 2**20)
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  log.info("loaded in %.1f s, peak memory %.0f MiB", load_s, peak_mib)
+  n_rows = ov["n_interactions"] + ov["n_pretrain_interactions"]
+  per_row = (peak_mib - baseline_mib) * 2**20 / max(n_rows, 1)
+  log.info("loaded in %.1f s, peak memory %.0f MiB (%.0f MiB before the load: %.1f bytes per "
+           "log row above it)", load_s, peak_mib, baseline_mib, per_row)
   summary = {k: ov[k] for k in ("n_users", "n_videos", "n_interactions", "env_density",
                                 "n_pretrain_interactions", "n_random_exposure", *stat_keys)}
-  summary.update(memory, load_seconds=round(load_s, 3), peak_rss_mib=round(peak_mib, 1))
+  summary.update(memory, load_seconds=round(load_s, 3), peak_rss_mib=round(peak_mib, 1),
+                 baseline_rss_mib=round(baseline_mib, 1), bytes_per_log_row=round(per_row, 1))
   print(json.dumps(summary))
 
 

@@ -4,6 +4,12 @@ The logs are the environment logs (`data.logs`: what the simulation replays, or 
 observed matrix) and, optionally, pretraining-only logs (`data.pretrain_logs`: KuaiRec's big
 matrix), whose rows only ever train the production models. A label reads a log column, or is
 derived from one (`labels.<name>.threshold`: y = column >= threshold).
+
+The logs are never held whole: each role's columnar cache is read in batches of at most
+`BATCH_ROWS` rows, in three passes (ids and label checks; counts, rates and per-user sums;
+packing, in packing.py), so the loader's memory is the packed pages plus per-user and
+per-video arrays plus one batch, and 8 bytes per row for the repeated-row count, which is freed
+before packing.
 """
 
 import dataclasses
@@ -30,22 +36,136 @@ FORMATS = {"kuairand": "kuairand", "synthetic": "kuairand", "kuairec": "kuairec"
            "synthetic-kuairec": "kuairec"}  # data.name -> file format.
 
 
+BATCH_ROWS = tables.BATCH_ROWS  # Log rows per batch of a pass over the logs.
+
+
+@dataclasses.dataclass(frozen=True)
+class LogPart:
+  """One log role's rows: its cache entry and what is constant over it."""
+  role: str
+  files: list
+  entry: tables.Cached
+  is_env: bool
+  has_rand: bool  # The file has the is_rand column (else every row is random iff role is).
+
+
+@dataclasses.dataclass
+class Rows:
+  """A batch of log rows as dense indices."""
+  user: np.ndarray  # [n] int32 dense user index.
+  video: np.ndarray  # [n] int32 dense video index.
+  labels: np.ndarray  # [n, L] float32, in label_names order.
+  is_rand: np.ndarray  # [n] bool: random-exposure row.
+  is_env: np.ndarray  # [n] bool: an environment row (else a pretraining-only row).
+
+
+@dataclasses.dataclass(frozen=True)
+class LogReader:
+  """Reads the log rows in batches as dense indices."""
+  parts: list  # LogPart per log role, environment logs first.
+  labels: list  # The label configs, in label order.
+  user_column: str
+  video_column: str
+  user_index: "_Ids"
+  video_index: "_Ids"
+
+  def batches(self, max_rows: int | None = None):
+    """The log rows in order (environment logs, then pretraining-only ones), as Rows of at
+    most `max_rows` (BATCH_ROWS) rows, each of one log role."""
+    for part in self.parts:
+      for batch in part.entry.batches(max_rows or BATCH_ROWS):
+        yield self.rows(part, batch)
+
+  def rows(self, part: LogPart, batch) -> Rows:
+    n = batch.num_rows
+    labels = np.empty((n, len(self.labels)), np.float32)
+    for l, label in enumerate(self.labels):
+      labels[:, l] = _label_values(batch, label)
+    is_rand = (batch.column(RAND_COLUMN).to_numpy().astype(bool) if part.has_rand
+               else np.full(n, part.role == "random"))
+    return Rows(self.user_index(batch.column(self.user_column).to_numpy()),
+                self.video_index(batch.column(self.video_column).to_numpy()), labels, is_rand,
+                np.full(n, part.is_env))
+
+
 @dataclasses.dataclass
 class Dataset:
-  """All loaded log rows as dense indices plus the users' and videos' raw encoded features."""
+  """The logs (read in batches: `batches`), their per-user and per-video counts and sums, and
+  the users' and videos' raw encoded features."""
   folder: pathlib.Path
   label_names: list
   label_kinds: list  # "binary" or "numerical" per label.
-  user: np.ndarray  # [N] int32 dense user index of each interaction.
-  video: np.ndarray  # [N] int32 dense video index.
-  labels: np.ndarray  # [N, L] float32, in label_names order.
-  is_rand: np.ndarray  # [N] bool: random-exposure row.
-  is_env: np.ndarray  # [N] bool: an environment row (else a pretraining-only row).
   user_ids: np.ndarray  # [U] raw user ids (index -> id).
   video_ids: np.ndarray  # [V] raw video ids.
   users: features_lib.EntityFeatures
   videos: features_lib.EntityFeatures
   overview: dict
+  reader: LogReader
+  user_rows: np.ndarray  # [U, 2] int64: the user's environment and pretraining-only rows.
+  video_rows: np.ndarray  # [V] int64: rows of each video in all logs.
+  pool_sums: np.ndarray  # [U, L] float64: label sums over the rows pretraining draws from
+  pool_rows: np.ndarray  # [U] int64 and their count (pretraining-only rows, else all rows).
+
+  @property
+  def n_rows(self) -> int:
+    return int(self.user_rows.sum())
+
+  def batches(self, max_rows: int | None = None):
+    return self.reader.batches(max_rows)
+
+  def _whole(self, field: str) -> np.ndarray:
+    return np.concatenate([getattr(r, field) for r in self.batches()])
+
+  # Every row at once (tests and small data; the package reads `batches`).
+  user = property(lambda self: self._whole("user"))
+  video = property(lambda self: self._whole("video"))
+  labels = property(lambda self: self._whole("labels"))
+  is_rand = property(lambda self: self._whole("is_rand"))
+  is_env = property(lambda self: self._whole("is_env"))
+
+
+class _Ids:
+  """The distinct ids of a column, gathered batch by batch, and the dense index of any of
+  them: a lookup table when the ids are non-negative and below `dense_limit` (KuaiRand's are),
+  else a sorted array searched."""
+
+  def __init__(self, dense_limit: int):
+    self.limit = dense_limit
+    self.present = np.zeros(0, bool)
+    self.sparse = None  # Sorted distinct ids, once one is negative or past the limit.
+    self.ids = self.lookup = None
+
+  def add(self, raw: np.ndarray) -> None:
+    if not len(raw):
+      return
+    if self.sparse is None and raw.min() >= 0 and raw.max() < self.limit:
+      top = int(raw.max()) + 1
+      if top > len(self.present):  # Grown geometrically: O(ids) over all batches.
+        grown = np.zeros(min(max(top, 2 * len(self.present)), self.limit), bool)
+        grown[:len(self.present)] = self.present
+        self.present = grown
+      self.present[raw] = True
+      return
+    if self.sparse is None:
+      self.sparse = np.flatnonzero(self.present).astype(np.int64)
+      self.present = None
+    self.sparse = np.union1d(self.sparse, raw)
+
+  def finish(self) -> np.ndarray:
+    """The sorted distinct ids (index -> id)."""
+    if self.sparse is None:
+      self.ids = np.flatnonzero(self.present).astype(np.int64)
+      self.lookup = (np.cumsum(self.present, dtype=np.int64) - 1).astype(np.int32)
+      self.present = None
+    else:
+      self.ids = self.sparse
+    return self.ids
+
+  def __call__(self, raw: np.ndarray) -> np.ndarray:
+    """[n] int32 dense index of ids that are among the gathered ones."""
+    if self.lookup is not None:
+      return self.lookup[raw]
+    return np.searchsorted(self.ids, raw).astype(np.int32)
 
 
 def label_kinds(config) -> dict:
@@ -65,38 +185,32 @@ def _column_checks(config) -> dict:
   return checks
 
 
-def _read_logs(config, found, fmt, cache_dir):
-  """The environment and pretraining-only logs with the label columns (and is_rand, is_env)."""
-  checks = _column_checks(config)
+def _log_parts(config, found, fmt, cache_dir) -> list:
+  """The environment and pretraining-only logs' cache entries (id, label and is_rand
+  columns)."""
   columns = {config.data.user_id: pa.int64(), config.data.video_id: pa.int64()}
-  columns.update({c: pa.float32() for c in checks})
-  parts, per_file = [], {}
+  columns.update({c: pa.float32() for c in _column_checks(config)})
+  parts = []
   roles = [(r, True) for r in config.data.logs] + [(r, False) for r in config.data.pretrain_logs]
   for role, is_env in roles:
-    present = tables.header(found[role][0])
     cols = dict(columns)
-    if RAND_COLUMN in present and fmt == "kuairand":
+    has_rand = RAND_COLUMN in tables.header(found[role][0]) and fmt == "kuairand"
+    if has_rand:
       cols[RAND_COLUMN] = pa.int8()
-    table, counts = tables.read_table(role, found[role], cols, cache_dir,
-                                      ids=(config.data.user_id, config.data.video_id))
-    if RAND_COLUMN not in cols:
-      table = table.append_column(RAND_COLUMN, pa.array(
-          np.full(table.num_rows, role == "random", np.int8)))
-    _check_labels(table, checks, found[role], counts)
-    table = table.select(list(columns) + [RAND_COLUMN])
-    parts.append(table.append_column("is_env", pa.array(np.full(table.num_rows, is_env))))
-    per_file.update({f.name: c for f, c in zip(found[role], counts)})
-  return pa.concat_tables(parts), per_file
+    entry = tables.cache_entry(role, found[role], cols, cache_dir,
+                               ids=(config.data.user_id, config.data.video_id))
+    parts.append(LogPart(role, list(found[role]), entry, is_env, has_rand))
+  return parts
 
 
 # |label| above this overflows float32 squared sums: (1e15)^2 x a 10^8-row batch < 3.4e38.
 LABEL_LIMIT = 1e15
 
 
-def _check_labels(table, kinds: dict, files, counts):
+def _check_labels(table, kinds: dict, files, counts, offset: int = 0):
   """Labels must be finite, and pass their kind's checks (label_kinds: binary labels 0 or 1;
   numerical labels >= 0, their heads predict log1p(y)). Errors name the file, column and
-  1-based line."""
+  1-based line (`table` holds the role's rows from `offset` on)."""
   bounds = np.cumsum(counts)
   for column, kind in kinds.items():
     values = table[column]
@@ -110,9 +224,10 @@ def _check_labels(table, kinds: dict, files, counts):
       n_bad = pc.sum(bad).as_py() or 0
       if n_bad:
         first = int(pc.index(bad, True).as_py())
+        value = values[first].as_py()
+        first += offset
         k = int(np.searchsorted(bounds, first, side="right"))
         line = first - (bounds[k - 1] if k else 0) + 2
-        value = values[first].as_py()
         raise InputError(
             f"{files[k]}: label column '{column}' has {n_bad} {what} (first at line {line}: "
             f"{'blank or NaN' if value is None else value}). {rule}; fix or drop those rows.")
@@ -160,9 +275,9 @@ def _latest_rows(data: pa.Table, id_column: str, by: str) -> pa.Table:
   return data.take(pa.array(last))
 
 
-def _repeated_rows(*columns) -> int:
-  """Rows equal to an earlier row in every loaded column, via one 64-bit hash per row
-  (a sort of N uint64, not a hash table of whole rows; collisions are ~N^2 / 2^64)."""
+def _row_hash(*columns) -> np.ndarray:
+  """[n] uint64: one 64-bit hash of each row over the columns (equal rows, equal hashes;
+  collisions are ~N^2 / 2^64 over N rows)."""
   h = np.zeros(len(columns[0]), np.uint64)
   for i, col in enumerate(columns):
     col = np.ascontiguousarray(col)
@@ -171,21 +286,7 @@ def _repeated_rows(*columns) -> int:
     for j in range(words.shape[1]):
       h = (h ^ words[:, j]) * np.uint64(0x100000001B3 + 2 * (i * 8 + j))
       h ^= h >> np.uint64(29)
-  h.sort()
-  return int(np.count_nonzero(h[1:] == h[:-1]))
-
-
-def _dense_index(raw: np.ndarray):
-  """(sorted distinct ids, int32 index of each row): a lookup table when the ids are
-  non-negative and not much larger than the row count (KuaiRand's are), else a sort."""
-  if len(raw) and raw.min() >= 0 and raw.max() < 4 * len(raw) + 1024:
-    present = np.zeros(int(raw.max()) + 1, bool)
-    present[raw] = True
-    ids = np.flatnonzero(present)
-    lookup = np.cumsum(present, dtype=np.int64).astype(np.int32) - 1
-    return ids.astype(raw.dtype), lookup[raw]
-  ids, index = np.unique(raw, return_inverse=True)
-  return ids, index.astype(np.int32)
+  return h
 
 
 def _fingerprint(config, kuai) -> str:
@@ -225,12 +326,6 @@ def label_stat_keys(config) -> list:
   return [_stat_key(n, k) for n, k in label_kinds(config).items()]
 
 
-def label_stats(names, kinds, labels) -> dict:
-  """`<name>_rate` of binary labels and `mean_<name>` of numerical ones over some rows."""
-  return {_stat_key(n, k): float(labels[:, l].astype(np.float64).mean()) if len(labels)
-          else float("nan") for l, (n, k) in enumerate(zip(names, kinds))}
-
-
 def _check_roles(config, fmt, feats):
   logs_roles = files_lib.LOG_ROLES[fmt]
   for key in ("logs", "pretrain_logs"):
@@ -252,6 +347,62 @@ def _check_roles(config, fmt, feats):
                        f"{', '.join(t for t in files_lib.PATTERNS[fmt] if t not in logs_roles)}.")
 
 
+def _first_pass(config, parts) -> LogReader:
+  """Pass 1 over the logs: the label checks (errors name the file and line) and the distinct
+  ids; the reader of their dense indices."""
+  uid, vid = config.data.user_id, config.data.video_id
+  checks = _column_checks(config)
+  limit = 4 * sum(p.entry.n_rows for p in parts) + 1024
+  users, videos = _Ids(limit), _Ids(limit)
+  for part in parts:
+    offset = 0
+    for batch in part.entry.batches(BATCH_ROWS):
+      _check_labels(pa.Table.from_batches([batch]), checks, part.files, part.entry.counts,
+                    offset)
+      offset += batch.num_rows
+      users.add(batch.column(uid).to_numpy())
+      videos.add(batch.column(vid).to_numpy())
+  users.finish()
+  videos.finish()
+  return LogReader(parts, [config.labels[n] for n in config.labels], uid, vid, users, videos)
+
+
+def _second_pass(reader: LogReader, n_users: int, n_videos: int, n_labels: int) -> dict:
+  """Pass 2: rows per user (environment, pretraining-only) and per video, label sums per user
+  (all rows, pretraining-only rows) and over the environment, the environment's users and
+  videos, random-exposure rows, and rows repeating an earlier row (one 64-bit hash per row,
+  sorted: the pass's only per-row array)."""
+  t = {"env_user": np.zeros(n_users, bool), "env_video": np.zeros(n_videos, bool),
+       "user_rows": np.zeros((n_users, 2), np.int64), "video_rows": np.zeros(n_videos, np.int64),
+       "sums": np.zeros((2, n_users, n_labels)), "env_label_sums": np.zeros(n_labels),
+       "n_rand": 0}
+  hashes = np.empty(sum(p.entry.n_rows for p in reader.parts), np.uint64)
+  at = 0
+  for rows in reader.batches():
+    n = len(rows.user)
+    hashes[at:at + n] = _row_hash(rows.user, rows.video, rows.labels, rows.is_rand)
+    at += n
+    t["n_rand"] += int(rows.is_rand.sum())
+    # add.at: O(rows), not O(videos), per batch; and in row order, so the sums equal one
+    # bincount over all rows bit for bit.
+    np.add.at(t["video_rows"], rows.video, 1)
+    side = 0 if rows.is_env[0] else 1  # A batch is of one log role.
+    np.add.at(t["user_rows"][:, side], rows.user, 1)
+    for l in range(n_labels):
+      y = rows.labels[:, l].astype(np.float64)
+      np.add.at(t["sums"][0, :, l], rows.user, y)
+      if side:
+        np.add.at(t["sums"][1, :, l], rows.user, y)
+      else:
+        t["env_label_sums"][l] += y.sum()
+    if not side:
+      t["env_user"][rows.user] = True
+      t["env_video"][rows.video] = True
+  hashes.sort()
+  t["n_repeated"] = int(np.count_nonzero(hashes[1:] == hashes[:-1]))
+  return t
+
+
 def load(config) -> Dataset:
   """Loads (through the cache) the logs and declared features the config names."""
   if config.data.name not in FORMATS:
@@ -266,54 +417,57 @@ def load(config) -> Dataset:
   found = files_lib.find_files(
       root, tuple(config.data.logs) + tuple(config.data.pretrain_logs) + tuple(needed), fmt)
   cache_dir = pathlib.Path(config.data.cache_dir or found.folder / ".gtesim_cache")
-
-  logs, per_file = _read_logs(config, found, fmt, cache_dir)
-  is_env = logs["is_env"].to_numpy(zero_copy_only=False).astype(bool)
-  if not is_env.any():
+  parts = _log_parts(config, found, fmt, cache_dir)
+  if not sum(p.entry.n_rows for p in parts if p.is_env):
     raise InputError(f"the environment logs in {found.folder} "
                      f"({', '.join(config.data.logs)}) hold no rows, only headers: there is "
                      "nothing to simulate. Check the files.")
-  raw_users = logs[config.data.user_id].to_numpy()
-  raw_videos = logs[config.data.video_id].to_numpy()
-  user_ids, user = _dense_index(raw_users)
-  video_ids, video = _dense_index(raw_videos)
-  users, user_rows = _read_entity(config, found, cache_dir, feats, "user", config.data.user_id,
-                                  user_ids)
-  videos, video_rows = _read_entity(config, found, cache_dir, feats, "video",
-                                    config.data.video_id, video_ids)
-
+  uid, vid = config.data.user_id, config.data.video_id
   label_names = list(config.labels)
   kinds = label_kinds(config)
-  labels = np.stack([_label_values(logs, config.labels[n]) for n in label_names], 1)
-  is_rand = logs[RAND_COLUMN].to_numpy().astype(bool)
-  env_user, env_video = np.unique(user[is_env]), np.unique(video[is_env])
-  n_env = int(is_env.sum())
+
+  reader = _first_pass(config, parts)
+  user_ids, video_ids = reader.user_index.ids, reader.video_index.ids
+  n_users, n_videos, n_labels = len(user_ids), len(video_ids), len(label_names)
+
+  tally = _second_pass(reader, n_users, n_videos, n_labels)
+  user_rows = tally["user_rows"]
+  has_pretrain = bool(user_rows[:, 1].sum())
+  sums = tally["sums"]
+
+  users, user_tables = _read_entity(config, found, cache_dir, feats, "user", uid, user_ids)
+  videos, video_tables = _read_entity(config, found, cache_dir, feats, "video", vid, video_ids)
+  n_env = int(user_rows[:, 0].sum())
+  n_env_users, n_env_videos = int(tally["env_user"].sum()), int(tally["env_video"].sum())
   overview = {
       "folder": str(found.folder),
       "fingerprint": _fingerprint(config, found),
-      "n_users": int(len(env_user)),
-      "n_videos": int(len(env_video)),
+      "n_users": n_env_users,
+      "n_videos": n_env_videos,
       "n_interactions": n_env,
-      "env_density": n_env / (len(env_user) * len(env_video)),
-      "n_random_exposure": int(is_rand.sum()),
-      "n_rows_repeating_an_earlier_row": _repeated_rows(user, video, labels, is_rand),
-      **label_stats(label_names, [kinds[n] for n in label_names], labels[is_env]),
-      "n_pretrain_interactions": int((~is_env).sum()),
-      "n_users_all_logs": int(len(user_ids)),
-      "n_videos_all_logs": int(len(video_ids)),
-      "rows_per_file": per_file,
+      "env_density": n_env / (n_env_users * n_env_videos),
+      "n_random_exposure": tally["n_rand"],
+      "n_rows_repeating_an_earlier_row": tally["n_repeated"],
+      **{_stat_key(n, kinds[n]): float(tally["env_label_sums"][l] / n_env)
+         for l, n in enumerate(label_names)},
+      "n_pretrain_interactions": int(user_rows[:, 1].sum()),
+      "n_users_all_logs": n_users,
+      "n_videos_all_logs": n_videos,
+      "rows_per_file": {f.name: c for part in parts
+                        for f, c in zip(part.files, part.entry.counts)},
       "feature_tables": {
           t: {"rows": a, "rows_in_logs": b,
-              "entities_without_row": (len(user_ids) if t == "user" else len(video_ids)) - b}
-          for t, (a, b) in {**user_rows, **video_rows}.items()},
+              "entities_without_row": (n_users if t == "user" else n_videos) - b}
+          for t, (a, b) in {**user_tables, **video_tables}.items()},
   }
-  return Dataset(found.folder, label_names, [kinds[n] for n in label_names], user, video,
-                 labels.astype(np.float32), is_rand, is_env, user_ids, video_ids, users,
-                 videos, overview)
+  return Dataset(found.folder, label_names, [kinds[n] for n in label_names], user_ids,
+                 video_ids, users, videos, overview, reader, user_rows, tally["video_rows"],
+                 sums[1] if has_pretrain else sums[0],
+                 user_rows[:, 1] if has_pretrain else user_rows.sum(1))
 
 
-def _label_values(logs: pa.Table, label) -> np.ndarray:
-  values = logs[label.column].to_numpy()
+def _label_values(logs, label) -> np.ndarray:
+  values = logs.column(label.column).to_numpy()
   if label.threshold is None:
     return values
   return (values >= label.threshold).astype(np.float32)

@@ -9,9 +9,14 @@ under uniform retrieval, Fenwick trees of eligible slots per page [classes, P] i
 Popularity-weighted retrieval reads a user as a window of R = max pages pages (R*C slots,
 masked past the user's own), O(batch x R x C) per step.
 
-By default every row is kept (`data.max_history = 0`). A positive `data.max_history` keeps
-that many interactions of longer histories, drawn uniformly at random (`data.pack_seed`); the
-count of dropped rows is logged.
+By default every row is kept (`data.max_history = 0`), in log order within each user. A
+positive `data.max_history` keeps that many interactions of longer histories: each such user's
+rows are ranked by a uniformly random permutation (`data.pack_seed`; users in index order) and
+the first max_history kept, in that order; the count of dropped rows is logged.
+
+Packing streams the logs (Dataset.batches): each row goes straight to its slot, its place
+within its user counted by a cursor per user, so nothing per row is held but the pages (and,
+under a cap, 4 bytes per row of the capped users: their permutations).
 
 Pretraining-only rows (KuaiRec's big matrix) are packed the same way into pages after the
 environment's (`n_env_pages` onwards, no cap): pretraining reads them, the simulation's windows
@@ -76,51 +81,72 @@ def window_index(first_page, n_pages, page_slots, window_pages, users):
   return pages, valid
 
 
-def _pack_rows(user, video, labels, n_users, max_history, page_slots, seed):
-  counts = np.bincount(user, minlength=n_users)
-  if counts.max(initial=0) > max_history:
-    noise = np.random.default_rng(seed).random(len(user))
-    order = np.lexsort((noise, user))
-  else:
-    order = np.argsort(user, kind="stable")
-  starts = np.cumsum(counts) - counts
-  user_sorted = user[order]
-  position = np.arange(len(order)) - starts[user_sorted]
-  keep = position < max_history
+def _layout(counts, max_history: int, page_slots: int):
+  """(kept rows [U], pages [U], first page [U]) of users with `counts` rows."""
   length = np.minimum(counts, max_history).astype(np.int32)
   n_pages = (-(-length // page_slots)).astype(np.int32)
   first_page = (np.cumsum(n_pages) - n_pages).astype(np.int32)
-  rows, cols, src = user_sorted[keep], position[keep], order[keep]
-  page = first_page[rows] + cols // page_slots
-  n_total = int(n_pages.sum())
-  video_pages = np.full((n_total, page_slots), -1, np.int32)
-  video_pages[page, cols % page_slots] = video[src]
-  label_pages = np.zeros((n_total, page_slots, labels.shape[1]), np.float32)
-  label_pages[page, cols % page_slots] = labels[src]
-  n_dropped = int((~keep).sum())
-  if n_dropped:
-    log.info("%d users have more than %d interactions: kept %d of each at random, dropping "
-             "%s of %s interactions (%.2f%%)", int((counts > max_history).sum()), max_history,
-             max_history, f"{n_dropped:,}", f"{len(order):,}", 100 * n_dropped / len(order))
-  owner = np.repeat(np.arange(n_users), n_pages).astype(np.int32)
-  return video_pages, label_pages, first_page, n_pages, length, n_dropped, owner
+  return length, n_pages, first_page
+
+
+def _ranks_in_batch(user: np.ndarray) -> np.ndarray:
+  """[n] each row's place among the batch's earlier rows of its user."""
+  order = np.argsort(user, kind="stable")
+  sorted_user = user[order]
+  starts = np.flatnonzero(np.r_[True, sorted_user[1:] != sorted_user[:-1]])
+  sizes = np.diff(np.r_[starts, len(user)])
+  rank = np.empty(len(user), np.int64)
+  rank[order] = np.arange(len(user)) - np.repeat(starts, sizes)
+  return rank
 
 
 def pack(ds: Dataset, max_history: int, page_slots: int, seed: int) -> Packed:
   """Groups the interactions by user into pages (see the module docstring); max_history = 0
   keeps every row."""
-  n_users = len(ds.user_ids)
-  env = ds.is_env
-  max_history = max_history or max(int(env.sum()), 1)
-  video, labels, first_page, n_pages, length, n_dropped, owner = _pack_rows(
-      ds.user[env], ds.video[env], ds.labels[env], n_users, max_history, page_slots, seed)
-  n_env_pages = video.shape[0]
-  if not env.all():
-    pre_video, pre_labels, _, _, _, _, pre_owner = _pack_rows(
-        ds.user[~env], ds.video[~env], ds.labels[~env], n_users, len(env), page_slots, seed)
-    video = np.concatenate([video, pre_video])
-    labels = np.concatenate([labels, pre_labels])
-    owner = np.concatenate([owner, pre_owner])
+  n_users, n_labels = len(ds.user_ids), len(ds.label_names)
+  env_counts, pre_counts = ds.user_rows[:, 0], ds.user_rows[:, 1]
+  max_history = max_history or max(int(env_counts.sum()), 1)
+  length, n_pages, first_page = _layout(env_counts, max_history, page_slots)
+  _, pre_pages, pre_first = _layout(pre_counts, max(int(pre_counts.max(initial=0)), 1),
+                                    page_slots)
+  n_env_pages = int(n_pages.sum())
+  pre_first = pre_first + n_env_pages
+  n_total = n_env_pages + int(pre_pages.sum())
+  video = np.full((n_total, page_slots), -1, np.int32)
+  labels = np.zeros((n_total, page_slots, n_labels), np.float32)
+  flat_video, flat_labels = video.reshape(-1), labels.reshape(-1, n_labels)
+
+  capped = np.flatnonzero(env_counts > max_history)
+  cap_start = np.zeros(n_users, np.int64)  # Where a capped user's permutation starts.
+  cap_start[capped] = np.cumsum(env_counts[capped]) - env_counts[capped]
+  rng = np.random.default_rng(seed)
+  perm = (np.concatenate([rng.permutation(int(env_counts[u])) for u in capped])
+          .astype(np.int32) if len(capped) else np.zeros(0, np.int32))
+  is_capped = env_counts > max_history
+
+  cursor = np.zeros((2, n_users), np.int64)
+  for rows in ds.batches():
+    side = 0 if rows.is_env[0] else 1  # A batch is of one log role.
+    place = cursor[side][rows.user] + _ranks_in_batch(rows.user)
+    np.add.at(cursor[side], rows.user, 1)
+    if side:
+      slot = pre_first[rows.user].astype(np.int64) * page_slots + place
+    else:
+      cap = is_capped[rows.user]
+      place[cap] = perm[cap_start[rows.user[cap]] + place[cap]]
+      keep = place < max_history
+      slot = first_page[rows.user].astype(np.int64) * page_slots + place
+      slot, rows.video, rows.labels = slot[keep], rows.video[keep], rows.labels[keep]
+    flat_video[slot] = rows.video
+    flat_labels[slot] = rows.labels
+  n_dropped = int((env_counts - length).sum())
+  if n_dropped:
+    log.info("%d users have more than %d interactions: kept %d of each at random, dropping "
+             "%s of %s interactions (%.2f%%)", len(capped), max_history, max_history,
+             f"{n_dropped:,}", f"{int(env_counts.sum()):,}",
+             100 * n_dropped / env_counts.sum())
+  owner = np.concatenate([np.repeat(np.arange(n_users), n_pages),
+                          np.repeat(np.arange(n_users), pre_pages)]).astype(np.int32)
   return Packed(video, labels, first_page, n_pages, length, n_dropped, owner, n_env_pages)
 
 

@@ -2,11 +2,13 @@
 
 Only the requested columns are converted, with explicit types, batch by batch: no Python
 object is built per row, so 27K's 322M log rows and multi-GB statistic tables stream through.
-The cache is one Arrow IPC file per table, memory-mapped on load, keyed by the source files'
-names, sizes and mtimes and by the requested columns and types.
+The cache is one Arrow IPC file per table, keyed by the source files' names, sizes and mtimes
+and by the requested columns and types: a feature table is memory-mapped whole, a log is read
+batch by batch (Cached.batches), so that loading never holds all its rows at once.
 """
 
 import csv
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -24,8 +26,9 @@ from gtesim.logs import get_logger
 
 log = get_logger("data")
 
-CACHE_VERSION = 2
-_BLOCK_BYTES = 64 << 20
+CACHE_VERSION = 3  # 3: record batches of at most BATCH_ROWS rows.
+_BLOCK_BYTES = 1 << 20  # CSV text per block: the streaming reader holds some tens of blocks.
+BATCH_ROWS = 1 << 18  # Rows per record batch of a cache file (what a pass reads at once).
 _CONVERSION = re.compile(
     r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'")
 
@@ -73,7 +76,8 @@ def _stream_csv(path, columns, names, writer, ids=()):
     reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
                              convert_options=options)
     for batch in reader:
-      writer.write_batch(batch)
+      for start in range(0, batch.num_rows, BATCH_ROWS):
+        writer.write_batch(batch.slice(start, BATCH_ROWS))
       rows += batch.num_rows
   except pa.ArrowInvalid as err:
     raise _conversion_error(path, names, err, ids) from None
@@ -155,28 +159,62 @@ def _checksum(path) -> str:
   return f"{crc:08x}"
 
 
-def _load_cached(path: pathlib.Path, meta_path: pathlib.Path, schema: pa.Schema):
-  """(table, rows per file, None) of a whole cache entry, else (None, None, why not; None
-  when there is no entry)."""
+def _check_cached(path: pathlib.Path, meta_path: pathlib.Path, schema: pa.Schema):
+  """(rows per file, None) of a sound cache entry, else (None, why not; None when there is
+  no entry). Reads the file once for its checksum, keeps nothing."""
   if not (path.exists() and meta_path.exists()):
-    return None, None, None
+    return None, None
   try:
     meta = json.loads(meta_path.read_text())
     if path.stat().st_size != meta["bytes"] or _checksum(path) != meta["crc32"]:
-      return None, None, "its checksum does not match (it changed after it was written)"
-    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    if not table.schema.equals(schema):
-      return None, None, "its columns differ from the requested ones"
-    return table, meta["rows"], None
+      return None, "its checksum does not match (it changed after it was written)"
+    with pa.OSFile(str(path)) as f:
+      if not pa.ipc.open_file(f).schema.equals(schema):
+        return None, "its columns differ from the requested ones"
+    return meta["rows"], None
   except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
-    return None, None, f"it cannot be read ({type(err).__name__}: {err})"
+    return None, f"it cannot be read ({type(err).__name__}: {err})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cached:
+  """A sound cache entry: its Arrow IPC file and the rows of each source file."""
+  path: pathlib.Path
+  counts: list
+
+  @property
+  def n_rows(self) -> int:
+    return int(sum(self.counts))
+
+  def table(self) -> pa.Table:
+    """The whole table, memory-mapped."""
+    return pa.ipc.open_file(pa.memory_map(str(self.path))).read_all()
+
+  def batches(self, max_rows: int):
+    """Its record batches in order, each read into memory on its own (not memory-mapped, so
+    that a pass over a table larger than memory holds one batch at a time), sliced to at most
+    `max_rows` rows."""
+    with pa.OSFile(str(self.path)) as f:
+      reader = pa.ipc.open_file(f)
+      for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        for start in range(0, batch.num_rows, max_rows):
+          yield batch.slice(start, max_rows)
 
 
 def read_table(role, files, columns: dict, cache_dir: pathlib.Path, ids=()):
-  """Reads `columns` (name -> Arrow type) of all `files` of a role, via the cache.
+  """(`columns` of all `files` of a role as one memory-mapped table, rows of each file), via
+  the cache (cache_entry)."""
+  entry = cache_entry(role, files, columns, cache_dir, ids)
+  return entry.table(), entry.counts
 
-  A cache entry is the Arrow IPC file and a sidecar with its size, CRC-32 and the rows of
-  each source file; an entry that cannot be read or fails its checksum is rebuilt (with a
+
+def cache_entry(role, files, columns: dict, cache_dir: pathlib.Path, ids=()) -> Cached:
+  """The cache entry of `columns` (name -> Arrow type) of all `files` of a role, built from
+  the CSVs batch by batch on first use.
+
+  An entry is the Arrow IPC file and a sidecar with its size, CRC-32 and the rows of each
+  source file; an entry that cannot be read or fails its checksum is rebuilt (with a
   warning).
 
   Args:
@@ -184,9 +222,7 @@ def read_table(role, files, columns: dict, cache_dir: pathlib.Path, ids=()):
     files: CSV paths, concatenated in this order.
     columns: column name -> Arrow type to convert to.
     cache_dir: folder for the cache files.
-
-  Returns:
-    (table with exactly `columns`, memory-mapped from the cache; rows of each file).
+    ids: the id columns (their conversion errors say so).
   """
   headers = [check_columns(f, columns) for f in files]
   cache_dir = pathlib.Path(cache_dir)
@@ -194,24 +230,24 @@ def read_table(role, files, columns: dict, cache_dir: pathlib.Path, ids=()):
   path = cache_dir / f"{role}-{key}.arrow"
   meta_path = path.with_suffix(".meta.json")
   schema = pa.schema([(n, t) for n, t in columns.items()])
-  table, counts, problem = _load_cached(path, meta_path, schema)
-  if table is not None:
-    return table, counts
+  counts, problem = _check_cached(path, meta_path, schema)
+  if counts is not None:
+    return Cached(path, counts)
   try:
     cache_dir.mkdir(parents=True, exist_ok=True)
   except OSError as err:
     raise InputError(f"cannot create the cache folder {cache_dir} ({err}). Set "
                      "--config.data.cache_dir to a writable folder.") from None
   with build_lock(cache_dir / f".{role}.lock", f"the {role} cache in {cache_dir}", log):
-    table, counts, problem = _load_cached(path, meta_path, schema)  # Built meanwhile?
-    if table is not None:
-      return table, counts
+    counts, problem = _check_cached(path, meta_path, schema)  # Built meanwhile?
+    if counts is not None:
+      return Cached(path, counts)
     return _build(role, files, columns, cache_dir, ids, headers, path, meta_path, schema,
                   problem)
 
 
 def _build(role, files, columns, cache_dir, ids, headers, path, meta_path, schema, problem):
-  """Builds the cache file of `read_table` (under its lock)."""
+  """Builds the cache file of `cache_entry` (under its lock)."""
   if problem is not None:
     log.warning("the %s cache %s is damaged: %s; rebuilding it", role, path, problem)
   log.info("building the %s cache from %d file(s) (first load)", role, len(files))
@@ -226,8 +262,8 @@ def _build(role, files, columns, cache_dir, ids, headers, path, meta_path, schem
   for stale in cache_dir.glob(f"{role}-*"):
     if stale not in (path, meta_path):
       stale.unlink()
-  table, _, problem = _load_cached(path, meta_path, schema)
-  if table is None:
+  counts, problem = _check_cached(path, meta_path, schema)
+  if counts is None:
     raise InputError(f"the cache file {path} was written but {problem}; check the disk or "
                      "set --config.data.cache_dir elsewhere.")
-  return table, counts
+  return Cached(path, counts)

@@ -210,12 +210,8 @@ class UserUnit(Unit):
     pretraining-only rows where the data has them, else all rows); a user without such rows
     gets the train users' mean of those rows. Fixed before assignment: a valid covariate."""
     del user_enc, key
-    pool = ~ds.is_env if (~ds.is_env).any() else np.ones(len(ds.user), bool)
-    n_users, n_labels = len(ds.user_ids), ds.labels.shape[1]
-    users = ds.user[pool]
-    total = np.stack([np.bincount(users, ds.labels[pool, l].astype(np.float64), n_users)
-                      for l in range(n_labels)], -1)
-    count = np.bincount(users, minlength=n_users).astype(np.float64)
+    n_labels = len(ds.label_names)
+    total, count = ds.pool_sums, ds.pool_rows.astype(np.float64)  # Summed by dataset.load.
     train = train_user & (count > 0)
     fill = (total[train].sum(0) / count[train].sum() if train.any()
             else np.zeros(n_labels))

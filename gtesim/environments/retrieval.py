@@ -30,7 +30,7 @@ class Popularity:
 
   @staticmethod
   def weights(config, ds) -> np.ndarray:
-    counts = np.bincount(ds.video, minlength=len(ds.video_ids)).astype(np.float64)
+    counts = ds.video_rows.astype(np.float64)  # Rows of each video in all logs.
     return ((counts + 1) ** config.sim.popularity_power).astype(np.float32)
 
 
