@@ -133,16 +133,19 @@ def _parse(argv):
           f"bad config override: {err}")
 
 
-def run(main, tag="run"):
-  """app.run(main) where bad input ends in one clear line and exit status 2."""
+def run(main, tag="run", resume=None):
+  """app.run(main) where bad input ends in one clear line and exit status 2; a stop on a
+  signal ends in its line and status 75, saying how to resume: `resume` where the entry point
+  resumes otherwise than a single run's `--resume` (a study, the advisor: run it again)."""
   def guarded(argv):
     try:
       main(argv)
     except stopping.Stopped as err:
-      _fail(tag, str(err), status=err.status, kind="")
+      _fail(tag, f"{err.where}; {resume}" if resume else str(err), status=err.status, kind="")
     except GtesimError as err:
       _fail(tag, str(err))
     except OSError as err:  # A write (or read) the system refused: disk, quota, permissions.
       _fail(tag, os_error_message(err, "writing or reading") +
-            "; the last good checkpoint is kept: fix the cause, then resume with --resume.")
+            "; the last good checkpoint is kept: fix the cause, then "
+            f"{resume or 'resume with --resume'}.")
   app.run(guarded, flags_parser=_parse)

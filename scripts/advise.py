@@ -43,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, tag="advise")
+  cli.run(main, tag="advise", resume="run the same command again to resume")

@@ -60,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, tag="study")
+  cli.run(main, tag="study", resume="run the same command again to resume")

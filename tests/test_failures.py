@@ -150,3 +150,20 @@ def test_processes_loading_a_fresh_data_folder_at_once_build_it_once_and_agree(t
   logged = outs[0][1] + outs[1][1]
   assert logged.count("generating the synthetic dataset") == 1, logged
   assert logged.count("building the standard cache from") == 1, logged
+
+
+@pytest.mark.parametrize("resume, hint", [(None, "resume with --resume"),
+                                          ("run the same command again to resume",
+                                           "run the same command again to resume")])
+def test_a_stop_says_how_its_entry_point_resumes(resume, hint):
+  """scripts/run.py resumes with --resume, a study and the advisor by being run again: the
+  stop's last line says which, with status 75."""
+  code = ("from gtesim import cli; from gtesim.driver import stopping\n"
+          "def main(argv):\n"
+          "  raise stopping.Stopped('stopped by SIGTERM at step 3 of 9 (checkpointed)')\n"
+          f"cli.run(main, tag='study', resume={resume!r})\n")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=120)
+  assert done.returncode == stopping.STOPPED_STATUS, done.stderr[-2000:]
+  assert done.stderr.strip().splitlines()[-1] == (
+      f"[study] stopped by SIGTERM at step 3 of 9 (checkpointed); {hint}")

@@ -13,6 +13,7 @@ before packing.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import pathlib
@@ -113,15 +114,19 @@ class Dataset:
   def batches(self, max_rows: int | None = None):
     return self.reader.batches(max_rows)
 
-  def _whole(self, field: str) -> np.ndarray:
-    return np.concatenate([getattr(r, field) for r in self.batches()])
+  @functools.cached_property
+  def _whole(self) -> dict:
+    """Every row at once, read on first use and kept (tests and small data: the package
+    reads `batches`)."""
+    rows = list(self.batches())
+    return {f.name: np.concatenate([getattr(r, f.name) for r in rows])
+            for f in dataclasses.fields(Rows)}
 
-  # Every row at once (tests and small data; the package reads `batches`).
-  user = property(lambda self: self._whole("user"))
-  video = property(lambda self: self._whole("video"))
-  labels = property(lambda self: self._whole("labels"))
-  is_rand = property(lambda self: self._whole("is_rand"))
-  is_env = property(lambda self: self._whole("is_env"))
+  user = property(lambda self: self._whole["user"])
+  video = property(lambda self: self._whole["video"])
+  labels = property(lambda self: self._whole["labels"])
+  is_rand = property(lambda self: self._whole["is_rand"])
+  is_env = property(lambda self: self._whole["is_env"])
 
 
 class _Ids:

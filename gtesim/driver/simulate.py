@@ -122,8 +122,8 @@ def pretrain_production(config, setup: setup_lib.Setup, fns: mapping.Compiled, s
       break
     if stop is not None and stop.requested():
       raise stopping.Stopped(f"stopped by {stop.signal_name} during pretraining (epoch {e + 1}"
-                             f" of {epochs}); nothing to checkpoint yet: resume with --resume "
-                             "(it starts over)")
+                             f" of {epochs}); nothing to checkpoint yet",
+                             "resume with --resume (it starts over)")
   bar.close()
   host = parallel.to_host(prod)
   converged = host.stopped.mean(0)
@@ -222,7 +222,7 @@ def run_experiment(config, setup: setup_lib.Setup, fns: mapping.Compiled, worlds
       bar.close()
       saved = ("checkpointed" if ckpts is not None else "not checkpointed (no checkpoints)")
       raise stopping.Stopped(f"stopped by {stop.signal_name} at step {done} of {n_steps} "
-                             f"({saved}); resume with --resume")
+                             f"({saved})")
   bar.close()
   timing = {"first_chunk_s": compile_s,
             "steady_rec_per_s": (throughput.rec_per_s(config, worlds, steps_timed, time_timed)

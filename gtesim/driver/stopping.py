@@ -22,8 +22,14 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Stopped(GtesimError):
-  """The run stopped on a signal; the message says where and how to resume."""
+  """The run stopped on a signal; the message says where and how to resume (`hint`: how a
+  single run resumes; an entry point that resumes otherwise, a study or the advisor by being
+  run again, says its own through cli.run)."""
   status = STOPPED_STATUS
+
+  def __init__(self, where: str, hint: str = "resume with --resume"):
+    super().__init__(f"{where}; {hint}")
+    self.where, self.hint = where, hint
 
 
 class StopRequests:

@@ -35,6 +35,7 @@ import math
 import pathlib
 import time
 
+import jax
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +54,7 @@ from gtesim.study import execute as study_lib
 
 log = logs.get_logger("advise")
 STATE = "advise.json"
+COMPILE_CACHE = "compile-cache"  # Ignored by git; delete it when the advice is done.
 KEYS = ("design", "estimator", "se_method", "inflation", "inflation_ci", "bias_pct",
         "bias_pct_ci", "rmse", "power", "wrong_sign", "decided", "B", "cost_s", "study_dir")
 # The decision keys: they may change when a folder is resumed (its looks are recomputed).
@@ -271,6 +273,10 @@ def run(config, out_dir, command: str = "", stop=None) -> dict:
   check(config)
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
+  if not jax.config.jax_compilation_cache_dir:
+    # Every batch compiles the same programs (only the repetitions' data differ): from the
+    # second batch on, XLA's executables come from this cache instead of compiling again.
+    jax.config.update("jax_compilation_cache_dir", str(out / COMPILE_CACHE))
   state_path = out / STATE
   ident = _identity(config)
   state = {"config": ident, "batches": [], "looks": []}
