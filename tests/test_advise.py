@@ -205,3 +205,18 @@ def test_a_resumed_advice_that_decides_earlier_stops_its_looks_and_cost_there(ti
   assert got["verdict"]["decided"] and got["verdict"]["B"] == 100
   assert got["verdict"]["cost_s"] == 10.0 and got["unused_batches"] == [1]
   assert len(got["looks"]) == 1 and got["looks"][0]["how"] == "within margin"
+
+
+def test_the_verdict_in_words_says_undefined_for_an_interval_that_does_not_close():
+  """At few repetitions an inflation factor's upper bound is null: the words say so instead of
+  failing (the default advice decided at B = 40 with one such bound)."""
+  best = {"design": "snapshot", "estimator": "cuped", "se_method": "user", "inflation": 1.13,
+          "inflation_ci": [0.96, None], "bias_pct": 8.1, "bias_pct_ci": [1.6, 15.2],
+          "rmse": 0.0135, "power": None, "wrong_sign": 0.0}
+  last = {"label": "click", "how": "within margin", "best": best,
+          "test": {"runner_up": "snapshot", "rmse": -0.002, "rmse_ci": [-0.0038, None],
+                   "comparisons": {"snapshot": {}}, "upper": 0.0053, "level": 0.00625,
+                   "margin_abs": 0.0054}}
+  words = advise._words({"decided": True, "B": 40, "cost_s": 412.0}, last, "")  # pylint: disable=protected-access
+  assert "widened by 1.13 [0.96, undefined] (power undefined" in words
+  assert words.startswith("Run snapshot with the cuped estimator: no other cell's RMSE")

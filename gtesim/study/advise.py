@@ -225,6 +225,9 @@ def _words(v: dict, last: dict, why: str) -> str:
   """The verdict in words."""
   def pct(x):
     return "undefined" if x is None else f"{x:+.1f}%"
+
+  def num(x, spec):  # A null (an interval that does not close at this B) says so.
+    return "undefined" if x is None else format(x, spec)
   b = last["best"]
   ci = b["bias_pct_ci"]
   if not v["decided"]:
@@ -244,13 +247,14 @@ def _words(v: dict, last: dict, why: str) -> str:
            f"[{pct(ci[0])}, {pct(ci[1])}], RMSE {b['rmse']:.4g}"]
   if b["se_method"] is not None and b["inflation"] is not None:
     parts.append(f"use its {b['se_method']} standard error widened by "
-                 f"{b['inflation']:.2f} [{b['inflation_ci'][0]:.2f}, "
-                 f"{b['inflation_ci'][1]:.2f}] (power {b['power']:.2f}, wrong sign "
-                 f"{b['wrong_sign']:.2f})")
+                 f"{b['inflation']:.2f} [{num(b['inflation_ci'][0], '.2f')}, "
+                 f"{num(b['inflation_ci'][1], '.2f')}] (power {num(b['power'], '.2f')}, "
+                 f"wrong sign {num(b['wrong_sign'], '.2f')})")
   if "test" in last:
     t = last["test"]
     parts.append(f"against the runner-up {t['runner_up']} the RMSE differs by "
-                 f"{t['rmse']:.4g} [{t['rmse_ci'][0]:.4g}, {t['rmse_ci'][1]:.4g}]; against "
+                 f"{num(t['rmse'], '.4g')} [{num(t['rmse_ci'][0], '.4g')}, "
+                 f"{num(t['rmse_ci'][1], '.4g')}]; against "
                  f"all {len(t['comparisons'])} other cells at most {t['upper']:.4g} "
                  f"(simultaneous level {t['level']:.2g}; margin {t['margin_abs']:.4g})")
   parts.append(f"B = {v['B']} repetitions, {v['cost_s']:.0f} s")
