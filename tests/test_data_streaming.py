@@ -137,3 +137,19 @@ def test_a_first_load_holds_at_most_40_bytes_per_log_row(tmp_path):
   got = json.loads(out.stdout.strip().splitlines()[-1])
   assert got["rows"] > 2_500_000
   assert got["peak"] / got["rows"] <= 40, got
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "negative"])
+def test_the_ids_gathered_in_batches_index_like_one_unique(kind):
+  """Ids gathered batch by batch (a lookup table for small non-negative ids, else sorted
+  distinct ids merged as they grow) give np.unique's ids and dense index."""
+  gen = np.random.default_rng(0)
+  high = {"dense": 500, "sparse": 10**15, "negative": 10**6}[kind]
+  raw = gen.integers(-high if kind == "negative" else 0, high, 20_000)
+  ids = dataset._Ids(4 * len(raw) + 1024)  # pylint: disable=protected-access
+  for start in range(0, len(raw), 777):
+    ids.add(raw[start:start + 777])
+  want, index = np.unique(raw, return_inverse=True)
+  np.testing.assert_array_equal(ids.finish(), want)
+  np.testing.assert_array_equal(ids(raw), index)
+  assert (ids.lookup is not None) == (kind == "dense")

@@ -138,6 +138,7 @@ class _Ids:
     self.limit = dense_limit
     self.present = np.zeros(0, bool)
     self.sparse = None  # Sorted distinct ids, once one is negative or past the limit.
+    self.pending = []  # Each later batch's distinct ids, merged when they outgrow `sparse`.
     self.ids = self.lookup = None
 
   def add(self, raw: np.ndarray) -> None:
@@ -154,7 +155,13 @@ class _Ids:
     if self.sparse is None:
       self.sparse = np.flatnonzero(self.present).astype(np.int64)
       self.present = None
-    self.sparse = np.union1d(self.sparse, raw)
+    self.pending.append(np.unique(raw))
+    if sum(map(len, self.pending)) > len(self.sparse):  # Amortised: O(ids log ids) in all.
+      self._merge()
+
+  def _merge(self) -> None:
+    self.sparse = np.unique(np.concatenate([self.sparse, *self.pending]))
+    self.pending = []
 
   def finish(self) -> np.ndarray:
     """The sorted distinct ids (index -> id)."""
@@ -163,6 +170,7 @@ class _Ids:
       self.lookup = (np.cumsum(self.present, dtype=np.int64) - 1).astype(np.int32)
       self.present = None
     else:
+      self._merge()
       self.ids = self.sparse
     return self.ids
 
